@@ -1,0 +1,468 @@
+"""Lesson 01: records in, validated splits and completion-only training examples out.
+
+A record is ``{"question": str, "sub_questions": [str, ...]}`` (other keys are kept). Files are a
+JSON list (errors name the index) or JSONL (errors name the line). The model learns to write the
+numbered sub-questions and the end-of-sequence token after them; the prompt is never trained.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IGNORE_INDEX = -100
+
+INSTRUCTIONS = {
+    "en": (
+        "Break the question into simple sub-questions. "
+        "Write one sub-question per line, numbered 1., 2., 3., ...\n\nQuestion: {question}"
+    ),
+    "ko": (
+        "질문을 단순한 하위 질문들로 나누세요. "
+        "한 줄에 하나씩 1., 2., 3., ... 처럼 번호를 붙여 쓰세요.\n\n질문: {question}"
+    ),
+}
+# Used when the tokenizer has no chat template (a base model): the answer follows this header.
+ANSWER_HEADERS = {"en": "\n\nSub-questions:\n", "ko": "\n\n하위 질문:\n"}
+
+
+class DataError(ValueError):
+    """A record or file that cannot be used; the message names the file, line or index, field."""
+
+
+@dataclass
+class Skipped:
+    """One record left out by ``strict=False``, and why."""
+
+    where: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    """Records that passed validation, and a report of those that did not."""
+
+    records: list[dict[str, Any]]
+    skipped: list[Skipped] = field(default_factory=list)
+    source: str = ""
+
+    def report(self) -> str:
+        lines = [f"{self.source}: {len(self.records)} records loaded, {len(self.skipped)} skipped."]
+        lines += [f"  {s.where}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- validation and loading
+
+
+def record_problem(obj: Any) -> str | None:
+    """What is wrong with one record, or ``None`` when it is valid."""
+    if not isinstance(obj, dict):
+        return (
+            f'a record must be a JSON object with "question" and "sub_questions"; got {_kind(obj)}.'
+        )
+    if "question" not in obj:
+        return 'field "question" is missing.'
+    q = obj["question"]
+    if not isinstance(q, str):
+        return f'field "question" must be a non-empty string; got {_kind(q)}.'
+    if not q.strip():
+        return 'field "question" must be a non-empty string; got an empty string.'
+    if "sub_questions" not in obj:
+        return 'field "sub_questions" is missing.'
+    subs = obj["sub_questions"]
+    if not isinstance(subs, list):
+        return f'field "sub_questions" must be a non-empty list of strings; got {_kind(subs)}.'
+    if not subs:
+        return 'field "sub_questions" must be a non-empty list of strings; got an empty list.'
+    for i, s in enumerate(subs):
+        if not isinstance(s, str):
+            return f'field "sub_questions" item {i} must be a string; got {_kind(s)}.'
+        if not s.strip():
+            return (
+                f'field "sub_questions" item {i} must be a non-empty string; got an empty string.'
+            )
+    return None
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, str):
+        return f"the string {v!r:.40}"
+    if v is None:
+        return "null"
+    name = {
+        dict: "an object",
+        list: "a list",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
+    return f"{name.get(type(v), type(v).__name__)} {json.dumps(v, ensure_ascii=False)[:40]}"
+
+
+def load_records(path: str | Path, strict: bool = True) -> LoadResult:
+    """Load and validate a ``.json`` (list) or ``.jsonl`` file of records.
+
+    With ``strict=True`` the first bad record raises :class:`DataError`; with ``strict=False``
+    bad records are skipped and listed in ``result.skipped``: never dropped silently.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file.")
+    text = _read_utf8(path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; expected records in JSON or JSONL.")
+    if path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip().startswith("[")):
+        items = _jsonl_items(path, text)
+    else:
+        items = _json_items(path, text)
+    return _validate(items, str(path), strict)
+
+
+def _read_utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: the file is not UTF-8 (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}). Save it as UTF-8 "
+            "(`iconv -f cp949 -t utf-8` converts Korean Windows files)."
+        ) from exc
+
+
+def _jsonl_items(path: Path, text: str) -> list[tuple[str, Any]]:
+    items = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append((f"line {lineno}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            items.append(
+                (f"line {lineno}", _BadJson(f"not valid JSON ({exc.msg} at column {exc.colno})."))
+            )
+    return items
+
+
+def _json_items(path: Path, text: str) -> list[tuple[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
+        ) from exc
+    if not isinstance(data, list):
+        raise DataError(
+            f"{path}: a .json data file must hold a list of records; got {_kind(data)}. "
+            "Use JSONL (one record per line) or wrap the records in [ ... ]."
+        )
+    return [(f"index {i}", item) for i, item in enumerate(data)]
+
+
+class _BadJson:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _validate(items: list[tuple[str, Any]], source: str, strict: bool) -> LoadResult:
+    result = LoadResult(records=[], source=source)
+    for where, obj in items:
+        problem = obj.reason if isinstance(obj, _BadJson) else record_problem(obj)
+        if problem is None:
+            result.records.append(obj)
+            continue
+        if strict:
+            more = (
+                sum(1 for _, o in items if isinstance(o, _BadJson) or record_problem(o) is not None)
+                - 1
+            )
+            extra = f" ({more} more bad records in this file.)" if more else ""
+            raise DataError(
+                f"{source}, {where}: {problem}{extra}\nFix the record, or load with strict=False "
+                "to skip bad records and get a report of what was skipped."
+            )
+        result.skipped.append(Skipped(where, problem))
+    if not result.records:
+        raise DataError(f"{source}: no valid records ({len(result.skipped)} skipped).")
+    return result
+
+
+def load_source(spec: str, strict: bool = True, root: Path | None = None) -> LoadResult:
+    """A local file (``.json``/``.jsonl``) or a Hugging Face dataset id (``user/name``)."""
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and root is not None:
+        path = root / path
+    if path.exists() or path.suffix in {".json", ".jsonl"}:
+        return load_records(path, strict=strict)
+    return _load_hub_dataset(spec, strict)
+
+
+def _load_hub_dataset(name: str, strict: bool) -> LoadResult:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, split="train")
+    except Exception as exc:  # offline, missing, private: say which and what to do
+        raise DataError(
+            f"{name}: not a local file, and loading it as a Hugging Face dataset failed "
+            f"({type(exc).__name__}: {exc}). Check the path, or go online / log in for a hub id."
+        ) from exc
+    items = [(f"row {i}", dict(row)) for i, row in enumerate(ds)]
+    return _validate(items, f"dataset {name}", strict)
+
+
+# ---------------------------------------------------------------- cleaning and splitting
+
+
+def normalize_question(text: str) -> str:
+    """Key for duplicates: Unicode NFC, case-folded, single spaces, no trailing punctuation."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.rstrip(" ?？.!。")
+
+
+def dedup(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Keep the first record of each normalized question; return (kept, number dropped)."""
+    seen: set[str] = set()
+    kept = []
+    for rec in records:
+        key = normalize_question(rec["question"])
+        if key not in seen:
+            seen.add(key)
+            kept.append(rec)
+    return kept, len(records) - len(kept)
+
+
+def split_records(
+    records: list[dict[str, Any]], eval_fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Shuffle with ``seed`` and hold out ``eval_fraction`` (same seed, same split)."""
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_eval = round(len(records) * eval_fraction)
+    if eval_fraction > 0 and len(records) > 1:
+        n_eval = min(max(n_eval, 1), len(records) - 1)
+    eval_ids = set(order[:n_eval])
+    train = [records[i] for i in order if i not in eval_ids]
+    held_out = [records[i] for i in order if i in eval_ids]
+    return train, held_out
+
+
+def detect_language(text: str) -> str:
+    """``"ko"`` when Hangul makes up a noticeable share of the letters, else ``"en"``."""
+    letters = [c for c in text if c.isalpha()]
+    hangul = sum(1 for c in letters if "가" <= c <= "힣" or "ᄀ" <= c <= "ᇿ")
+    return "ko" if letters and hangul / len(letters) >= 0.2 else "en"
+
+
+def step_count_histogram(records: list[dict[str, Any]]) -> dict[int, int]:
+    return dict(sorted(Counter(len(r["sub_questions"]) for r in records).items()))
+
+
+# ---------------------------------------------------------------- prompts and labels
+
+
+def render_prompt(question: str, tokenizer: Any, language: str = "auto") -> str:
+    """The text the model sees before it answers.
+
+    With a chat template: one user turn holding the instruction, then the assistant header.
+    Without one (a base model): the instruction, then a header after which the answer follows.
+    """
+    lang = detect_language(question) if language == "auto" else language
+    instruction = INSTRUCTIONS[lang].format(question=question.strip())
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True
+        )
+    return instruction + ANSWER_HEADERS[lang]
+
+
+def render_answer(sub_questions: list[str]) -> str:
+    """The answer the model learns to write: ``1. ...`` one sub-question per line."""
+    return "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(sub_questions, start=1))
+
+
+def prompt_ids(question: str, tokenizer: Any, language: str = "auto") -> list[int]:
+    """Token ids of the prompt, exactly as generation will see them."""
+    text = render_prompt(question, tokenizer, language)
+    # A chat template writes its own BOS; a plain instruction prompt gets the tokenizer's.
+    special = not getattr(tokenizer, "chat_template", None)
+    return tokenizer(text, add_special_tokens=special)["input_ids"]
+
+
+def completion_only_labels(prompt_ids: list[int], answer_ids: list[int], eos_id: int) -> list[int]:
+    """Labels for causal-LM training that train only the answer and its EOS.
+
+    Prompt positions are -100 (ignored by the loss); the answer and the EOS keep their ids.
+    """
+    return [IGNORE_INDEX] * len(prompt_ids) + answer_ids + [eos_id]
+
+
+def encode_example(
+    record: dict[str, Any], tokenizer: Any, max_seq_length: int = 1024, language: str = "auto"
+) -> dict[str, Any]:
+    """Token ids, attention mask and completion-only labels for one record.
+
+    The EOS is appended by id, so it is trained even when the tokenizer's pad token is the EOS
+    (padding is masked by the collator's ``label_pad_token_id``, never by comparing to pad).
+    Sequences longer than ``max_seq_length`` are cut on the right and marked ``truncated``.
+    """
+    p_ids = prompt_ids(record["question"], tokenizer, language)
+    a_ids = tokenizer(render_answer(record["sub_questions"]), add_special_tokens=False)["input_ids"]
+    input_ids = p_ids + a_ids + [tokenizer.eos_token_id]
+    labels = completion_only_labels(p_ids, a_ids, tokenizer.eos_token_id)
+    truncated = len(input_ids) > max_seq_length
+    input_ids, labels = input_ids[:max_seq_length], labels[:max_seq_length]
+    return {
+        "input_ids": input_ids,
+        "attention_mask": [1] * len(input_ids),
+        "labels": labels,
+        "truncated": truncated,
+        "n_trained": sum(1 for x in labels if x != IGNORE_INDEX),
+    }
+
+
+@dataclass
+class TokenizedSplits:
+    """Training-ready ``datasets.Dataset`` objects plus what tokenization had to cut."""
+
+    train: Any
+    eval: Any
+    truncated: dict[str, int]
+
+    def report(self) -> str:
+        parts = [
+            f"{name}: {len(ds)} examples, {self.truncated[name]} truncated"
+            for name, ds in (("train", self.train), ("eval", self.eval))
+        ]
+        return "; ".join(parts)
+
+
+def tokenize_splits(
+    train: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    tokenizer: Any,
+    max_seq_length: int,
+    language: str = "auto",
+) -> TokenizedSplits:
+    """Encode both splits; refuse examples that would leave nothing to train."""
+    import datasets
+
+    out, truncated = {}, {}
+    for name, recs in (("train", train), ("eval", held_out)):
+        rows = [encode_example(r, tokenizer, max_seq_length, language) for r in recs]
+        for i, row in enumerate(rows):
+            if row["n_trained"] == 0:
+                raise DataError(
+                    f"{name} example {i} ({recs[i]['question'][:60]!r}): the prompt alone fills "
+                    f"max_seq_length={max_seq_length}, so no answer token is left to train. "
+                    "Raise data.max_seq_length or shorten the question."
+                )
+        truncated[name] = sum(r["truncated"] for r in rows)
+        cols = {k: [r[k] for r in rows] for k in ("input_ids", "attention_mask", "labels")}
+        out[name] = datasets.Dataset.from_dict(cols)
+    return TokenizedSplits(out["train"], out["eval"], truncated)
+
+
+def show_trained_tokens(example: dict[str, Any], tokenizer: Any) -> str:
+    """An example token by token: ``[prompt]`` is not trained, ``<<trained>>`` is learned."""
+    pieces = []
+    for tok, label in zip(example["input_ids"], example["labels"], strict=True):
+        text = tokenizer.decode([tok]).replace("\n", "\\n")
+        pieces.append(f"<<{text}>>" if label != IGNORE_INDEX else f"[{text}]")
+    return " ".join(pieces)
+
+
+# ---------------------------------------------------------------- saving and plots
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as UTF-8 JSONL, atomically."""
+    from qdlib.runs import atomic_write_text
+
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write_text(path, text)
+
+
+def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) -> Any:
+    """Histograms of sub-question counts and (with a tokenizer) token lengths."""
+    from matplotlib.figure import Figure
+
+    n = 2 if tokenizer is not None else 1
+    fig = Figure(figsize=(5 * n, 3.2))
+    axes = fig.subplots(1, n, squeeze=False)
+    steps = step_count_histogram(records)
+    axes[0][0].bar(list(steps), list(steps.values()), color="#4C72B0")
+    axes[0][0].set(title="sub-questions per record", xlabel="steps", ylabel="records")
+    if tokenizer is not None:
+        lengths = [len(encode_example(r, tokenizer)["input_ids"]) for r in records]
+        axes[0][1].hist(lengths, bins=30, color="#55A868")
+        axes[0][1].set(title="tokens per example (prompt + answer + EOS)", xlabel="tokens")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- the whole data step
+
+
+@dataclass
+class Splits:
+    """Train and eval records, and what was done to get them (for the data report)."""
+
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    loaded: int
+    skipped: list[Skipped]
+    duplicates: int
+    leaked: int
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "loaded": self.loaded,
+            "skipped": [vars(s) for s in self.skipped],
+            "duplicates_dropped": self.duplicates,
+            "eval_questions_dropped_from_train": self.leaked,
+            "train": len(self.train),
+            "eval": len(self.eval),
+            "train_steps_histogram": step_count_histogram(self.train),
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"{self.loaded} records loaded, {len(self.skipped)} skipped as invalid, "
+            f"{self.duplicates} duplicates dropped, "
+            f"{self.leaked} eval questions taken out of train "
+            f"-> train {len(self.train)}, eval {len(self.eval)}"
+        )
+
+
+def prepare_splits(cfg: Any) -> Splits:
+    """Load the profile's data, validate, dedup, cap at ``max_samples`` and split by seed."""
+    from qdlib.config import PROJECT_ROOT
+
+    d = cfg.data
+    loaded = load_source(d.train_file, strict=d.strict, root=PROJECT_ROOT)
+    records, dups = dedup(loaded.records)
+    skipped = list(loaded.skipped)
+    if d.max_samples is not None and len(records) > d.max_samples:
+        keep = sorted(random.Random(cfg.seed).sample(range(len(records)), d.max_samples))
+        records = [records[i] for i in keep]
+    leaked = 0
+    if d.eval_file:
+        held = load_source(d.eval_file, strict=d.strict, root=PROJECT_ROOT)
+        skipped += held.skipped
+        held_out, _ = dedup(held.records)
+        eval_keys = {normalize_question(r["question"]) for r in held_out}
+        train = [r for r in records if normalize_question(r["question"]) not in eval_keys]
+        leaked = len(records) - len(train)
+    else:
+        train, held_out = split_records(records, d.eval_fraction, cfg.seed)
+    return Splits(train, held_out, len(loaded.records) + len(loaded.skipped), skipped, dups, leaked)

@@ -1,0 +1,294 @@
+"""Lesson 02: load a base model and its tokenizer (a hub id, a local folder, or the tiny model).
+
+``model.name: tiny`` builds, from a seed, a small Llama-architecture model with random weights and
+a byte-level BPE tokenizer trained on the bundled data, saves it as an ordinary Hugging Face folder,
+and loads it with ``from_pretrained`` like any hub model. Nothing here downloads for the tiny model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qdlib.config import PROJECT_ROOT, Config, ConfigError
+from qdlib.data import ANSWER_HEADERS, INSTRUCTIONS, detect_language, load_records, render_answer
+
+TINY_FORMAT_VERSION = "2"
+TINY_CORPUS = ("data/teaching/decompose_teach.jsonl", "data/examples/sample_train.jsonl")
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+
+def cache_dir() -> Path:
+    """Where built tiny models live (``QDLIB_CACHE`` or ``.cache/qdlib`` in the project)."""
+    return Path(os.environ.get("QDLIB_CACHE", PROJECT_ROOT / ".cache" / "qdlib"))
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------- precision and quantization
+
+
+def resolve_dtype(requested: str, on: str | None = None) -> torch.dtype:
+    """The dtype to load in. ``auto``: bf16 on a GPU that has it, else fp16; fp32 on CPU.
+
+    bf16 asked on a GPU without bf16 falls back to fp16 with a warning; fp16 asked on a CPU
+    falls back to fp32 (CPU kernels for fp16 training are slow or missing).
+    """
+    on = on or device()
+    if on == "cuda":
+        bf16_ok = torch.cuda.is_bf16_supported()
+        if requested == "auto":
+            return torch.bfloat16 if bf16_ok else torch.float16
+        if requested == "bfloat16" and not bf16_ok:
+            warnings.warn("this GPU has no bfloat16: falling back to float16.", stacklevel=2)
+            return torch.float16
+    elif requested in ("auto", "float16"):
+        if requested == "float16":
+            warnings.warn("float16 on CPU is slow and unstable: using float32.", stacklevel=2)
+        return torch.float32
+    return getattr(torch, requested)
+
+
+def check_quantization(kind: str, on: str | None = None) -> None:
+    """Fail early, with what to do, when bitsandbytes cannot quantize on this device."""
+    if kind == "none":
+        return
+    on = on or device()
+    try:
+        import bitsandbytes.functional as bnbf
+
+        x = torch.randn(64, 64, device=on)
+        if kind == "4bit":
+            bnbf.quantize_4bit(x, quant_type="nf4")
+        else:
+            bnbf.int8_vectorwise_quant(x.half() if on == "cuda" else x)
+    except Exception as exc:
+        raise ConfigError(
+            f"model.quantization={kind!r} needs a bitsandbytes backend for {on}, and none works "
+            f"here ({type(exc).__name__}: {exc}). Install bitsandbytes>=0.46 (CUDA or CPU "
+            "build), or set model.quantization: none."
+        ) from exc
+
+
+def quantization_config(cfg: Config, dtype: torch.dtype) -> Any:
+    """A ``BitsAndBytesConfig`` for QLoRA (NF4 + double quantization) or 8-bit, or ``None``."""
+    from transformers import BitsAndBytesConfig
+
+    if cfg.model.quantization == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    if cfg.model.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+# ---------------------------------------------------------------- the offline tiny model
+
+
+def _corpus_texts() -> list[str]:
+    """Text the tiny tokenizer is trained on: each bundled record as the model will see it.
+
+    Prompts include the instruction wording, so frequent words become single tokens and the
+    tiny model spends its few steps on the answer, not on spelling out the instruction.
+    """
+    texts = []
+    for rel in TINY_CORPUS:
+        for rec in load_records(PROJECT_ROOT / rel).records:
+            lang = detect_language(rec["question"])
+            prompt = INSTRUCTIONS[lang].format(question=rec["question"])
+            texts.append(f"user\n{prompt}{ANSWER_HEADERS[lang]}assistant\n")
+            texts.append(render_answer(rec["sub_questions"]))
+    return texts
+
+
+def tiny_model_dir(cfg: Config) -> Path:
+    """The cache folder for this tiny spec, seed and corpus (built by :func:`build_tiny_model`)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([TINY_FORMAT_VERSION, cfg.seed, vars(cfg.model.tiny)]).encode())
+    for rel in TINY_CORPUS:
+        h.update((PROJECT_ROOT / rel).read_bytes())
+    return cache_dir() / f"tiny-{h.hexdigest()[:12]}"
+
+
+def train_tiny_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer (any text, Korean included, round-trips) with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_tiny_model(cfg: Config) -> Path:
+    """Build (once) and cache the tiny model; return its folder.
+
+    The same seed, spec and bundled data always give the same weights and tokenizer. The folder is
+    written under a temporary name and renamed when complete, so a crash leaves no half model.
+    """
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    target = tiny_model_dir(cfg)
+    if (target / "config.json").exists():
+        return target
+    spec = cfg.model.tiny
+    tokenizer = train_tiny_tokenizer(_corpus_texts(), spec.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").exists():  # lost a race to another builder: fine
+            raise
+    return target
+
+
+# ---------------------------------------------------------------- loading
+
+
+def model_path(cfg: Config) -> str:
+    """What ``from_pretrained`` gets: the tiny model's folder, a local folder, or a hub id."""
+    if cfg.model.name == "tiny":
+        return str(build_tiny_model(cfg))
+    local = cfg.resolve_path(cfg.model.name)
+    return str(local) if local.exists() else cfg.model.name
+
+
+def load_tokenizer(cfg: Config) -> Any:
+    """The base model's tokenizer, with a pad token (the EOS when the model has none).
+
+    A pad token equal to EOS is safe here: labels are built explicitly and the collator pads them
+    with -100, so the EOS that ends each answer keeps its label.
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        model_path(cfg), revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(cfg: Config, quantized: bool = True) -> Any:
+    """Load the base model in the profile's dtype (and 4/8-bit when asked and ``quantized``)."""
+    from transformers import AutoModelForCausalLM
+
+    on = device()
+    dtype = resolve_dtype(cfg.model.dtype, on)
+    qcfg = None
+    if quantized and cfg.model.quantization != "none":
+        check_quantization(cfg.model.quantization, on)
+        qcfg = quantization_config(cfg, dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path(cfg),
+        revision=cfg.model.revision,
+        dtype=dtype,
+        quantization_config=qcfg,
+        device_map={"": on} if qcfg is not None or on == "cuda" else None,
+        trust_remote_code=cfg.model.trust_remote_code,
+        attn_implementation=cfg.model.attn_implementation,
+        use_safetensors=True,
+    )
+    return model
+
+
+@dataclass
+class ModelSummary:
+    """What a learner wants to know about a loaded model."""
+
+    name: str
+    architecture: str
+    parameters: int
+    dtype: str
+    quantization: str
+    memory_mb: float
+    vocab_size: int
+    chat_template: bool
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: {self.architecture}, {self.parameters:,} parameters, "
+            f"dtype {self.dtype}, quantization {self.quantization}, "
+            f"{self.memory_mb:,.1f} MB of weights, vocabulary {self.vocab_size:,}, "
+            f"chat template: {'yes' if self.chat_template else 'no'}"
+        )
+
+
+def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
+    return ModelSummary(
+        name=cfg.model.name,
+        architecture=type(model).__name__,
+        parameters=sum(p.numel() for p in model.parameters()),
+        dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+        quantization=cfg.model.quantization,
+        memory_mb=model.get_memory_footprint() / 2**20,
+        vocab_size=len(tokenizer),
+        chat_template=bool(getattr(tokenizer, "chat_template", None)),
+    )
+
+
+def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) -> Any:
+    """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(load_model(cfg, quantized=quantized), str(adapter_dir))

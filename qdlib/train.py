@@ -1,0 +1,126 @@
+"""Lesson 04: train the adapters with ``transformers.Trainer`` and save them.
+
+Nothing here replaces the Trainer: we build its arguments from the profile, give it a collator
+that pads each batch only to its longest example (labels padded with -100), and keep its log.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qdlib.config import Config
+from qdlib.data import IGNORE_INDEX, TokenizedSplits
+from qdlib.runs import atomic_write_json
+
+
+def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) -> Any:
+    """``TrainingArguments`` from the profile's ``training`` section."""
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    on_gpu = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a share of the total steps
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optimizer,
+        gradient_checkpointing=False,  # set up by attach_lora, which knows about k-bit models
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if t.eval_steps else "no",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        bf16=on_gpu and model_dtype == torch.bfloat16,
+        fp16=on_gpu and model_dtype == torch.float16,
+        use_cpu=not on_gpu,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[] if t.report_to == "none" else [t.report_to],
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=False,
+    )
+
+
+def build_trainer(
+    model: Any, tokenizer: Any, splits: TokenizedSplits, cfg: Config, output_dir: Path
+) -> Any:
+    """A ``Trainer`` with dynamic padding (to the longest example in each batch)."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
+
+    set_seed(cfg.seed)
+    collator = DataCollatorForSeq2Seq(
+        tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
+    )
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    return Trainer(
+        model=model,
+        args=training_arguments(cfg, output_dir, dtype),
+        train_dataset=splits.train,
+        eval_dataset=splits.eval if cfg.training.eval_steps else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+    )
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint folder under ``output_dir``, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def save_adapter(model: Any, tokenizer: Any, path: Path) -> Path:
+    """Save adapter weights (safetensors), ``adapter_config.json`` and the tokenizer, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def save_log_history(log_history: list[dict[str, Any]], path: Path) -> None:
+    atomic_write_json(path, log_history)
+
+
+def plot_loss(log_history: list[dict[str, Any]]) -> Any:
+    """Training loss (and eval loss when there is one) against the step."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss", color="#4C72B0")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss", color="#C44E52")
+    ax.set(xlabel="step", ylabel="loss (answer tokens only)", title="training loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,195 @@
+"""Records load with errors that name the place; labels train exactly the answer and its EOS."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+
+from qdlib.data import (
+    IGNORE_INDEX,
+    DataError,
+    dedup,
+    detect_language,
+    encode_example,
+    load_records,
+    prompt_ids,
+    render_answer,
+    render_prompt,
+    split_records,
+    tokenize_splits,
+)
+
+GOOD = {"question": "A와 B의 인구는?", "sub_questions": ["A의 인구는?", "B의 인구는?"]}
+
+
+def write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def jsonl(*objs):
+    return "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs)
+
+
+def test_json_list_and_jsonl_give_the_same_records():
+    json_recs = load_records("data/examples/sample_train.json").records
+    jsonl_recs = load_records("data/examples/sample_train.jsonl").records
+    assert json_recs == jsonl_recs and len(json_recs) >= 30
+
+
+def test_malformed_json_reports_line_and_column(tmp_path):
+    path = write(
+        tmp_path, "d.json", '[\n  {"question": "q?", "sub_questions": ["a?"]},\n  {oops}\n]'
+    )
+    with pytest.raises(DataError, match=r"d.json, line 3, column 4: not valid JSON"):
+        load_records(path)
+
+
+def test_bad_jsonl_line_is_named(tmp_path):
+    path = write(tmp_path, "d.jsonl", jsonl(GOOD) + '{"question": "q?"\n')
+    with pytest.raises(DataError, match=r"d.jsonl, line 2: not valid JSON"):
+        load_records(path)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"sub_questions": ["a?"]}, 'field "question" is missing'),
+        ({"question": "q?"}, 'field "sub_questions" is missing'),
+        ({"question": 3, "sub_questions": ["a?"]}, 'field "question" must be a non-empty string'),
+        ({"question": "q?", "sub_questions": "a?"}, "must be a non-empty list of strings; got the"),
+        ({"question": "q?", "sub_questions": []}, "got an empty list"),
+        (
+            {"question": "  ", "sub_questions": ["a?"]},
+            '"question" must be a non-empty string; got an',
+        ),
+        (
+            {"question": "q?", "sub_questions": ["a?", ""]},
+            '"sub_questions" item 1 must be a non-empty',
+        ),
+        ({"question": "q?", "sub_questions": ["a?", 7]}, '"sub_questions" item 1 must be a string'),
+        (["q?", ["a?"]], "a record must be a JSON object"),
+    ],
+)
+def test_each_bad_record_names_line_and_field(tmp_path, record, message):
+    path = write(tmp_path, "d.jsonl", jsonl(GOOD, GOOD, record))
+    with pytest.raises(DataError) as err:
+        load_records(path)
+    assert "d.jsonl, line 3: " in str(err.value) and message in str(err.value)
+
+
+def test_json_list_errors_name_the_index(tmp_path):
+    path = write(tmp_path, "d.json", json.dumps([GOOD, {"question": "q?", "sub_questions": []}]))
+    with pytest.raises(DataError, match=r"d.json, index 1: field \"sub_questions\""):
+        load_records(path)
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(DataError, match="the file is empty"):
+        load_records(write(tmp_path, "d.jsonl", "\n  \n"))
+
+
+def test_non_utf8_file_names_line(tmp_path):
+    path = write(tmp_path, "d.jsonl", jsonl(GOOD).encode() + jsonl(GOOD).encode("cp949"))
+    with pytest.raises(DataError, match=r"d.jsonl, line 2: the file is not UTF-8"):
+        load_records(path)
+
+
+def test_json_that_is_not_a_list(tmp_path):
+    with pytest.raises(DataError, match="must hold a list of records"):
+        load_records(write(tmp_path, "d.json", json.dumps(GOOD)))
+
+
+def test_non_strict_skips_and_reports_every_bad_record():
+    result = load_records("data/examples/broken.jsonl", strict=False)
+    assert len(result.records) == 3
+    assert [s.where for s in result.skipped] == [f"line {n}" for n in (3, 5, 6, 7, 8)]
+    assert "line 6" in result.report() and "empty list" in result.report()
+
+
+def test_strict_error_counts_the_other_bad_records():
+    with pytest.raises(DataError, match=r"line 3: .*\(4 more bad records in this file.\)"):
+        load_records("data/examples/broken.jsonl")
+
+
+def test_nfc_and_nfd_hangul_are_duplicates():
+    nfd = dict(GOOD, question=unicodedata.normalize("NFD", GOOD["question"]))
+    kept, dropped = dedup([GOOD, nfd, dict(GOOD, question="a와 b의 인구는")])
+    assert len(kept) == 1 and dropped == 2
+
+
+def test_split_is_deterministic_and_disjoint():
+    records = [{"question": f"q{i}?", "sub_questions": ["a?"]} for i in range(100)]
+    a = split_records(records, 0.2, seed=1)
+    b = split_records(records, 0.2, seed=1)
+    c = split_records(records, 0.2, seed=2)
+    assert a == b and a != c
+    assert len(a[1]) == 20 and not {r["question"] for r in a[0]} & {r["question"] for r in a[1]}
+
+
+def test_language_detection():
+    assert detect_language("서울과 부산 중 어디가 더 큰가?") == "ko"
+    assert detect_language("Is Seoul bigger than Busan?") == "en"
+
+
+def test_prompt_tokens_are_not_trained(tiny_tokenizer):
+    ids = encode_example(GOOD, tiny_tokenizer)
+    prompt_len = len(prompt_ids(GOOD["question"], tiny_tokenizer))
+    assert all(label == IGNORE_INDEX for label in ids["labels"][:prompt_len])
+    assert ids["labels"][-1] == tiny_tokenizer.eos_token_id
+
+
+def test_exactly_the_sub_questions_and_eos_are_trained(tiny_tokenizer):
+    ids = encode_example(GOOD, tiny_tokenizer)
+    trained = [t for t in ids["labels"] if t != IGNORE_INDEX]
+    answer = tiny_tokenizer(render_answer(GOOD["sub_questions"]), add_special_tokens=False)
+    assert trained == answer["input_ids"] + [tiny_tokenizer.eos_token_id]
+    assert tiny_tokenizer.decode(trained[:-1]) == "1. A의 인구는?\n2. B의 인구는?"
+
+
+def test_eos_is_trained_when_pad_equals_eos(tiny_cfg):
+    from qdlib.model import load_tokenizer
+
+    tok = load_tokenizer(tiny_cfg)
+    tok.pad_token = tok.eos_token
+    from transformers import DataCollatorForSeq2Seq
+
+    rows = [encode_example(r, tok) for r in (GOOD, dict(GOOD, question="긴 질문 " * 5 + "?"))]
+    batch = DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX)(
+        [{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows]
+    )
+    for row, labels in zip(rows, batch["labels"].tolist(), strict=True):
+        assert labels.count(tok.eos_token_id) == 1  # the EOS after the answer, not the padding
+        assert sum(1 for x in labels if x != IGNORE_INDEX) == row["n_trained"]
+
+
+def test_korean_question_gets_korean_instruction(tiny_tokenizer):
+    assert "하위 질문" in render_prompt(GOOD["question"], tiny_tokenizer)
+    assert "sub-questions" in render_prompt("Which is older, A or B?", tiny_tokenizer)
+
+
+def test_instruction_template_without_chat_template(tiny_cfg):
+    from qdlib.model import load_tokenizer
+
+    tok = load_tokenizer(tiny_cfg)
+    tok.chat_template = None
+    prompt = render_prompt("Which is older, A or B?", tok)
+    assert prompt.startswith("Break the question") and prompt.endswith("Sub-questions:\n")
+    ids = encode_example({"question": "Which is older, A or B?", "sub_questions": ["x?"]}, tok)
+    assert ids["labels"][-1] == tok.eos_token_id
+
+
+def test_truncation_is_counted(tiny_tokenizer):
+    long = {"question": "q?", "sub_questions": ["a long sub-question about cities?"] * 10}
+    out = tokenize_splits([GOOD, long], [GOOD], tiny_tokenizer, max_seq_length=60)
+    assert out.truncated == {"train": 1, "eval": 0}
+
+
+def test_example_with_nothing_to_train_is_refused_by_name(tiny_tokenizer):
+    with pytest.raises(
+        DataError, match=r"train example 0 \('A와 B의 인구는\?'\): the prompt alone"
+    ):
+        tokenize_splits([GOOD], [GOOD], tiny_tokenizer, max_seq_length=10)
