@@ -6,9 +6,11 @@ default, and stops at the EOS. Outputs that are not a numbered list count as for
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,9 +18,12 @@ from tqdm.auto import tqdm
 
 from qdlib.data import prompt_ids
 from qdlib.metrics import aggregate, score_example
-from qdlib.runs import atomic_write_json, atomic_write_text
+from qdlib.runs import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-_NUMBERED = re.compile(r"^\s*(\d+)\s*[.)]\s*(.*\S)\s*$")
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+_NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
+_CIRCLED_ITEM = re.compile(rf"^\s*([{_CIRCLED}])\s*(.*\S)\s*$")
+_BULLET = re.compile(r"^\s*[-*•·▪‣]\s+(.*\S)\s*$")
 
 
 @dataclass
@@ -31,15 +36,65 @@ class Generation:
 
 
 def parse_sub_questions(text: str) -> list[str] | None:
-    """``"1. A?\\n2. B?"`` -> ``["A?", "B?"]``; ``None`` unless a numbered list 1, 2, 3..."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    """The sub-questions in a model's output, whatever list form it used; ``None`` if none.
+
+    Accepted, in this order: a JSON list of strings; a numbered list (``1.``, ``1)``, ``(1)``,
+    ``Step 1:``, ``①``) numbered 1, 2, 3... without gaps; a bulleted list (``-``, ``*``, ``•``);
+    one question per line (every line ends with ``?``). A single leading line ending in ``:``
+    ("Sub-questions:") is skipped. Anything else is a format failure, never a guess.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        return _json_list(text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].rstrip().endswith(":"):
+        lines = lines[1:]
+    if not lines:
+        return None
+    for parse in (_numbered, _bulleted, _question_lines):
+        items = parse(lines)
+        if items:
+            return items
+    return None
+
+
+def _json_list(text: str) -> list[str] | None:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    ok = isinstance(items, list) and items and all(isinstance(x, str) and x.strip() for x in items)
+    return [x.strip() for x in items] if ok else None
+
+
+def _numbered(lines: list[str]) -> list[str] | None:
     items = []
     for expected, line in enumerate(lines, start=1):
         m = _NUMBERED.match(line)
-        if not m or int(m.group(1)) != expected:
+        if m:
+            number, item = int(m.group(1) or m.group(2)), m.group(3)
+        else:
+            c = _CIRCLED_ITEM.match(line)
+            if not c:
+                return None
+            number, item = _CIRCLED.index(c.group(1)) + 1, c.group(2)
+        if number != expected:
             return None
-        items.append(m.group(2))
-    return items or None
+        items.append(item)
+    return items
+
+
+def _bulleted(lines: list[str]) -> list[str] | None:
+    matches = [_BULLET.match(line) for line in lines]
+    return [m.group(1) for m in matches] if all(matches) else None  # type: ignore[union-attr]
+
+
+def _question_lines(lines: list[str]) -> list[str] | None:
+    """Plain lines, each a question; a broken numbered or bulleted list is not one."""
+    stripped = [line.strip() for line in lines]
+    if any(p.match(s) for s in stripped for p in (_NUMBERED, _CIRCLED_ITEM, _BULLET)):
+        return None
+    return stripped if all(s.endswith(("?", "？")) for s in stripped) else None
 
 
 @torch.inference_mode()
@@ -96,36 +151,88 @@ def score(records: list[dict[str, Any]], generations: list[Generation]) -> list[
     rows = []
     for rec, gen in zip(records, generations, strict=True):
         pred = parse_sub_questions(gen.text)
+        gold = rec["sub_questions"]
         rows.append(
             {
                 "question": rec["question"],
-                "gold": rec["sub_questions"],
+                "gold": gold,
                 "output": gen.text,
                 "predicted": pred,
                 "stopped": gen.stopped,
-                "scores": score_example(rec["sub_questions"], pred, gen.stopped),
+                "scores": score_example(gold, pred, gen.stopped, rec["question"]),
             }
         )
     return rows
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return aggregate([r["scores"] for r in rows])
+    """Mean scores, with the counts behind the rates (how many parsed, stopped, matched)."""
+    out = aggregate([r["scores"] for r in rows])
+    out["counts"] = {
+        "parsed": sum(r["predicted"] is not None for r in rows),
+        "stopped": sum(bool(r["stopped"]) for r in rows),
+        "format_valid": sum(int(r["scores"]["format_valid"]) for r in rows),
+        "step_count_correct": sum(int(r["scores"]["step_count_correct"]) for r in rows),
+        "exact_match": sum(int(r["scores"]["exact_match"]) for r in rows),
+    }
+    return out
+
+
+METRIC_KEYS = (
+    "format_valid", "step_count_correct", "step_count_error", "exact_match",
+    "sari", "rouge_l", "chrf", "refs_valid",
+)  # fmt: skip
+RATE_KEYS = ("format_valid", "step_count_correct", "exact_match", "sari", "rouge_l", "chrf")
 
 
 def compare_table(metrics: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per metric, one column per model."""
     names = list(metrics)
-    keys = [k for k in next(iter(metrics.values())) if k != "n"]
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for k in keys:
+    for k in METRIC_KEYS:
         lines.append(f"| {k} | " + " | ".join(f"{metrics[n][k]:.3f}" for n in names) + " |")
     lines.append("| examples | " + " | ".join(str(metrics[n]["n"]) for n in names) + " |")
     return "\n".join(lines)
 
 
-def write_report(eval_dir: Any, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Write ``metrics.json`` and ``predictions.jsonl`` (one line per question, all models)."""
+def _example_md(row: dict[str, Any], others: dict[str, dict[str, Any]]) -> str:
+    lines = [f"**{row['question']}**", "", "gold: " + " / ".join(row["gold"])]
+    for name, r in others.items():
+        shown = " / ".join(r["predicted"]) if r["predicted"] else repr(r["output"][:200])
+        lines.append(f"{name} (SARI {r['scores']['sari']:.2f}): {shown}")
+    return "\n".join(f"- {line}" if i else line for i, line in enumerate(lines) if line) + "\n"
+
+
+def report_markdown(metrics: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> str:
+    """``report.md``: the table, then the last model's best, worst and most changed examples."""
+    names = list(rows)
+    last = names[-1]
+    order = sorted(range(len(rows[last])), key=lambda i: rows[last][i]["scores"]["sari"])
+    parts = ["# Evaluation report", "", compare_table(metrics), ""]
+
+    def section(title: str, ids: list[int]) -> None:
+        parts.extend([f"## {title}", ""])
+        parts.extend(_example_md(rows[last][i], {n: rows[n][i] for n in names}) for i in ids)
+
+    section(f"Best ({last}, by SARI)", order[::-1][:3])
+    section(f"Worst ({last}, by SARI)", order[:3])
+    if len(names) > 1:
+        first = names[0]
+        gain = sorted(
+            range(len(order)),
+            key=lambda i: rows[last][i]["scores"]["sari"] - rows[first][i]["scores"]["sari"],
+        )
+        section(f"Most changed ({first} -> {last})", gain[::-1][:3])
+    return "\n".join(parts)
+
+
+def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Write the four report files (each atomically) and return the metrics.
+
+    ``metrics.json`` (per model and metric, with counts), ``predictions.jsonl`` (one line per
+    question: gold, every model's output and scores), ``report.md`` and ``metrics.png``.
+    """
+    eval_dir = Path(eval_dir)
     metrics = {name: summarize(r) for name, r in rows.items()}
     atomic_write_json(eval_dir / "metrics.json", metrics)
     names = list(rows)
@@ -137,22 +244,74 @@ def write_report(eval_dir: Any, rows: dict[str, list[dict[str, Any]]]) -> dict[s
             line[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
         lines.append(json.dumps(line, ensure_ascii=False) + "\n")
     atomic_write_text(eval_dir / "predictions.jsonl", "".join(lines))
+    atomic_write_text(eval_dir / "report.md", report_markdown(metrics, rows))
+    atomic_write_bytes(eval_dir / "metrics.png", figure_png(plot_metrics(metrics)))
     return metrics
+
+
+def figure_png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return buf.getvalue()
 
 
 def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
     """Grouped bars of the 0-1 metrics, one colour per model."""
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
-    keys = ["format_valid", "step_count_correct", "exact_match"]
-    fig = Figure(figsize=(6, 3.2))
-    ax = fig.subplots()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     width = 0.8 / len(metrics)
     for j, (name, m) in enumerate(metrics.items()):
-        xs = [i + j * width for i in range(len(keys))]
-        ax.bar(xs, [m[k] for k in keys], width, label=name)
-    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(keys))], keys)
-    ax.set(ylim=(0, 1.05), ylabel="share of examples", title="base vs tuned")
+        xs = [i + j * width for i in range(len(RATE_KEYS))]
+        ax.bar(xs, [m[k] for k in RATE_KEYS], width, label=name)
+    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(RATE_KEYS))], RATE_KEYS)
+    ax.set(ylim=(0, 1.05), ylabel="mean over examples", title="base vs tuned")
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- whole runs, widgets
+
+
+def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
+    """Generate with the base model and with base + the run's adapter, score both, write reports."""
+    from qdlib.model import load_model, load_tokenizer, load_with_adapter
+
+    tokenizer = load_tokenizer(cfg)
+    adapter_dir = Path(run_dir) / "adapter"
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
+    settings = {"batch_size": cfg.evaluation.batch_size,
+                "max_new_tokens": cfg.evaluation.max_new_tokens}
+    questions = [r["question"] for r in records]
+    base = generate(load_model(cfg), tokenizer, questions, **settings)
+    tuned = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
+    return write_report(out_dir, {"base": score(records, base), "tuned": score(records, tuned)})
+
+
+def try_it(models: dict[str, Any], tokenizer: Any, max_new_tokens: int = 96) -> Any:
+    """An ipywidgets box: type a question (Korean or English), see each model's decomposition."""
+    import ipywidgets as w
+
+    question = w.Textarea(
+        value="서울과 부산 중 인구가 더 많은 도시는?",
+        placeholder="질문을 입력하세요 / Type a question",
+        layout=w.Layout(width="100%"),
+    )
+    button = w.Button(description="Decompose", button_style="primary")
+    width = f"{100 // len(models) - 1}%"
+    outputs = {n: w.Output(layout=w.Layout(width=width, border="1px solid #ccc")) for n in models}
+
+    def decompose(_: Any = None) -> None:
+        for name, model in models.items():
+            gen = generate(model, tokenizer, [question.value], max_new_tokens=max_new_tokens,
+                           progress=False)[0]
+            steps = parse_sub_questions(gen.text)
+            shown = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1)) if steps else gen.text
+            outputs[name].outputs = ()
+            outputs[name].append_stdout(f"{name}\n{'-' * len(name)}\n{shown}\n")
+
+    button.on_click(decompose)
+    return w.VBox([question, button, w.HBox(list(outputs.values()))])

@@ -1,19 +1,26 @@
 """Task metrics for decompositions: does the model write the right sub-questions, in a usable form?
 
-Each metric takes the gold sub-questions and a prediction (a list of sub-questions, or ``None``
+Each metric compares the gold sub-questions with a prediction (a list of sub-questions, or ``None``
 when the output could not be parsed) and gives a number per example; :func:`aggregate` averages.
 
-- ``format_valid``: the output parsed as a numbered list and generation stopped by itself (EOS).
-- ``step_count_correct``: as many sub-questions as the gold decomposition.
-- ``step_count_error``: absolute difference in the number of sub-questions.
+- ``format_valid``: the output parsed into sub-questions and generation stopped by itself (EOS).
+- ``step_count_correct`` / ``step_count_error``: same number of steps as gold / absolute difference.
 - ``exact_match``: every sub-question equal to the gold one after :func:`normalize`.
+- ``sari``: SARI (Xu et al., 2016) exactly as the StrategyQA leaderboard evaluator computes it for
+  decompositions; see :func:`sari`.
+- ``rouge_l``: ROUGE-L F1 over Unicode word tokens (Hangul kept), steps joined with spaces.
+- ``chrf``: chrF (Popović, 2015; beta 2, character 1- to 6-grams, spaces ignored), Korean-safe.
+- ``refs_valid``: every ``#k`` reference points to an earlier step (1 <= k < its own step).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from typing import Any
+
+# ---------------------------------------------------------------- normalisation and structure
 
 
 def normalize(text: str) -> str:
@@ -36,13 +43,144 @@ def step_count_error(gold: list[str], pred: list[str] | None) -> float:
     return float(abs(len(gold) - len(pred or [])))
 
 
-def score_example(gold: list[str], pred: list[str] | None, stopped: bool) -> dict[str, float]:
+_REF = re.compile(r"#(\d+)")
+
+
+def references_valid(steps: list[str] | None) -> float:
+    """1.0 when every ``#k`` in step i (1-based) has 1 <= k < i; 0.0 otherwise or unparsed."""
+    if steps is None:
+        return 0.0
+    for i, step in enumerate(steps, start=1):
+        if any(not 1 <= int(k) < i for k in _REF.findall(step)):
+            return 0.0
+    return 1.0
+
+
+# ---------------------------------------------------------------- SARI (StrategyQA evaluator)
+
+
+def sari_tokens(text: str) -> list[str]:
+    """The StrategyQA evaluator's tokenization: ``?`` split off, then whitespace."""
+    return text.replace("?", " ?").split()
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter[tuple[str, ...]]:
+    """Each distinct n-gram once (SARI works on n-gram *sets*)."""
+    return Counter({tuple(tokens[i : i + n]): 1 for i in range(len(tokens) + 1 - n)})
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else 1.0  # 0/0 = 1: nothing to do, done perfectly
+
+
+def _f1(tp: float, selected: float, relevant: float) -> float:
+    precision, recall = _ratio(tp, selected), _ratio(tp, relevant)
+    return 2 * precision * recall / (precision + recall) if precision > 0 and recall > 0 else 0.0
+
+
+def sari_parts(source: list[str], prediction: list[str], target: list[str]) -> dict[str, float]:
+    """SARI and its keep, add and delete scores for one source, prediction and reference.
+
+    For n = 1..4 over n-gram sets S (source), P (prediction) and T (reference):
+    keep = F1 of S&P against S&T, add = F1 of P-S against T-S, delete = precision of S-P
+    against S-T; each is averaged over n and SARI is the mean of the three. A ratio with an
+    empty denominator counts as 1. This is the Tensor2Tensor variant the StrategyQA leaderboard
+    uses (with its fix to the deletion score).
+    """
+    keep = add = delete = 0.0
+    for n in range(1, 5):
+        s, p, t = _ngrams(source, n), _ngrams(prediction, n), _ngrams(target, n)
+        kept, should_keep = s & p, s & t
+        tp = sum((kept & should_keep).values())
+        keep += _f1(tp, sum(kept.values()), sum(should_keep.values()))
+        added = p - s
+        add += _f1(sum((added & t).values()), sum(added.values()), sum((t - s).values()))
+        deleted, should_delete = s - p, s - t
+        delete += _ratio(sum((deleted & should_delete).values()), sum(deleted.values()))
+    parts = {"keep": keep / 4, "add": add / 4, "delete": delete / 4}
+    return {"sari": sum(parts.values()) / 3, **parts}
+
+
+def sari(question: str, gold: list[str], pred: list[str] | None) -> float:
+    """SARI of a decomposition as the StrategyQA leaderboard scores it.
+
+    The question is the source, the gold steps joined with spaces the single reference, the
+    predicted steps joined with spaces the prediction (an unparsed output counts as empty).
+    """
+    return sari_parts(
+        sari_tokens(question), sari_tokens(" ".join(pred or [])), sari_tokens(" ".join(gold))
+    )["sari"]
+
+
+# ---------------------------------------------------------------- ROUGE-L and chrF
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased Unicode word tokens: Hangul, Latin, digits; punctuation dropped."""
+    return re.findall(r"\w+", unicodedata.normalize("NFC", text).casefold())
+
+
+def rouge_l(reference: str, candidate: str) -> float:
+    """ROUGE-L F1: longest common subsequence of word tokens (Lin, 2004)."""
+    ref, cand = words(reference), words(candidate)
+    if not ref or not cand:
+        return float(ref == cand)
+    prev = [0] * (len(cand) + 1)
+    for r in ref:
+        row = [0]
+        for j, c in enumerate(cand, start=1):
+            row.append(prev[j - 1] + 1 if r == c else max(prev[j], row[j - 1]))
+        prev = row
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(cand), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def chrf(reference: str, candidate: str, max_n: int = 6, beta: float = 2.0) -> float:
+    """chrF: character n-gram F-beta, precision and recall averaged over n = 1..max_n.
+
+    Whitespace is removed first (as in sacreBLEU's chrF); orders for which either side has no
+    n-grams are skipped. Works on any script, Hangul included.
+    """
+    ref = re.sub(r"\s+", "", unicodedata.normalize("NFC", reference))
+    cand = re.sub(r"\s+", "", unicodedata.normalize("NFC", candidate))
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        r = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
+        c = Counter(cand[i : i + n] for i in range(len(cand) - n + 1))
+        if not r or not c:
+            continue
+        overlap = sum((r & c).values())
+        precisions.append(overlap / sum(c.values()))
+        recalls.append(overlap / sum(r.values()))
+    if not precisions:
+        return float(ref == cand)
+    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    if p == 0 and r == 0:
+        return 0.0
+    b2 = beta * beta
+    return (1 + b2) * p * r / (b2 * p + r)
+
+
+# ---------------------------------------------------------------- per example and overall
+
+
+def score_example(
+    gold: list[str], pred: list[str] | None, stopped: bool, question: str = ""
+) -> dict[str, float]:
     """All per-example scores for one prediction."""
+    joined_gold, joined_pred = " ".join(gold), " ".join(pred or [])
     return {
         "format_valid": float(pred is not None and stopped),
         "step_count_correct": step_count_correct(gold, pred),
         "step_count_error": step_count_error(gold, pred),
         "exact_match": exact_match(gold, pred),
+        "sari": sari(question, gold, pred),
+        "rouge_l": rouge_l(joined_gold, joined_pred),
+        "chrf": chrf(joined_gold, joined_pred),
+        "refs_valid": references_valid(pred),
     }
 
 

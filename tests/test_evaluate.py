@@ -16,8 +16,21 @@ from qdlib.metrics import aggregate, exact_match, normalize, score_example
         ("1. A?\n2. B?", ["A?", "B?"]),
         ("  1) A?\n\n2) B?\n", ["A?", "B?"]),
         ("1. 서울의 인구는?\n2. 부산의 인구는?", ["서울의 인구는?", "부산의 인구는?"]),
+        ("(1) A?\n(2) B?", ["A?", "B?"]),
+        ("Step 1: A?\nStep 2: B?", ["A?", "B?"]),
+        ("① 서울의 인구는?\n② 부산의 인구는?", ["서울의 인구는?", "부산의 인구는?"]),
+        ("- A?\n- B?", ["A?", "B?"]),
+        ("• A?\n• B?", ["A?", "B?"]),
+        ("A?\nB?", ["A?", "B?"]),
+        ('["A?", "B?"]', ["A?", "B?"]),
+        ("Sub-questions:\n1. A?\n2. B?", ["A?", "B?"]),
         ("2. A?\n3. B?", None),  # does not start at 1
+        ("1. A?\n3. B?", None),  # a gap is not a list, nor plain question lines
         ("1. A?\nsome prose", None),
+        ("- A?\nsome prose", None),
+        ("The answer is Paris.", None),
+        ("[1, 2]", None),
+        ("[unclosed", None),
         ("", None),
         ("1.", None),
     ],
@@ -58,20 +71,73 @@ def test_batched_generation_equals_one_at_a_time(tiny_cfg, tiny_tokenizer):
     model = load_model(tiny_cfg)
     questions = ["서울과 부산 중 인구가 더 많은 도시는?", "Who wrote Hamlet?", "A?"]
     batched = generate(model, tiny_tokenizer, questions, batch_size=3, max_new_tokens=8)
-    single = [generate(model, tiny_tokenizer, [q], batch_size=1, max_new_tokens=8)[0]
-              for q in questions]
+    single = [
+        generate(model, tiny_tokenizer, [q], batch_size=1, max_new_tokens=8)[0] for q in questions
+    ]
     assert [g.ids for g in batched] == [g.ids for g in single]
 
 
-def test_report_files_are_written(tmp_path):
-    recs = [{"question": "Q?", "sub_questions": ["A?", "B?"]}]
-    rows = {
-        "base": score(recs, [Generation("blah", False, [1])]),
-        "tuned": score(recs, [Generation("1. A?\n2. B?", True, [2])]),
+def report_rows():
+    recs = [
+        {"question": "Q?", "sub_questions": ["A?", "B?"]},
+        {"question": "서울과 부산?", "sub_questions": ["서울?", "부산?"]},
+    ]
+    return {
+        "base": score(recs, [Generation("blah", False, [1]), Generation("1. 서울?", True, [3])]),
+        "tuned": score(
+            recs,
+            [Generation("1. A?\n2. B?", True, [2]), Generation("1. 서울?\n2. 부산?", True, [4])],
+        ),
     }
-    metrics = write_report(tmp_path, rows)
-    assert metrics["tuned"]["exact_match"] == 1.0 and metrics["base"]["format_valid"] == 0.0
-    line = json.loads((tmp_path / "predictions.jsonl").read_text(encoding="utf-8"))
-    assert line["tuned"]["predicted"] == ["A?", "B?"]
+
+
+def test_report_files_are_written(tmp_path):
+    metrics = write_report(tmp_path, report_rows())
+    assert metrics["tuned"]["exact_match"] == 1.0 and metrics["base"]["format_valid"] == 0.5
+    assert metrics["base"]["counts"] == {
+        "parsed": 1,
+        "stopped": 1,
+        "format_valid": 1,
+        "step_count_correct": 0,
+        "exact_match": 0,
+    }
+    lines = (tmp_path / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[1])["tuned"]["predicted"] == ["서울?", "부산?"]
     assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8")) == metrics
-    assert not list(tmp_path.glob(".*tmp"))
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| sari |" in report and "## Most changed (base -> tuned)" in report
+    assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json",
+        "metrics.png",
+        "predictions.jsonl",
+        "report.md",
+    ]
+
+
+def test_report_write_is_atomic(tmp_path, monkeypatch):
+    write_report(tmp_path, report_rows())
+    before = (tmp_path / "report.md").read_text(encoding="utf-8")
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_report(tmp_path, report_rows())
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_try_it_widget_shows_each_model(tiny_cfg, tiny_tokenizer):
+    import ipywidgets
+
+    from qdlib.evaluate import try_it
+    from qdlib.model import load_model
+
+    box = try_it({"base": load_model(tiny_cfg)}, tiny_tokenizer, max_new_tokens=4)
+    question, button, outputs = box.children
+    assert isinstance(question, ipywidgets.Textarea) and "서울" in question.value
+    button.click()
+    (out,) = outputs.children
+    assert out.outputs and out.outputs[0]["text"].startswith("base\n----")

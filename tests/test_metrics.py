@@ -1,0 +1,136 @@
+"""Task metrics: SARI as the StrategyQA evaluator computes it, Korean-safe ROUGE-L and chrF."""
+
+from __future__ import annotations
+
+import pytest
+
+from qdlib.metrics import (
+    _ngrams,
+    chrf,
+    references_valid,
+    rouge_l,
+    sari,
+    sari_parts,
+    sari_tokens,
+    score_example,
+    words,
+)
+
+QUESTION = "a b?"
+GOLD = ["a c?"]
+
+
+def test_sari_tokenization_splits_off_question_marks():
+    assert sari_tokens("Is #2 before #1?") == ["Is", "#2", "before", "#1", "?"]
+
+
+def test_sari_identity_is_one():
+    gold = ["When did Aristotle live?", "When was the laptop invented?", "Is #2 before #1?"]
+    assert sari("Did Aristotle use a laptop?", gold, gold) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sari_hand_computed_substitution():
+    # n=1: keep 1, add 0, delete 1; n=2,3: keep 1 (0/0), add 0, delete 1; n=4: all 1.
+    parts = sari_parts(sari_tokens("a b?"), sari_tokens("a d?"), sari_tokens("a c?"))
+    assert parts == pytest.approx({"sari": 0.75, "keep": 1.0, "add": 0.25, "delete": 1.0})
+
+
+def test_sari_hand_computed_copy_the_question():
+    # keep = (0.8 + 0 + 0 + 1) / 4, add = 1/4, delete = 1
+    assert sari(QUESTION, GOLD, [QUESTION]) == pytest.approx((0.45 + 0.25 + 1.0) / 3, abs=1e-12)
+
+
+def test_sari_hand_computed_empty_prediction():
+    # keep = 3/4, add = 1/4, delete = (1/3 + 1 + 1 + 1) / 4
+    expected = (0.75 + 0.25 + (1 / 3 + 3) / 4) / 3
+    assert sari(QUESTION, GOLD, []) == pytest.approx(expected, abs=1e-12)
+    assert sari(QUESTION, GOLD, None) == pytest.approx(expected, abs=1e-12)
+
+
+def test_sari_counts_each_ngram_once():
+    assert _ngrams(["a", "a", "a"], 1) == {("a",): 1}
+    assert _ngrams(["a", "a", "a"], 2) == {("a", "a"): 1}
+    assert _ngrams(["a"], 2) == {}
+
+
+def test_sari_steps_are_joined_with_spaces():
+    assert sari(QUESTION, ["a", "c?"], ["a d?"]) == sari(QUESTION, ["a c?"], ["a", "d?"])
+
+
+def test_references_point_backwards_only():
+    assert references_valid(["Who wrote X?", "When was #1 born?", "Is #2 before 1900?"]) == 1.0
+    assert references_valid(["When was #1 born?"]) == 0.0
+    assert references_valid(["A?", "Is #3 true?", "B?"]) == 0.0
+    assert references_valid(["A?", "Is #0 true?"]) == 0.0
+    assert references_valid(None) == 0.0
+
+
+def test_word_tokens_keep_hangul():
+    assert words("서울의 인구는 얼마인가?") == ["서울의", "인구는", "얼마인가"]
+
+
+def test_rouge_l_works_on_korean():
+    assert rouge_l("서울의 인구는 얼마인가?", "서울의 인구는 얼마인가?") == 1.0
+    assert rouge_l("서울의 인구는 얼마인가?", "부산의 면적은?") == 0.0
+    # LCS 2 of 3 reference words, 2 of 2 candidate words: P=1, R=2/3
+    assert rouge_l("서울의 인구는 얼마인가?", "서울의 얼마인가") == pytest.approx(0.8)
+
+
+def test_chrf_works_on_korean():
+    assert chrf("서울의 인구는?", "서울의 인구는?") == 1.0
+    assert chrf("서울의 인구는?", "도쿄 면적") == 0.0
+    partial = chrf("서울의 인구는 얼마인가?", "서울의 인구는?")
+    assert 0.3 < partial < 1.0
+
+
+def test_chrf_ignores_whitespace():
+    assert chrf("ab cd", "abcd") == 1.0
+
+
+def test_score_example_has_every_metric():
+    scores = score_example(["A?", "B?"], ["A?", "B?"], True, "A and B?")
+    assert set(scores) == {
+        "format_valid",
+        "step_count_correct",
+        "step_count_error",
+        "exact_match",
+        "sari",
+        "rouge_l",
+        "chrf",
+        "refs_valid",
+    }
+    assert scores["exact_match"] == scores["rouge_l"] == scores["chrf"] == 1.0
+
+
+def reference_sari(source: list[str], prediction: list[str], target: list[str]) -> float:
+    """SARI written from the set definitions, independently of qdlib's Counter arithmetic."""
+
+    def grams(tokens, n):
+        return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+    def ratio(a, b):
+        return a / b if b else 1.0
+
+    def f1(p, r):
+        return 2 * p * r / (p + r) if p > 0 and r > 0 else 0.0
+
+    total = []
+    for n in (1, 2, 3, 4):
+        s, p, t = grams(source, n), grams(prediction, n), grams(target, n)
+        keep = f1(ratio(len(s & p & t), len(s & p)), ratio(len(s & p & t), len(s & t)))
+        add = f1(ratio(len((p - s) & t), len(p - s)), ratio(len((p - s) & t), len(t - s)))
+        delete = ratio(len((s - p) - t), len(s - p))
+        total.append((keep, add, delete))
+    return sum(sum(col) / 4 for col in zip(*total, strict=True)) / 3
+
+
+def test_sari_agrees_with_set_definition_on_random_inputs():
+    import random
+
+    rng = random.Random(0)
+    vocab = ["a", "b", "c", "d", "?", "서울", "부산", "#1", "#2"]
+    for _ in range(500):
+        src, pred, tgt = ([rng.choice(vocab) for _ in range(rng.randint(0, 9))] for _ in range(3))
+        assert sari_parts(src, pred, tgt)["sari"] == pytest.approx(
+            reference_sari(src, pred, tgt), abs=1e-12
+        )
