@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from qdlib.export import MergeRefused, export_adapter, refuse_quantized
@@ -29,3 +31,195 @@ def test_interrupted_export_leaves_no_half_folder(tmp_path, monkeypatch):
         export_adapter(src, tmp_path / "export/adapter")
     assert not (tmp_path / "export/adapter").exists()
     assert list((tmp_path / "export").iterdir()) == []
+
+
+# ---------------------------------------------------------------- with a trained adapter
+
+slow = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def exported(trained):
+    """Adapter exported and merged into export/ of the trained run."""
+    from qdlib.export import export_adapter, merge_adapter
+
+    cfg, tok, _, run_dir = trained
+    adapter = export_adapter(run_dir / "adapter", run_dir / "export/adapter")
+    merged = merge_adapter(cfg, run_dir / "adapter", run_dir / "export/merged")
+    return cfg, tok, run_dir, adapter, merged
+
+
+@slow
+def test_export_folders_are_safetensors_with_chat_template(exported):
+    _, tok, _, adapter, merged = exported
+    for folder in (adapter, merged):
+        assert list(folder.glob("*.safetensors")) and not list(folder.glob("*.bin"))
+        from transformers import AutoTokenizer
+
+        assert AutoTokenizer.from_pretrained(folder).chat_template == tok.chat_template
+
+
+@slow
+def test_merged_export_reloaded_without_qdlib_matches_base_plus_adapter(exported):
+    from qdlib.data import load_records
+    from qdlib.evaluate import generate
+    from qdlib.export import parity_with_plain_transformers
+    from qdlib.model import load_with_adapter
+
+    cfg, tok, run_dir, _, merged = exported
+    questions = [r["question"] for r in load_records(run_dir / "data/eval.jsonl").records[:24]]
+    settings = {"batch_size": 8, "max_new_tokens": 24}
+    reference = generate(
+        load_with_adapter(cfg, run_dir / "adapter"), tok, questions, progress=False, **settings
+    )
+    check = parity_with_plain_transformers(merged, tok, questions, reference, **settings)
+    assert check.rate >= 0.99, check.mismatches
+
+
+@slow
+def test_adapter_export_loads_with_plain_peft(exported):
+    from peft import AutoPeftModelForCausalLM
+
+    _, _, _, adapter, _ = exported
+    model = AutoPeftModelForCausalLM.from_pretrained(adapter)
+    assert type(model.get_base_model()).__name__ == "LlamaForCausalLM"
+
+
+@slow
+def test_qd_decompose_text_and_json_on_a_file(exported, tmp_path, capsys):
+    from qdlib.cli import main
+
+    _, _, _, adapter, merged = exported
+    questions = tmp_path / "questions.txt"
+    questions.write_text("서울과 부산 중 인구가 더 많은 도시는?\nWho wrote Hamlet?\n", "utf-8")
+    assert (
+        main(
+            [
+                "decompose",
+                "--model",
+                str(merged),
+                "--file",
+                str(questions),
+                "--max-new-tokens",
+                "24",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert text.count("Q: ") == 2 and "Q: 서울과 부산" in text
+    assert (
+        main(
+            [
+                "decompose",
+                "--model",
+                str(adapter),
+                "--format",
+                "json",
+                "--max-new-tokens",
+                "24",
+                "Who wrote Hamlet?",
+            ]
+        )
+        == 0
+    )
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["question"] == "Who wrote Hamlet?" and "sub_questions" in result
+
+
+def test_qd_decompose_names_a_bad_folder(tmp_path, capsys):
+    from qdlib.cli import main
+
+    assert main(["decompose", "--model", str(tmp_path), "A?"]) == 2
+    assert "neither a model (config.json) nor an adapter" in capsys.readouterr().err
+
+
+def test_question_file_errors_name_the_line(tmp_path):
+    from qdlib.data import DataError
+    from qdlib.export import read_questions
+
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "A?"}\n{"q": "B?"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"q.jsonl, line 2: expected a question"):
+        read_questions(path)
+
+
+def test_model_card_describes_the_run(tmp_path, tiny_cfg, tiny_tokenizer):
+    from qdlib.evaluate import Generation, score, write_report
+    from qdlib.export import model_card
+    from qdlib.runs import atomic_write_json
+
+    card = model_card(tiny_cfg, tmp_path, tiny_tokenizer)
+    assert "Not evaluated" in card and f"r={tiny_cfg.lora.r}" in card
+    assert "<|im_start|>user" in card  # the prompt format, rendered with the chat template
+    assert "## Limitations" in card and "random-weight" in card
+
+    atomic_write_json(tmp_path / "data/report.json", {"train": 90, "eval": 10, "skipped": []})
+    recs = [{"question": "Q?", "sub_questions": ["A?"]}]
+    write_report(tmp_path / "eval", {"tuned": score(recs, [Generation("1. A?", True, [1])])})
+    atomic_write_json(tmp_path / "export/parity.json", {"identical": 10, "total": 10})
+    card = model_card(tiny_cfg, tmp_path, tiny_tokenizer)
+    assert "90 training and 10 held-out records" in card and "| sari | 1.000 |" in card
+    assert "10/10 identical greedy outputs" in card
+
+
+# ---------------------------------------------------------------- secrets and optional tools
+
+
+def test_push_skips_without_token_or_offline(tmp_path, monkeypatch):
+    from qdlib import export
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(export, "hub_token", lambda: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert "skipped: no token" in export.push_to_hub(tmp_path, "me/model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "skipped: offline" in export.push_to_hub(tmp_path, "me/model")
+
+
+def test_token_never_appears_in_push_messages(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from qdlib import export
+
+    planted = "hf_PLANTEDsecret1234567890"
+    monkeypatch.setenv("HF_TOKEN", planted)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+    class FailingApi:
+        def __init__(self, token):
+            self.token = token
+
+        def create_repo(self, *args, **kwargs):
+            raise PermissionError(f"401 for token {self.token}")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FailingApi)
+    message = export.push_to_hub(tmp_path, "me/model")
+    assert "failed" in message and planted not in message and "***" in message
+    assert planted not in capsys.readouterr().out
+
+
+def test_gguf_without_converter_says_what_to_install(tmp_path, monkeypatch):
+    from qdlib.export import convert_to_gguf
+
+    monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    with pytest.raises(
+        FileNotFoundError, match=r"git clone https://github\.com/ggml-org/llama\.cpp"
+    ):
+        convert_to_gguf(tmp_path, tmp_path / "m.gguf", None)
+
+
+def test_gguf_runs_the_configured_converter(tmp_path):
+    from qdlib.export import convert_to_gguf
+
+    llama = tmp_path / "llama.cpp"
+    llama.mkdir()
+    (llama / "convert_hf_to_gguf.py").write_text(
+        "import sys\nargs = sys.argv[1:]\nout = args[args.index('--outfile') + 1]\n"
+        "open(out, 'w').write(' '.join(args))\n",
+        encoding="utf-8",
+    )
+    out = convert_to_gguf(tmp_path / "merged", tmp_path / "m.gguf", str(llama), "q8_0")
+    written = out.read_text(encoding="utf-8")
+    assert written.startswith(str(tmp_path / "merged")) and "--outtype q8_0" in written
