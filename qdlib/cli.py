@@ -2,15 +2,20 @@
 
 qd run --profile cpu_tiny
 qd run --profile rtx4060 --run-dir runs/first -p training.epochs 1 -p data.train_file my.jsonl
+qd eval --run-dir runs/first [--split eval | --split my_questions.jsonl]
+qd decompose --model runs/first/export/merged "서울과 부산 중 인구가 더 많은 도시는?"
+qd decompose --model runs/first/export/adapter --file questions.txt --format json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from qdlib.config import ConfigError, load_config, merge_overrides, parse_override
+from qdlib.data import DataError
 from qdlib.runs import LESSONS, RunDirError, run_course
 
 
@@ -33,11 +38,83 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--only", nargs="+", choices=LESSONS, help="run these lessons only (in course order)"
     )
+    ev = sub.add_parser("eval", help="score base vs tuned on a run's eval split or a file")
+    ev.add_argument("--run-dir", type=Path, required=True, help="a run with adapter/")
+    ev.add_argument("--split", default="eval", help="'eval' (the run's split) or a .json/.jsonl")
+    dec = sub.add_parser("decompose", help="decompose questions with an exported model")
+    dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
+    dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
+    dec.add_argument("--file", type=Path, help=".txt (one per line), .json or .jsonl")
+    dec.add_argument("--format", choices=("text", "json"), default="text")
+    dec.add_argument("--batch-size", type=int, default=16)
+    dec.add_argument("--max-new-tokens", type=int, default=128)
     return parser
+
+
+def decompose_command(args: argparse.Namespace) -> int:
+    """``qd decompose``: print each question's sub-questions as text or JSON."""
+    from qdlib.export import decompose, load_exported, read_questions
+
+    questions = list(args.questions) + (read_questions(args.file) if args.file else [])
+    if not questions:
+        print("qd: give questions as arguments or --file.", file=sys.stderr)
+        return 2
+    model, tokenizer = load_exported(args.model)
+    results = decompose(
+        model,
+        tokenizer,
+        questions,
+        args.batch_size,
+        args.max_new_tokens,
+        progress=len(questions) > args.batch_size,
+    )
+    if args.format == "json":
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    for r in results:
+        print(f"Q: {r['question']}")
+        steps = r["sub_questions"]
+        lines = (
+            [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
+            if steps
+            else [f"  (not a list of sub-questions) {r['output']!r}"]
+        )
+        print("\n".join(lines) + "\n")
+    return 0
+
+
+def evaluate_command(run_dir: Path, split: str) -> Path:
+    """``qd eval``: the run's config and adapter, on its eval split or on a file of records."""
+    from qdlib.data import load_records
+    from qdlib.evaluate import compare_table, evaluate_run
+
+    cfg = load_config(run_dir / "config.yaml")
+    if split == "eval":
+        source, out_dir = run_dir / "data/eval.jsonl", run_dir / "eval"
+    else:
+        source, out_dir = Path(split), run_dir / "eval" / Path(split).stem
+    records = load_records(source).records[: cfg.evaluation.max_samples]
+    metrics = evaluate_run(cfg, run_dir, records, out_dir)
+    print(compare_table(metrics))
+    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "decompose":
+        try:
+            return decompose_command(args)
+        except (DataError, FileNotFoundError) as exc:
+            print(f"qd: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "eval":
+        try:
+            out_dir = evaluate_command(args.run_dir, args.split)
+        except (ConfigError, DataError, FileNotFoundError) as exc:
+            print(f"qd: {exc}", file=sys.stderr)
+            return 2
+        print(f"report written to {out_dir}")
+        return 0
     try:
         overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
         cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts

@@ -115,14 +115,19 @@ class EvaluationConfig:
     max_samples: int | None = field(default=200, metadata=_range(1))
     batch_size: int = field(default=16, metadata=_range(1, 4096))
     max_new_tokens: int = field(default=96, metadata=_range(1, 8192))
+    generate_every: int | None = field(default=None, metadata=_range(1))
+    generate_samples: int = field(default=32, metadata=_range(1, 100000))
 
 
 @dataclass
 class ExportConfig:
     """What notebook 06 writes."""
 
-    merge: bool = True
     parity_samples: int | None = field(default=None, metadata=_range(1))
+    push_to_hub: str | None = None  # "user/repo": upload export/ (token from HF_TOKEN or .env)
+    gguf: bool = False  # convert the merged model with llama.cpp (see llama_cpp_dir)
+    gguf_outtype: Literal["f32", "f16", "bf16", "q8_0"] = "f16"
+    llama_cpp_dir: str | None = None  # a llama.cpp checkout (or LLAMA_CPP_DIR)
 
 
 @dataclass

@@ -394,11 +394,11 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) -> Any:
     """Histograms of sub-question counts and (with a tokenizer) token lengths."""
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
     n = 2 if tokenizer is not None else 1
-    fig = Figure(figsize=(5 * n, 3.2))
-    axes = fig.subplots(1, n, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.2), squeeze=False)
+    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     steps = step_count_histogram(records)
     axes[0][0].bar(list(steps), list(steps.values()), color="#4C72B0")
     axes[0][0].set(title="sub-questions per record", xlabel="steps", ylabel="records")

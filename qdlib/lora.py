@@ -7,6 +7,7 @@ and the saved adapter is megabytes instead of gigabytes.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,15 @@ def lora_config(cfg: Config, model: Any) -> Any:
     )
 
 
-def attach_lora(model: Any, lora_cfg: Any, gradient_checkpointing: bool = False) -> Any:
-    """Wrap the base model with trainable adapters (a 4/8-bit model is prepared first)."""
+def attach_lora(
+    model: Any, lora_cfg: Any, gradient_checkpointing: bool = False, seed: int = 42
+) -> Any:
+    """Wrap the base model with trainable adapters (a 4/8-bit model is prepared first).
+
+    ``seed`` fixes the random start of the A matrices, so the same profile trains the same way.
+    """
     from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
 
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(
@@ -73,7 +80,10 @@ def attach_lora(model: Any, lora_cfg: Any, gradient_checkpointing: bool = False)
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    return get_peft_model(model, lora_cfg)
+    set_seed(seed)
+    with warnings.catch_warnings():  # transformers' own deprecation notice, called from peft
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return get_peft_model(model, lora_cfg)
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import torch
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
 from qdlib.data import ANSWER_HEADERS, INSTRUCTIONS, detect_language, load_records, render_answer
+from qdlib.runs import atomic_dir
 
 TINY_FORMAT_VERSION = "2"
 TINY_CORPUS = ("data/teaching/decompose_teach.jsonl", "data/examples/sample_train.jsonl")
@@ -31,6 +32,20 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bars (noise in a lesson; real work shows its own)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def cache_dir() -> Path:
@@ -189,17 +204,13 @@ def build_tiny_model(cfg: Config) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
+
+    def write(tmp: Path) -> None:
+        with quiet_progress():
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").exists():  # lost a race to another builder: fine
-            raise
-    return target
+
+    return atomic_dir(target, write)
 
 
 # ---------------------------------------------------------------- loading
@@ -239,17 +250,18 @@ def load_model(cfg: Config, quantized: bool = True) -> Any:
     if quantized and cfg.model.quantization != "none":
         check_quantization(cfg.model.quantization, on)
         qcfg = quantization_config(cfg, dtype)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path(cfg),
-        revision=cfg.model.revision,
-        dtype=dtype,
-        quantization_config=qcfg,
-        device_map={"": on} if qcfg is not None or on == "cuda" else None,
-        trust_remote_code=cfg.model.trust_remote_code,
-        attn_implementation=cfg.model.attn_implementation,
-        use_safetensors=True,
-    )
-    return model
+    path = model_path(cfg)
+    with quiet_progress():
+        return AutoModelForCausalLM.from_pretrained(
+            path,
+            revision=cfg.model.revision,
+            dtype=dtype,
+            quantization_config=qcfg,
+            device_map={"": on} if qcfg is not None or on == "cuda" else None,
+            trust_remote_code=cfg.model.trust_remote_code,
+            attn_implementation=cfg.model.attn_implementation,
+            use_safetensors=True,
+        )
 
 
 @dataclass
@@ -291,4 +303,7 @@ def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) ->
     """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(load_model(cfg, quantized=quantized), str(adapter_dir))
+    base = load_model(cfg, quantized=quantized)
+    with warnings.catch_warnings():  # transformers' own deprecation notice, called from peft
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return PeftModel.from_pretrained(base, str(adapter_dir))

@@ -6,17 +6,20 @@ that pads each batch only to its longest example (labels padded with -100), and 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
 from qdlib.config import Config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits
-from qdlib.runs import atomic_write_json
+from qdlib.runs import atomic_dir, atomic_write_json
+
+# When lm_head is a LoRA target (the tiny profile), peft notes at every save that it treats it as
+# an embedding layer; the note says nothing a learner can act on.
+warnings.filterwarnings("ignore", message="Setting `save_embedding_layers`")
 
 
 def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) -> Any:
@@ -38,7 +41,6 @@ def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) 
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         optim=t.optimizer,
-        gradient_checkpointing=False,  # set up by attach_lora, which knows about k-bit models
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         logging_steps=t.logging_steps,
         logging_first_step=True,
@@ -60,9 +62,18 @@ def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) 
 
 
 def build_trainer(
-    model: Any, tokenizer: Any, splits: TokenizedSplits, cfg: Config, output_dir: Path
+    model: Any,
+    tokenizer: Any,
+    splits: TokenizedSplits,
+    cfg: Config,
+    output_dir: Path,
+    eval_records: list[dict[str, Any]] | None = None,
 ) -> Any:
-    """A ``Trainer`` with dynamic padding (to the longest example in each batch)."""
+    """A ``Trainer`` with dynamic padding (to the longest example in each batch).
+
+    With ``evaluation.generate_every`` set and ``eval_records`` given, task metrics on
+    ``evaluation.generate_samples`` of them are logged during training too.
+    """
     from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
 
     set_seed(cfg.seed)
@@ -70,7 +81,7 @@ def build_trainer(
         tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
     )
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=training_arguments(cfg, output_dir, dtype),
         train_dataset=splits.train,
@@ -78,6 +89,18 @@ def build_trainer(
         data_collator=collator,
         processing_class=tokenizer,
     )
+    ev = cfg.evaluation
+    if ev.generate_every and eval_records:
+        trainer.add_callback(
+            GenerationMetricsCallback(
+                trainer,
+                eval_records[: ev.generate_samples],
+                ev.generate_every,
+                batch_size=ev.batch_size,
+                max_new_tokens=ev.max_new_tokens,
+            )
+        )
+    return trainer
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
@@ -89,19 +112,12 @@ def last_checkpoint(output_dir: Path) -> str | None:
 
 def save_adapter(model: Any, tokenizer: Any, path: Path) -> Path:
     """Save adapter weights (safetensors), ``adapter_config.json`` and the tokenizer, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return atomic_dir(path, write)
 
 
 def save_log_history(log_history: list[dict[str, Any]], path: Path) -> None:
@@ -110,10 +126,10 @@ def save_log_history(log_history: list[dict[str, Any]], path: Path) -> None:
 
 def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     """Training loss (and eval loss when there is one) against the step."""
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
-    fig = Figure(figsize=(6, 3.2))
-    ax = fig.subplots()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
     evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
     if train:
@@ -121,6 +137,40 @@ def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="eval loss", color="#C44E52")
     ax.set(xlabel="step", ylabel="loss (answer tokens only)", title="training loss")
-    ax.legend()
+    ax.legend(loc="upper left")
+    gen = [(h["step"], h["gen_step_count_correct"], h["gen_format_valid"])
+           for h in log_history if "gen_step_count_correct" in h]
+    if gen:
+        ax2 = ax.twinx()
+        steps, counts, formats = zip(*gen, strict=True)
+        ax2.plot(steps, formats, "s--", color="#55A868", label="format valid (generated)")
+        ax2.plot(steps, counts, "^--", color="#8172B2", label="step count correct (generated)")
+        ax2.set(ylim=(0, 1.05), ylabel="share of sample")
+        ax2.legend(loc="upper right")
     fig.tight_layout()
     return fig
+
+
+class GenerationMetricsCallback(TrainerCallback):
+    """Every ``every`` steps, decode a few eval questions and log task metrics beside the loss.
+
+    Eval loss can fall while the model still never stops or writes the wrong number of steps;
+    these numbers (``gen_format_valid``, ``gen_step_count_correct``, ``gen_sari``) show it. They go
+    wherever the Trainer logs: ``log_history``, TensorBoard or W&B.
+    """
+
+    def __init__(self, trainer: Any, records: list[dict[str, Any]], every: int, **gen: Any):
+        self.trainer, self.records, self.every, self.gen = trainer, records, every, gen
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.every:
+            return
+        from qdlib.evaluate import generate, score, summarize
+
+        model = self.trainer.model
+        questions = [r["question"] for r in self.records]
+        gens = generate(model, self.trainer.processing_class, questions, progress=False, **self.gen)
+        model.train()
+        m = summarize(score(self.records, gens))
+        keys = ("format_valid", "step_count_correct", "sari")
+        self.trainer.log({f"gen_{k}": round(m[k], 4) for k in keys})
