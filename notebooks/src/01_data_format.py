@@ -1,0 +1,161 @@
+# %% [markdown]
+# # 01 · Data format: from records to training examples
+#
+# **Goal:** turn question/sub-question records into examples a causal language model can learn
+# from, and catch bad data before it costs training time.
+# By the end you will have validated train and eval splits in the run directory, and you will know
+# exactly which tokens the model is trained on.
+#
+# > **한국어 요약:** 질문/하위 질문 레코드를 검증하고, 학습·평가 데이터로 나누고, 모델이 어떤 토큰을
+# > 학습하는지(프롬프트는 학습하지 않고, 하위 질문과 EOS만 학습) 확인합니다.
+
+# %% tags=["parameters"]
+profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
+seed = None  # None below means "take the value from the profile"
+data = None
+model = None
+lora = None
+training = None
+evaluation = None
+export = None
+
+# %% [markdown]
+# ## The profile and the run directory
+# One YAML file per machine holds every setting; the run directory is where each lesson leaves its
+# results for the next one.
+
+# %%
+from qdlib.config import load_config
+from qdlib.runs import open_run
+
+cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
+                  training=training, evaluation=evaluation, export=export)
+run = open_run(run_dir, cfg)
+print(f"profile: {cfg.profile}, run directory: {run}")
+
+# %% [markdown]
+# ## A record
+# Each record is a question and the list of simple questions that answer it step by step.
+# Files are a JSON list or JSONL (one record per line); extra keys such as `id` are kept.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import json
+
+from qdlib.data import load_records
+
+examples = load_records(cfg.resolve_path("data/examples/sample_train.json")).records
+print(len(examples), "records")
+print(json.dumps(examples[0], ensure_ascii=False, indent=2))
+
+# %% [markdown]
+# ## Validation catches bad records
+# `broken.jsonl` has five deliberate mistakes. By default the first one stops loading with an
+# error that names the file, the line and the field.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.data import DataError
+
+broken = cfg.resolve_path("data/examples/broken.jsonl")
+try:
+    load_records(broken)
+except DataError as err:
+    print(str(err).replace(str(cfg.resolve_path(".")) + "/", ""))
+
+# %% [markdown]
+# With `strict=False` the good records load and every bad one is listed with its reason:
+# nothing is dropped silently.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+report = load_records(broken, strict=False)
+print(report.report().replace(str(cfg.resolve_path(".")) + "/", ""))
+
+# %% [markdown]
+# ## The training data: validate, deduplicate, split
+# The profile names the training file (`data.train_file`). Questions that differ only in case,
+# spacing, Unicode form or a final `?` count as duplicates. The split is fixed by the seed, so the
+# same profile always holds out the same questions.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.data import prepare_splits
+
+splits = prepare_splits(cfg)
+print(splits)
+
+# %% [markdown]
+# ## Prompt and answer
+# The model sees the question wrapped in an instruction (in Korean for Korean questions), inside
+# its chat template when it has one. It learns to answer with a numbered list.
+
+# %%
+from qdlib.data import render_answer, render_prompt
+from qdlib.model import load_tokenizer
+
+tokenizer = load_tokenizer(cfg)
+record = splits.train[0]
+print(render_prompt(record["question"], tokenizer) + render_answer(record["sub_questions"]))
+
+# %% [markdown]
+# ### Which tokens does the model learn from?
+# We only want the model to learn to *write sub-questions*, not to repeat the question it was
+# given. So every prompt token gets the label `-100`, which the loss ignores. The sub-questions
+# and the end-of-sequence token keep their ids: that is what the model is trained to produce, and
+# how it learns to stop. Below, `[prompt]` tokens are ignored and `<<trained>>` tokens are learned.
+
+# %%
+from qdlib.data import encode_example, show_trained_tokens
+
+example = encode_example(record, tokenizer, cfg.data.max_seq_length)
+print(show_trained_tokens(example, tokenizer))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("prompt tokens (label -100):", example["labels"].count(-100))
+print("trained tokens:", example["n_trained"])
+print("last trained token is EOS:", example["labels"][-1] == tokenizer.eos_token_id)
+
+# %% [markdown]
+# ## How long are the examples?
+# Steps per record tell you what the model must learn to vary; token lengths tell you whether
+# `max_seq_length` cuts anything (a cut answer loses its EOS, and the model never learns to stop).
+
+# %%
+from qdlib.data import plot_lengths
+
+plot_lengths(splits.train, tokenizer)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.data import tokenize_splits
+
+tokenized = tokenize_splits(splits.train, splits.eval, tokenizer, cfg.data.max_seq_length)
+print(tokenized.report())
+
+# %% [markdown]
+# ## Save the splits for the next lessons
+
+# %%
+from qdlib.data import write_jsonl
+from qdlib.runs import atomic_write_json
+
+write_jsonl(run / "data/train.jsonl", splits.train)
+write_jsonl(run / "data/eval.jsonl", splits.eval)
+atomic_write_json(run / "data/report.json", splits.report() | {"truncated": tokenized.truncated})
+print(sorted(p.name for p in (run / "data").iterdir()))
+
+# %% [markdown]
+# ## What you learned
+# - A record is a question plus its sub-questions; bad records are reported by file, line and field.
+# - Duplicates and the split are handled deterministically from the seed.
+# - Only the answer and its EOS are trained: the prompt is masked with `-100`.
+#
+# ## Exercises
+# 1. Add a record of your own to a copy of `sample_train.jsonl` with an empty sub-question, and
+#    read the error. Then load it with `strict=False`.
+# 2. Lower `data.max_seq_length` (e.g. `load_config("cpu_tiny", data={"max_seq_length": 48})`)
+#    and watch the truncation count and the error for examples with nothing left to train.
+# 3. Open `render_prompt??` and change the instruction wording: what would change at inference?

@@ -1,0 +1,106 @@
+# %% [markdown]
+# # 02 · Model load: the base model, its tokenizer, and what it says before training
+#
+# **Goal:** load the profile's base model the way every later lesson will, see how big it is and in
+# which precision it sits in memory, and look at its answers *before* fine-tuning: the baseline
+# that lesson 05 compares against.
+#
+# > **한국어 요약:** 기본 모델과 토크나이저를 불러오고, 크기·정밀도(dtype)·양자화를 확인한 뒤,
+# > 파인튜닝 전 모델의 답을 봅니다.
+
+# %% tags=["parameters"]
+profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
+seed = None  # None below means "take the value from the profile"
+data = None
+model = None
+lora = None
+training = None
+evaluation = None
+export = None
+
+# %%
+from qdlib.config import load_config
+from qdlib.runs import open_run
+
+cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
+                  training=training, evaluation=evaluation, export=export)
+run = open_run(run_dir, cfg)
+print(f"profile: {cfg.profile}, run directory: {run}")
+
+# %% [markdown]
+# ## Where the model comes from
+# `model.name` is a Hugging Face hub id (`Qwen/Qwen2.5-3B-Instruct`), a local folder, or `tiny`.
+# `tiny` builds a small Llama-architecture model with **random weights** and a tokenizer trained
+# on the bundled data, saves it as an ordinary model folder, and loads it with the same
+# `from_pretrained` call as a hub model. It works offline and shows every mechanism; it knows no
+# facts. `trust_remote_code` stays off unless your profile turns it on: it runs code from the hub.
+
+# %%
+from qdlib.model import load_model, load_tokenizer, model_path, summarize_model
+
+print("loading from:", model_path(cfg).replace(str(cfg.resolve_path(".")) + "/", ""))
+tokenizer = load_tokenizer(cfg)
+base_model = load_model(cfg)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+summary = summarize_model(base_model, tokenizer, cfg)
+print(summary)
+
+# %% [markdown]
+# ## Precision and quantization
+# Weights in float32 take 4 bytes each, bfloat16/float16 take 2, and 4-bit NF4 (QLoRA) about half
+# a byte. `dtype: auto` picks bfloat16 on GPUs that have it, float16 on older GPUs, float32 on CPU.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.model import resolve_dtype
+
+for name, nbytes in (("float32", 4), ("bfloat16", 2), ("4-bit NF4", 0.5)):
+    print(f"{name:>10}: {summary.parameters * nbytes / 2**20:8.1f} MB for the weights")
+print(f"this profile: {resolve_dtype(cfg.model.dtype)}, quantization {cfg.model.quantization}")
+
+# %% [markdown]
+# ## How the tokenizer cuts Korean and English
+# Byte-level BPE can write any text. Frequent words become single tokens; rare ones are spelled
+# out in pieces. Fewer tokens per question means faster training.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for text in ("서울과 부산 중 인구가 더 많은 도시는?", "Which has more people, Seoul or Busan?"):
+    pieces = tokenizer.tokenize(text)
+    print(f"{len(pieces):3d} tokens: {text}")
+
+# %% [markdown]
+# ## Answers before training
+# Here is what the untuned model writes for three held-out questions (lesson 01 saved them).
+# The tiny model's random weights give noise; a real instruct model gives an answer, but rarely
+# in the numbered format we want, and it may not stop.
+
+# %%
+from qdlib.data import load_records
+from qdlib.evaluate import generate
+
+held_out = load_records(run.require("data/eval.jsonl")).records[:3]
+outputs = generate(base_model, tokenizer, [r["question"] for r in held_out],
+                   max_new_tokens=cfg.evaluation.max_new_tokens, progress=False)
+for rec, out in zip(held_out, outputs):
+    print(f"Q: {rec['question']}\nA: {out.text[:200]!r} (stopped by itself: {out.stopped})\n")
+
+# %%
+from qdlib.runs import atomic_write_json
+
+atomic_write_json(run / "model.json", vars(summary))
+
+# %% [markdown]
+# ## What you learned
+# - The same `from_pretrained` path loads a hub model, a local folder, or the offline tiny model.
+# - Precision decides memory: 4-bit weights take an eighth of float32.
+# - The untuned model does not decompose; that is the baseline to beat.
+#
+# ## Exercises
+# 1. Load `configs/rtx4060.yaml` with `load_config("rtx4060")` and read why its model was chosen.
+# 2. Tokenize a long Korean question of your own: how many tokens per syllable?
+# 3. With `model={"quantization": "4bit"}`, load the tiny model in 4-bit on CPU and compare
+#    `summarize_model` with the float32 one.

@@ -1,0 +1,120 @@
+# %% [markdown]
+# # 04 · Train: fit the adapters with the Hugging Face Trainer
+#
+# **Goal:** train the LoRA adapters on the training split, watch the loss fall, and save the
+# adapter. We use `transformers.Trainer` as its authors intend: our part is the data (lesson 01),
+# the adapters (lesson 03) and the settings from the profile.
+#
+# > **한국어 요약:** Trainer로 LoRA 어댑터를 학습하고, 손실 곡선을 확인한 뒤 어댑터를 저장합니다.
+
+# %% tags=["parameters"]
+profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
+seed = None  # None below means "take the value from the profile"
+data = None
+model = None
+lora = None
+training = None
+evaluation = None
+export = None
+
+# %%
+from qdlib.config import load_config
+from qdlib.runs import open_run
+
+cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
+                  training=training, evaluation=evaluation, export=export)
+run = open_run(run_dir, cfg)
+print(f"profile: {cfg.profile}, run directory: {run}")
+
+# %% [markdown]
+# ## Inputs from earlier lessons
+# The splits from lesson 01 and the LoRA config from lesson 03.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.data import load_records, tokenize_splits
+from qdlib.lora import load_lora_config
+from qdlib.model import load_tokenizer
+
+train_records = load_records(run.require("data/train.jsonl")).records
+eval_records = load_records(run.require("data/eval.jsonl")).records
+lora_cfg = load_lora_config(run.require("lora.json"))
+tokenizer = load_tokenizer(cfg)
+tokenized = tokenize_splits(train_records, eval_records, tokenizer, cfg.data.max_seq_length)
+print(tokenized.report())
+
+# %% [markdown]
+# ## Batches without wasted padding
+# The collator pads each batch only to its longest example, and `group_by_length` puts examples of
+# similar length together, so little compute goes to padding. Labels are padded with `-100`, so
+# padding is never trained, while the EOS at the end of each answer keeps its label.
+
+# %%
+from qdlib.lora import attach_lora
+from qdlib.model import load_model
+from qdlib.train import build_trainer
+
+peft_model = attach_lora(load_model(cfg), lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
+trainer = build_trainer(peft_model, tokenizer, tokenized, cfg, run / "checkpoints", eval_records)
+t = cfg.training
+print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps} accumulation, "
+      f"lr {t.learning_rate}, {t.optimizer}, {len(tokenized.train)} examples")
+
+# %% [markdown]
+# ## Train
+# The Trainer logs the loss every few steps and saves checkpoints into the run directory, so an
+# interrupted run can resume (`trainer.train(resume_from_checkpoint=True)`). With
+# `evaluation.generate_every` set, it also decodes a few eval questions now and then and logs
+# task metrics (`gen_format_valid`, `gen_step_count_correct`, `gen_sari`): a loss can fall while
+# the model still never stops.
+
+# %%
+result = trainer.train()
+print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
+
+# %% [markdown]
+# ## The loss curve
+# The loss is measured on answer tokens only. A falling eval loss (red) means the model learns
+# the task rather than memorising the training questions. The dashed lines (right axis) are the
+# generated answers: how often they are well formed and have the right number of steps.
+
+# %%
+from IPython.display import display
+
+from qdlib.train import plot_loss, save_log_history
+
+save_log_history(trainer.state.log_history, run / "train/log_history.json")
+fig = plot_loss(trainer.state.log_history)
+fig.savefig(run / "train/loss.png", dpi=120)
+display(fig)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+print("optimizer steps:", trainer.state.global_step)
+print("loss fell by more than half:", losses[-1] < losses[0] / 2)
+
+# %% [markdown]
+# ## Save the adapter
+# Only the adapter weights are saved (safetensors), with its config and the tokenizer: a few
+# megabytes instead of the whole model.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.train import save_adapter
+
+adapter_dir = save_adapter(trainer.model, tokenizer, run / "adapter")
+print(sorted(p.name for p in adapter_dir.iterdir() if p.suffix in (".json", ".safetensors")))
+
+# %% [markdown]
+# ## What you learned
+# - The Trainer does the loop; the profile sets batch size, learning rate, schedule and optimizer.
+# - Dynamic padding and length grouping keep padding out of the compute.
+# - The adapter is small and saved on its own; the base model is untouched.
+#
+# ## Exercises
+# 1. Halve `training.learning_rate` and compare the loss curves.
+# 2. Set `training.max_steps` to 20: what happens to the loss and, in lesson 05, to the scores?
+# 3. On a multi-GPU machine this notebook is not the place to train: see the README for
+#    launching `qd run` under `accelerate launch`.
