@@ -1,0 +1,49 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv first if needed.
+#
+# torch: on a machine without an NVIDIA GPU the CPU build is installed (from PyTorch's CPU index,
+# or a local CPU wheel where pip is configured with one); with `nvidia-smi` present, the CUDA build.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+
+export PATH := $(BIN):$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: run test lint notebooks benchmark clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+ifeq ($(HAS_GPU),yes)
+	$(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
+else
+	$(BIN)/python -m pip install --retries 1 --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"
+	$(BIN)/python -c "import torch, sys; sys.exit('a CUDA build of torch was installed on a CPU machine' if torch.version.cuda else 0)"
+endif
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/qd run --profile cpu_tiny
+
+test: $(STAMP)
+	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks
+	QDLIB_RUNS=$$(mktemp -d) $(BIN)/python -m pytest tests notebooks --nbval-lax -v --durations=15
+
+lint: $(STAMP)
+	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/generation_speed.py
+
+notebooks: $(STAMP)
+	QDLIB_RUNS=$$(mktemp -d) $(BIN)/python scripts/build_notebooks.py
+
+clean-venv:
+	rm -rf $(VENV)
