@@ -3,6 +3,7 @@
 qd run --profile cpu_tiny
 qd run --profile rtx4060 --run-dir runs/first -p training.epochs 1 -p data.train_file my.jsonl
 qd eval --run-dir runs/first [--split eval | --split my_questions.jsonl]
+qd data check strategyqa:data/strategyqa_train.json --eval data/my_eval.jsonl
 qd decompose --model runs/first/export/merged "서울과 부산 중 인구가 더 많은 도시는?"
 qd decompose --model runs/first/export/adapter --file questions.txt --format json
 """
@@ -41,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score base vs tuned on a run's eval split or a file")
     ev.add_argument("--run-dir", type=Path, required=True, help="a run with adapter/")
     ev.add_argument("--split", default="eval", help="'eval' (the run's split) or a .json/.jsonl")
+    data = sub.add_parser("data", help="data tools").add_subparsers(
+        dest="data_command", required=True
+    )
+    check = data.add_parser("check", help="report on a data file or source; exit 1 on errors")
+    check.add_argument("source", help="FILE, HUB_ID or FORMAT:FILE (strategyqa, break, musique)")
+    check.add_argument("--eval", help="held-out data to check for train/eval leakage")
+    check.add_argument("--profile", default="cpu_tiny", help="tokenizer and max_seq_length")
+    check.add_argument("--refs", choices=("keep", "words"), default="keep")
+    check.add_argument("--no-tokenizer", action="store_true", help="skip token lengths")
+    check.add_argument("--json", type=Path, help="also write the report as JSON here")
+
     dec = sub.add_parser("decompose", help="decompose questions with an exported model")
     dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
     dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
@@ -83,6 +95,30 @@ def decompose_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_check_command(args: argparse.Namespace) -> int:
+    """``qd data check``: print the data report; 1 when records are invalid or eval leaks."""
+    from qdlib.config import PROJECT_ROOT
+    from qdlib.datacheck import check_data
+    from qdlib.runs import atomic_write_json
+
+    cfg = load_config(args.profile)
+    tokenizer = None
+    if not args.no_tokenizer:
+        from qdlib.model import load_tokenizer
+
+        try:
+            tokenizer = load_tokenizer(cfg)
+        except OSError as exc:  # a hub tokenizer while offline: report without token lengths
+            print(f"note: no token lengths ({cfg.model.name}: {exc})", file=sys.stderr)
+    report = check_data(
+        args.source, args.eval, tokenizer, cfg.data.max_seq_length, args.refs, root=PROJECT_ROOT
+    )
+    print(report)
+    if args.json:
+        atomic_write_json(args.json, report.to_dict())
+    return 0 if report.ok else 1
+
+
 def evaluate_command(run_dir: Path, split: str) -> Path:
     """``qd eval``: the run's config and adapter, on its eval split or on a file of records."""
     from qdlib.data import load_records
@@ -101,6 +137,12 @@ def evaluate_command(run_dir: Path, split: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "data":
+        try:
+            return data_check_command(args)
+        except (ConfigError, DataError) as exc:
+            print(f"qd: {exc}", file=sys.stderr)
+            return 2
     if args.command == "decompose":
         try:
             return decompose_command(args)

@@ -36,10 +36,21 @@ def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
 
 
 @dataclass
+class SourceConfig:
+    """One data source in a mix: ``FILE``, ``HUB_ID`` or ``FORMAT:FILE`` (see DATA_FORMAT.md)."""
+
+    spec: str = ""
+    weight: float = field(default=1.0, metadata=_range(0.0, 100.0))
+    max_samples: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass
 class DataConfig:
     """Where the records come from and how they are split and tokenized."""
 
-    train_file: str = "data/teaching/decompose_teach.jsonl"
+    train_file: str | None = "data/teaching/decompose_teach.jsonl"
+    sources: list[SourceConfig] = field(default_factory=list)
+    refs: Literal["keep", "words"] = "keep"
     eval_file: str | None = None
     eval_fraction: float = field(default=0.1, metadata=_range(0.0, 0.9))
     max_samples: int | None = field(default=None, metadata=_range(1))
@@ -257,6 +268,11 @@ def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
 def _check_value(tp: Any, value: Any, fld: dataclasses.Field, source: str, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value if value is not None else {}, source, key + ".")
+    item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+    if item is not None and dataclasses.is_dataclass(item):
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list of mappings; got {value!r:.60}.")
+        return [_build(item, v, source, f"{key}[{i}].") for i, v in enumerate(value)]
     value = _coerce(tp, value)
     if not _matches(tp, value):
         raise ConfigError(f"{source}: {key} must be {_describe(tp)}; got {value!r}.")
@@ -341,6 +357,14 @@ def _check_consistency(cfg: Config) -> None:
             f"{src}: model.tiny.num_heads ({tiny.num_heads}) must be a multiple of "
             f"model.tiny.num_kv_heads ({tiny.num_kv_heads})."
         )
+    if bool(cfg.data.train_file) == bool(cfg.data.sources):
+        raise ConfigError(
+            f"{src}: give either data.train_file (one source) or data.sources (a mix), "
+            "not both and not neither; set the other to null / [] ."
+        )
+    for i, s in enumerate(cfg.data.sources):
+        if not s.spec:
+            raise ConfigError(f"{src}: data.sources[{i}].spec must name a file or dataset.")
     if cfg.training.max_steps == 0:
         raise ConfigError(f"{src}: training.max_steps must be -1 (use epochs) or >= 1; got 0.")
     if cfg.model.quantization != "none" and cfg.model.name == "tiny":

@@ -38,10 +38,16 @@ class DataError(ValueError):
 
 @dataclass
 class Skipped:
-    """One record left out by ``strict=False``, and why."""
+    """One input row left out, and why.
+
+    ``kind`` is ``"invalid"`` for a record that breaks the format (an error to fix) or
+    ``"skipped"`` for a row a dataset converter leaves out by design (e.g. a test-set row with no
+    decomposition).
+    """
 
     where: str
     reason: str
+    kind: str = "invalid"
 
 
 @dataclass
@@ -115,7 +121,7 @@ def load_records(path: str | Path, strict: bool = True) -> LoadResult:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file.")
-    text = _read_utf8(path)
+    text = read_utf8(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected records in JSON or JSONL.")
     if path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip().startswith("[")):
@@ -125,7 +131,7 @@ def load_records(path: str | Path, strict: bool = True) -> LoadResult:
     return _validate(items, str(path), strict)
 
 
-def _read_utf8(path: Path) -> str:
+def read_utf8(path: Path) -> str:
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -402,6 +408,7 @@ def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) ->
     steps = step_count_histogram(records)
     axes[0][0].bar(list(steps), list(steps.values()), color="#4C72B0")
     axes[0][0].set(title="sub-questions per record", xlabel="steps", ylabel="records")
+    axes[0][0].set_xticks(list(steps))
     if tokenizer is not None:
         lengths = [len(encode_example(r, tokenizer)["input_ids"]) for r in records]
         axes[0][1].hist(lengths, bins=30, color="#55A868")
@@ -423,6 +430,7 @@ class Splits:
     skipped: list[Skipped]
     duplicates: int
     leaked: int
+    mix: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -433,36 +441,90 @@ class Splits:
             "train": len(self.train),
             "eval": len(self.eval),
             "train_steps_histogram": step_count_histogram(self.train),
+            "sources": self.mix,
         }
 
     def __str__(self) -> str:
-        return (
-            f"{self.loaded} records loaded, {len(self.skipped)} skipped as invalid, "
+        lines = [
+            f"{self.loaded} records loaded, {len(self.skipped)} skipped, "
             f"{self.duplicates} duplicates dropped, "
             f"{self.leaked} eval questions taken out of train "
             f"-> train {len(self.train)}, eval {len(self.eval)}"
-        )
+        ]
+        if len(self.mix) > 1:
+            lines += [
+                f"  {m['spec']}: {m['records']} records, weight {m['weight']} -> "
+                f"train {m['train']}, eval {m['eval']}"
+                for m in self.mix
+            ]
+        return "\n".join(lines)
+
+
+def weight_records(
+    records: list[dict[str, Any]], weight: float, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Down- or up-sample: weight 0.5 keeps a seeded half, 2.5 repeats all twice plus a half."""
+    whole = int(weight)
+    part = rng.sample(records, round((weight - whole) * len(records)))
+    return records * whole + part
 
 
 def prepare_splits(cfg: Any) -> Splits:
-    """Load the profile's data, validate, dedup, cap at ``max_samples`` and split by seed."""
-    from qdlib.config import PROJECT_ROOT
+    """Load every source, validate, dedup, cap, split each by seed, weight the training parts, mix.
+
+    Each source is split on its own (so every source is represented in eval), then training
+    records whose question is in eval, or already taken from an earlier source, are dropped
+    before weighting: a held-out question never reaches training.
+    """
+    from qdlib.config import PROJECT_ROOT, SourceConfig
+    from qdlib.sources import load_any
 
     d = cfg.data
-    loaded = load_source(d.train_file, strict=d.strict, root=PROJECT_ROOT)
-    records, dups = dedup(loaded.records)
-    skipped = list(loaded.skipped)
-    if d.max_samples is not None and len(records) > d.max_samples:
-        keep = sorted(random.Random(cfg.seed).sample(range(len(records)), d.max_samples))
-        records = [records[i] for i in keep]
-    leaked = 0
+    sources = d.sources or [SourceConfig(d.train_file, 1.0, d.max_samples)]
+    several = len(sources) > 1
+    skipped: list[Skipped] = []
+    loaded_total = dups = 0
+    parts = []
+    for i, src in enumerate(sources):
+        loaded = load_any(src.spec, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
+        loaded_total += len(loaded.records) + len(loaded.skipped)
+        skipped += [
+            Skipped(f"{src.spec}, {s.where}" if several else s.where, s.reason, s.kind)
+            for s in loaded.skipped
+        ]
+        records, n = dedup(loaded.records)
+        dups += n
+        if src.max_samples is not None and len(records) > src.max_samples:
+            keep = random.Random(cfg.seed + i).sample(range(len(records)), src.max_samples)
+            records = [records[k] for k in sorted(keep)]
+        if d.eval_file:
+            parts.append((src, records, []))
+        else:
+            parts.append((src, *split_records(records, d.eval_fraction, cfg.seed + i)))
     if d.eval_file:
-        held = load_source(d.eval_file, strict=d.strict, root=PROJECT_ROOT)
-        skipped += held.skipped
+        held = load_any(d.eval_file, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
+        skipped += [Skipped(f"{d.eval_file}, {s.where}", s.reason, s.kind) for s in held.skipped]
         held_out, _ = dedup(held.records)
-        eval_keys = {normalize_question(r["question"]) for r in held_out}
-        train = [r for r in records if normalize_question(r["question"]) not in eval_keys]
-        leaked = len(records) - len(train)
     else:
-        train, held_out = split_records(records, d.eval_fraction, cfg.seed)
-    return Splits(train, held_out, len(loaded.records) + len(loaded.skipped), skipped, dups, leaked)
+        held_out, n = dedup([r for _, _, ev in parts for r in ev])
+        dups += n
+    taken = {normalize_question(r["question"]) for r in held_out}
+    train, mix, leaked = [], [], 0
+    for i, (src, tr, ev) in enumerate(parts):
+        kept = [r for r in tr if normalize_question(r["question"]) not in taken]
+        leaked += len(tr) - len(kept)
+        taken |= {normalize_question(r["question"]) for r in kept}
+        weighted = weight_records(kept, src.weight, random.Random(cfg.seed + i))
+        train += weighted
+        mix.append(
+            {
+                "spec": src.spec,
+                "records": len(tr) + len(ev),
+                "weight": src.weight,
+                "train": len(weighted),
+                "eval": len(ev),
+            }
+        )
+    if several:
+        random.Random(cfg.seed).shuffle(train)
+    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix)

@@ -1,0 +1,226 @@
+"""Public decomposition datasets in, ``{"question", "sub_questions"}`` records out.
+
+Each converter reads the dataset's own file layout (or, online, its Hugging Face id) and yields
+records with the source id kept in ``id`` and the dataset's name in ``source``. No input row is
+lost silently: every row becomes a record or a line in the skip report.
+
+What ``#k`` means in each dataset (kept as it is by default; ``refs="words"`` rewrites it):
+
+- StrategyQA: ``decomposition`` steps refer to the answer of an earlier step as ``#1``, ``#2``.
+- BREAK (QDMR): each step ``return ...`` may refer to the *result* of step k as ``#k``.
+- MuSiQue: ``question_decomposition[i].question`` refers to earlier answers as ``#1``; some
+  steps use knowledge-base notation ``entity >> relation``, kept verbatim.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qdlib.data import (
+    DataError,
+    LoadResult,
+    Skipped,
+    detect_language,
+    read_utf8,
+    record_problem,
+)
+
+FORMATS = ("records", "strategyqa", "break", "musique")
+REF_WORDS = {"en": "the answer to step {k}", "ko": "{k}단계의 답"}
+_REF = re.compile(r"#(\d+)")
+
+
+def rewrite_refs(step: str, language: str) -> str:
+    """``"Is #2 before #1?"`` -> ``"Is the answer to step 2 before the answer to step 1?"``."""
+    return _REF.sub(lambda m: REF_WORDS[language].format(k=m.group(1)), step)
+
+
+def _finish(
+    rows: list[tuple[str, dict[str, Any] | None, str]], source: str, refs: str
+) -> LoadResult:
+    """Validate converted rows. A ``None`` record is a skip: by design (a dataset's test row),
+    unless its reason says the row is broken (``"invalid: ..."``)."""
+    result = LoadResult(records=[], source=source)
+    for where, rec, reason in rows:
+        if rec is None:
+            kind, _, text = (
+                reason.partition(": ")
+                if reason.startswith("invalid: ")
+                else ("skipped", "", reason)
+            )
+            result.skipped.append(Skipped(where, text, kind=kind))
+            continue
+        problem = record_problem(rec)
+        if problem:
+            result.skipped.append(Skipped(where, problem))
+            continue
+        if refs == "words":
+            lang = detect_language(rec["question"])
+            rec["sub_questions"] = [rewrite_refs(s, lang) for s in rec["sub_questions"]]
+        result.records.append(rec)
+    if not result.records:
+        raise DataError(f"{source}: no usable records ({len(result.skipped)} skipped).")
+    return result
+
+
+def strategyqa(path: Path, refs: str = "keep") -> LoadResult:
+    """StrategyQA JSON: a list of ``{qid, question, answer, facts, decomposition, evidence}``."""
+    data = _json(path)
+    if not isinstance(data, list):
+        raise DataError(f"{path}: StrategyQA files are a JSON list of questions.")
+    rows = []
+    for i, item in enumerate(data):
+        where = f"index {i}"
+        if not isinstance(item, dict) or "decomposition" not in item:
+            rows.append((where, None, 'no "decomposition" (StrategyQA test files have none).'))
+            continue
+        rec = {
+            "id": item.get("qid", str(i)),
+            "question": item.get("question"),
+            "sub_questions": item["decomposition"],
+            "source": "strategyqa",
+        }
+        rows.append((where, rec, ""))
+    return _finish(rows, str(path), refs)
+
+
+def break_qdmr(path: Path, refs: str = "keep") -> LoadResult:
+    """BREAK CSV (QDMR or QDMR-high-level): ``question_id, question_text, decomposition, ...``.
+
+    Steps are separated by ``;`` and start with ``return``; the word is dropped. Test-set rows
+    have an empty decomposition and are skipped with a reason.
+    """
+    reader = csv.DictReader(io.StringIO(read_utf8(Path(path))))
+    need = {"question_id", "question_text", "decomposition"}
+    if not need <= set(reader.fieldnames or []):
+        raise DataError(
+            f"{path}: a BREAK CSV needs the columns {sorted(need)}; got {reader.fieldnames}."
+        )
+    rows = []
+    for row in reader:
+        where = f"line {reader.line_num}"
+        decomposition = (row["decomposition"] or "").strip()
+        if not decomposition:
+            rows.append((where, None, "empty decomposition (a BREAK test-set row)."))
+            continue
+        steps = [re.sub(r"^\s*return\s+", "", s).strip() for s in decomposition.split(";")]
+        rec = {
+            "id": row["question_id"],
+            "question": row["question_text"],
+            "sub_questions": steps,
+            "source": "break",
+        }
+        rows.append((where, rec, ""))
+    return _finish(rows, str(path), refs)
+
+
+def musique(path: Path, refs: str = "keep") -> LoadResult:
+    """MuSiQue JSONL: ``{id, question, question_decomposition: [{question, ...}], answerable}``."""
+    rows = []
+    for lineno, line in enumerate(read_utf8(Path(path)).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"line {lineno}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append(
+                (where, None, f"invalid: not valid JSON ({exc.msg} at column {exc.colno}).")
+            )
+            continue
+        steps = item.get("question_decomposition") if isinstance(item, dict) else None
+        if not isinstance(steps, list) or not steps:
+            rows.append((where, None, 'no "question_decomposition" list.'))
+            continue
+        rec = {
+            "id": item.get("id", str(lineno)),
+            "question": item.get("question"),
+            "sub_questions": [s.get("question") if isinstance(s, dict) else s for s in steps],
+            "source": "musique",
+        }
+        rows.append((where, rec, ""))
+    return _finish(rows, str(path), refs)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(read_utf8(Path(path)))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
+        ) from exc
+
+
+CONVERTERS: dict[str, Callable[..., LoadResult]] = {
+    "strategyqa": strategyqa,
+    "break": break_qdmr,
+    "musique": musique,
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"strategyqa:data/strategyqa_train.json"`` -> ``("strategyqa", "data/...")``.
+
+    Without a known prefix the spec is our own records format (a file or a hub id).
+    """
+    fmt, sep, rest = spec.partition(":")
+    if sep and fmt in FORMATS:
+        return fmt, rest
+    return "records", spec
+
+
+def load_any(
+    spec: str, strict: bool = True, refs: str = "keep", root: Path | None = None
+) -> LoadResult:
+    """Records from any supported source: ``FILE``, ``HUB_ID`` or ``FORMAT:FILE_OR_HUB_ID``.
+
+    ``strict`` applies to our own records format. A converter never stops on a row: dataset
+    quirks (BREAK test rows without a decomposition, ...) are expected and go to the skip report.
+    """
+    from qdlib.data import load_source
+
+    fmt, target = parse_spec(spec)
+    if fmt == "records":
+        result = load_source(target, strict=strict, root=root)
+        if refs == "words":
+            for rec in result.records:
+                lang = detect_language(rec["question"])
+                rec["sub_questions"] = [rewrite_refs(s, lang) for s in rec["sub_questions"]]
+        return result
+    path = Path(target).expanduser()
+    if not path.is_absolute() and root is not None and (root / path).exists():
+        path = root / path
+    if not path.exists():
+        path = _download(fmt, target)
+    return CONVERTERS[fmt](path, refs=refs)
+
+
+def _download(fmt: str, name: str) -> Path:
+    """A hub dataset saved to a local file in the converter's layout (online only)."""
+    import tempfile
+
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, split="train")
+    except Exception as exc:
+        raise DataError(
+            f"{name}: not a local file, and loading it as a Hugging Face dataset failed "
+            f"({type(exc).__name__}: {exc}). Download the {fmt} files and give their path."
+        ) from exc
+    out = Path(tempfile.mkdtemp(prefix="qdlib-")) / f"{fmt}.{'csv' if fmt == 'break' else 'json'}"
+    rows = [dict(r) for r in ds]
+    if fmt == "break":
+        ds.to_csv(str(out), index=False)
+    elif fmt == "musique":
+        out = out.with_suffix(".jsonl")
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    else:
+        out.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return out
