@@ -259,13 +259,14 @@ def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
     """Grouped bars of the 0-1 metrics, one colour per model."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.4))
     plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     width = 0.8 / len(metrics)
     for j, (name, m) in enumerate(metrics.items()):
         xs = [i + j * width for i in range(len(RATE_KEYS))]
         ax.bar(xs, [m[k] for k in RATE_KEYS], width, label=name)
-    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(RATE_KEYS))], RATE_KEYS)
+    ticks = [i + width * (len(metrics) - 1) / 2 for i in range(len(RATE_KEYS))]
+    ax.set_xticks(ticks, [k.replace("_", " ") for k in RATE_KEYS], rotation=15)
     ax.set(ylim=(0, 1.05), ylabel="mean over examples", title="base vs tuned")
     ax.legend()
     fig.tight_layout()
@@ -273,6 +274,18 @@ def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
 
 
 # ---------------------------------------------------------------- whole runs, widgets
+
+
+def generation_settings(cfg: Any) -> dict[str, Any]:
+    """How a profile decodes: batch size, ``max_new_tokens`` and the instruction language.
+
+    One place, so evaluation, export parity and the try-it box prompt exactly as training did.
+    """
+    return {
+        "batch_size": cfg.evaluation.batch_size,
+        "max_new_tokens": cfg.evaluation.max_new_tokens,
+        "language": cfg.data.language,
+    }
 
 
 def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
@@ -283,15 +296,14 @@ def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir
     adapter_dir = Path(run_dir) / "adapter"
     if not (adapter_dir / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
-    settings = {"batch_size": cfg.evaluation.batch_size,
-                "max_new_tokens": cfg.evaluation.max_new_tokens}
+    settings = generation_settings(cfg)
     questions = [r["question"] for r in records]
     base = generate(load_model(cfg), tokenizer, questions, **settings)
     tuned = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
     return write_report(out_dir, {"base": score(records, base), "tuned": score(records, tuned)})
 
 
-def try_it(models: dict[str, Any], tokenizer: Any, max_new_tokens: int = 96) -> Any:
+def try_it(models: dict[str, Any], tokenizer: Any, **settings: Any) -> Any:
     """An ipywidgets box: type a question (Korean or English), see each model's decomposition."""
     import ipywidgets as w
 
@@ -306,8 +318,7 @@ def try_it(models: dict[str, Any], tokenizer: Any, max_new_tokens: int = 96) -> 
 
     def decompose(_: Any = None) -> None:
         for name, model in models.items():
-            gen = generate(model, tokenizer, [question.value], max_new_tokens=max_new_tokens,
-                           progress=False)[0]
+            gen = generate(model, tokenizer, [question.value], progress=False, **settings)[0]
             steps = parse_sub_questions(gen.text)
             shown = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1)) if steps else gen.text
             outputs[name].outputs = ()

@@ -135,12 +135,13 @@ def parity_with_plain_transformers(
     reference: list[Any],
     max_new_tokens: int,
     batch_size: int,
+    language: str = "auto",
 ) -> Parity:
     """Parity of an exported model, reloaded without qdlib, against ``reference`` generations."""
     from qdlib.data import prompt_ids
     from qdlib.evaluate import Generation
 
-    prompts = [prompt_ids(q, tokenizer) for q in questions]
+    prompts = [prompt_ids(q, tokenizer, language) for q in questions]
     ids = plain_transformers_ids(model_dir, prompts, max_new_tokens, batch_size)
     candidate = [
         Generation(tokenizer.decode(row, skip_special_tokens=True), True, row) for row in ids

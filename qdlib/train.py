@@ -76,6 +76,8 @@ def build_trainer(
     """
     from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
 
+    from qdlib.evaluate import generation_settings
+
     set_seed(cfg.seed)
     collator = DataCollatorForSeq2Seq(
         tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
@@ -96,8 +98,7 @@ def build_trainer(
                 trainer,
                 eval_records[: ev.generate_samples],
                 ev.generate_every,
-                batch_size=ev.batch_size,
-                max_new_tokens=ev.max_new_tokens,
+                **generation_settings(cfg),
             )
         )
     return trainer
@@ -128,7 +129,7 @@ def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     """Training loss (and eval loss when there is one) against the step."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
     evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
@@ -137,16 +138,21 @@ def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="eval loss", color="#C44E52")
     ax.set(xlabel="step", ylabel="loss (answer tokens only)", title="training loss")
-    ax.legend(loc="upper left")
-    gen = [(h["step"], h["gen_step_count_correct"], h["gen_format_valid"])
-           for h in log_history if "gen_step_count_correct" in h]
+    handles, labels = ax.get_legend_handles_labels()
+    gen = [
+        (h["step"], h["gen_step_count_correct"], h["gen_format_valid"])
+        for h in log_history
+        if "gen_step_count_correct" in h
+    ]
     if gen:
         ax2 = ax.twinx()
         steps, counts, formats = zip(*gen, strict=True)
         ax2.plot(steps, formats, "s--", color="#55A868", label="format valid (generated)")
         ax2.plot(steps, counts, "^--", color="#8172B2", label="step count correct (generated)")
         ax2.set(ylim=(0, 1.05), ylabel="share of sample")
-        ax2.legend(loc="upper right")
+        more = ax2.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="center right", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -193,3 +193,19 @@ def test_example_with_nothing_to_train_is_refused_by_name(tiny_tokenizer):
         DataError, match=r"train example 0 \('A와 B의 인구는\?'\): the prompt alone"
     ):
         tokenize_splits([GOOD], [GOOD], tiny_tokenizer, max_seq_length=10)
+
+
+def test_profile_language_overrides_detection_everywhere(tiny_tokenizer):
+    from qdlib.config import load_config
+    from qdlib.evaluate import generation_settings
+
+    cfg = load_config("cpu_tiny", data={"language": "ko"})
+    settings = generation_settings(cfg)
+    assert settings["language"] == "ko"
+    english = {"question": "Which is older, A or B?", "sub_questions": ["x?"]}
+    ids = encode_example(english, tiny_tokenizer, language=cfg.data.language)["input_ids"]
+    assert "하위 질문" in tiny_tokenizer.decode(ids)
+    assert (
+        prompt_ids(english["question"], tiny_tokenizer, settings["language"])
+        == ids[: len(prompt_ids(english["question"], tiny_tokenizer, "ko"))]
+    )
