@@ -75,9 +75,10 @@ print(report.report().replace(str(cfg.resolve_path(".")) + "/", ""))
 
 # %% [markdown]
 # ## The training data: validate, deduplicate, split
-# The profile names the training file (`data.train_file`). Questions that differ only in case,
+# The profile names the training file (`data.train_file`: our format, or a public dataset such as
+# `strategyqa:FILE`), or a weighted mix (`data.sources`). Questions that differ only in case,
 # spacing, Unicode form or a final `?` count as duplicates. The split is fixed by the seed, so the
-# same profile always holds out the same questions.
+# same profile always holds out the same questions, and held-out questions never reach training.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -128,11 +129,28 @@ from qdlib.data import plot_lengths
 
 plot_lengths(splits.train, tokenizer)
 
+# %% [markdown]
+# ## Check the data before it costs GPU hours
+# `check_data` reports invalid records, duplicates (Korean typed on a Mac is often NFD: it
+# matches its NFC twin here), train/eval leakage (`eval_spec=`), steps, token lengths with this
+# profile's tokenizer, how many examples `max_seq_length` cuts, and the Korean/English mix.
+# In a terminal: `qd data check FILE` (also `strategyqa:FILE`, `break:FILE`, `musique:FILE`);
+# it exits non-zero on problems, so it can run in your own CI.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.datacheck import check_data
+
+spec = cfg.data.train_file or cfg.data.sources[0].spec
+print(check_data(spec, tokenizer=tokenizer, max_seq_length=cfg.data.max_seq_length,
+                 root=cfg.resolve_path(".")))
+
 # %%
 # NBVAL_CHECK_OUTPUT
 from qdlib.data import tokenize_splits
 
-tokenized = tokenize_splits(splits.train, splits.eval, tokenizer, cfg.data.max_seq_length)
+tokenized = tokenize_splits(splits.train, splits.eval, tokenizer, cfg.data.max_seq_length,
+                            cfg.data.language)
 print(tokenized.report())
 
 # %% [markdown]
@@ -159,3 +177,5 @@ print(sorted(p.name for p in (run / "data").iterdir()))
 # 2. Lower `data.max_seq_length` (e.g. `load_config("cpu_tiny", data={"max_seq_length": 48})`)
 #    and watch the truncation count and the error for examples with nothing left to train.
 # 3. Open `render_prompt??` and change the instruction wording: what would change at inference?
+# 4. Mix the teaching set with your own file through `data.sources` (see `data/DATA_FORMAT.md`)
+#    and read the per-source counts that `prepare_splits` prints.

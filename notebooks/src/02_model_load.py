@@ -80,11 +80,11 @@ for text in ("서울과 부산 중 인구가 더 많은 도시는?", "Which has 
 
 # %%
 from qdlib.data import load_records
-from qdlib.evaluate import generate
+from qdlib.evaluate import generate, generation_settings
 
 held_out = load_records(run.require("data/eval.jsonl")).records[:3]
-outputs = generate(base_model, tokenizer, [r["question"] for r in held_out],
-                   max_new_tokens=cfg.evaluation.max_new_tokens, progress=False)
+outputs = generate(base_model, tokenizer, [r["question"] for r in held_out], progress=False,
+                   **generation_settings(cfg))
 for rec, out in zip(held_out, outputs):
     print(f"Q: {rec['question']}\nA: {out.text[:200]!r} (stopped by itself: {out.stopped})\n")
 

@@ -41,7 +41,8 @@ train_records = load_records(run.require("data/train.jsonl")).records
 eval_records = load_records(run.require("data/eval.jsonl")).records
 lora_cfg = load_lora_config(run.require("lora.json"))
 tokenizer = load_tokenizer(cfg)
-tokenized = tokenize_splits(train_records, eval_records, tokenizer, cfg.data.max_seq_length)
+tokenized = tokenize_splits(train_records, eval_records, tokenizer, cfg.data.max_seq_length,
+                            cfg.data.language)
 print(tokenized.report())
 
 # %% [markdown]

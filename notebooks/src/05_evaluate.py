@@ -48,13 +48,13 @@ print(len(questions), "questions")
 # (`benchmarks/generation_speed.py` measures it).
 
 # %%
-from qdlib.evaluate import generate
+from qdlib.evaluate import generate, generation_settings
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
 
 tokenizer = load_tokenizer(cfg)
 base_model = load_model(cfg)
 tuned_model = load_with_adapter(cfg, run.require("adapter/adapter_config.json").parent)
-settings = dict(batch_size=cfg.evaluation.batch_size, max_new_tokens=cfg.evaluation.max_new_tokens)
+settings = generation_settings(cfg)  # batch size, max_new_tokens, instruction language
 base_outputs = generate(base_model, tokenizer, questions, **settings)
 tuned_outputs = generate(tuned_model, tokenizer, questions, **settings)
 
@@ -111,7 +111,7 @@ Markdown(report[report.index("## Worst"):report.index("## Most changed")])
 # %%
 from qdlib.evaluate import try_it
 
-try_it({"base": base_model, "tuned": tuned_model}, tokenizer, cfg.evaluation.max_new_tokens)
+try_it({"base": base_model, "tuned": tuned_model}, tokenizer, **generation_settings(cfg))
 
 # %% [markdown]
 # ## What you learned

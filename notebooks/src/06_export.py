@@ -64,14 +64,14 @@ print(sorted(p.name for p in merged_dir.iterdir()))
 
 # %%
 from qdlib.data import load_records
-from qdlib.evaluate import generate
+from qdlib.evaluate import generate, generation_settings
 from qdlib.export import parity_with_plain_transformers
 from qdlib.model import load_tokenizer, load_with_adapter
 
 tokenizer = load_tokenizer(cfg)
 questions = [r["question"] for r in load_records(run.require("data/eval.jsonl")).records]
 questions = questions[: cfg.export.parity_samples or cfg.evaluation.max_samples]
-settings = dict(batch_size=cfg.evaluation.batch_size, max_new_tokens=cfg.evaluation.max_new_tokens)
+settings = generation_settings(cfg)  # batch size, max_new_tokens, instruction language
 reference = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
 check = parity_with_plain_transformers(merged_dir, tokenizer, questions, reference, **settings)
 print(check)
