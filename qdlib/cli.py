@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-tokenizer", action="store_true", help="skip token lengths")
     check.add_argument("--json", type=Path, help="also write the report as JSON here")
 
+    est = sub.add_parser("estimate", help="will this profile fit the GPU? (memory estimate)")
+    est.add_argument("--profile", default="rtx4060")
+    est.add_argument("--model", help="another model id (architecture shipped, or AutoConfig)")
+    est.add_argument("--seq-len", type=int)
+    est.add_argument("--batch", type=int)
+    est.add_argument("--card-gib", type=float, help="GPU memory; default: the profile's card")
+
     dec = sub.add_parser("decompose", help="decompose questions with an exported model")
     dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
     dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
@@ -137,6 +144,22 @@ def evaluate_command(run_dir: Path, split: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "estimate":
+        from qdlib.memory import estimate
+
+        try:
+            e = estimate(
+                load_config(args.profile),
+                args.model,
+                args.seq_len,
+                args.batch,
+                args.card_gib * 1024 if args.card_gib else None,
+            )
+        except (ConfigError, OSError) as exc:
+            print(f"qd: {exc}", file=sys.stderr)
+            return 2
+        print(e.table())
+        return 0
     if args.command == "data":
         try:
             return data_check_command(args)

@@ -1,0 +1,214 @@
+"""Will it fit? GPU memory for LoRA/QLoRA training, estimated from the architecture and profile.
+
+Exact parts (checked against torch in the tests): parameter bytes by dtype and quantization,
+LoRA parameters, their gradients and the optimizer states. Modelled parts: activations, the
+logits buffer, the CUDA context and allocator overhead (documented in :func:`estimate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from qdlib.config import Config
+
+MiB = 2**20
+# Architecture numbers for the models the profiles and docs name (from their config.json).
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "Qwen/Qwen2.5-0.5B-Instruct": dict(hidden=896, layers=24, heads=14, kv_heads=2,
+                                       intermediate=4864, vocab=151936, tied=True, qkv_bias=True),
+    "Qwen/Qwen2.5-1.5B-Instruct": dict(hidden=1536, layers=28, heads=12, kv_heads=2,
+                                       intermediate=8960, vocab=151936, tied=True, qkv_bias=True),
+    "Qwen/Qwen2.5-3B-Instruct": dict(hidden=2048, layers=36, heads=16, kv_heads=2,
+                                     intermediate=11008, vocab=151936, tied=True, qkv_bias=True),
+    "Qwen/Qwen2.5-7B-Instruct": dict(hidden=3584, layers=28, heads=28, kv_heads=4,
+                                     intermediate=18944, vocab=152064, tied=False, qkv_bias=True),
+    "meta-llama/Llama-3.2-1B-Instruct": dict(hidden=2048, layers=16, heads=32, kv_heads=8,
+                                             intermediate=8192, vocab=128256, tied=True,
+                                             qkv_bias=False),
+    "meta-llama/Llama-3.2-3B-Instruct": dict(hidden=3072, layers=28, heads=24, kv_heads=8,
+                                             intermediate=8192, vocab=128256, tied=True,
+                                             qkv_bias=False),
+}  # fmt: skip
+CARDS_MIB = {"rtx4060": 8 * 1024, "runpod": 24 * 1024, "cpu_tiny": 8 * 1024}
+BLOCK_4BIT, BLOCK_8BIT_OPT, MIN_8BIT_SIZE = 64, 256, 4096
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
+
+
+def architecture(cfg: Config, name: str | None = None) -> dict[str, Any]:
+    """Architecture numbers: shipped for known models, the tiny spec, or ``AutoConfig`` online."""
+    name = name or cfg.model.name
+    if name == "tiny":
+        t = cfg.model.tiny
+        return dict(hidden=t.hidden_size, layers=t.num_layers, heads=t.num_heads,
+                    kv_heads=t.num_kv_heads, intermediate=t.intermediate_size,
+                    vocab=t.vocab_size, tied=False, qkv_bias=False)  # fmt: skip
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name]
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(name)
+    return dict(hidden=c.hidden_size, layers=c.num_hidden_layers, heads=c.num_attention_heads,
+                kv_heads=getattr(c, "num_key_value_heads", c.num_attention_heads),
+                intermediate=c.intermediate_size, vocab=c.vocab_size,
+                tied=bool(getattr(c, "tie_word_embeddings", False)),
+                qkv_bias=bool(getattr(c, "attention_bias", c.model_type == "qwen2")))  # fmt: skip
+
+
+def linear_shapes(a: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(in, out) of each linear layer kind in one transformer block."""
+    h, i = a["hidden"], a["intermediate"]
+    kv = a["kv_heads"] * (h // a["heads"])
+    return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+            "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}  # fmt: skip
+
+
+def parameter_counts(a: dict[str, Any]) -> dict[str, int]:
+    """Parameters by kind: block linears, biases and norms, embeddings, output head."""
+    shapes = linear_shapes(a)
+    linear = a["layers"] * sum(i * o for i, o in shapes.values())
+    bias = a["layers"] * sum(shapes[k][1] for k in ("q_proj", "k_proj", "v_proj")) * a["qkv_bias"]
+    norms = (2 * a["layers"] + 1) * a["hidden"]
+    embed = a["vocab"] * a["hidden"]
+    head = 0 if a["tied"] else embed
+    return {"linear": linear, "other": bias + norms, "embed": embed, "head": head}
+
+
+def lora_parameters(a: dict[str, Any], r: int, targets: list[str]) -> int:
+    """``r * (in + out)`` for every targeted linear layer (``lm_head`` included if named)."""
+    shapes = linear_shapes(a)
+    n = a["layers"] * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
+    if "lm_head" in targets:
+        n += r * (a["hidden"] + a["vocab"])
+    return n
+
+
+def weight_bytes(a: dict[str, Any], quantization: str, dtype_bytes: int) -> int:
+    """Bytes of the base weights. 4-bit: NF4 block linears (half a byte each, one 8-bit absmax per
+    64 weights with double quantization, plus a float32 per 256 absmax, per layer); 8-bit: int8
+    linears and a float32 scale per output row. Embeddings, head, norms and biases stay in the
+    compute dtype. (Each 4-bit layer's constant 256-entry code table is not counted.)"""
+    p = parameter_counts(a)
+    rest = (p["other"] + p["embed"] + p["head"]) * dtype_bytes
+    if quantization == "4bit":
+        total = 0
+        for i, o in linear_shapes(a).values():
+            blocks = -(-i * o // BLOCK_4BIT)
+            total += i * o // 2 + blocks + 4 * (-(-blocks // 256))
+        return a["layers"] * total + rest
+    if quantization == "8bit":
+        rows = a["layers"] * sum(o for _, o in linear_shapes(a).values())
+        return p["linear"] + 4 * rows + rest
+    return p["linear"] * dtype_bytes + rest
+
+
+def optimizer_bytes(tensor_sizes: list[int], optimizer: str) -> int:
+    """AdamW keeps two states per trainable value: 4 bytes each (32-bit) or 1 byte each (8-bit,
+    plus a float32 absmax per 256 values; tensors under 4096 values stay 32-bit in bitsandbytes)."""
+    total = 0
+    for n in tensor_sizes:
+        if "8bit" in optimizer and n >= MIN_8BIT_SIZE:
+            total += 2 * (n + 4 * (-(-n // BLOCK_8BIT_OPT)))
+        else:
+            total += 2 * 4 * n
+    return total
+
+
+def lora_tensor_sizes(a: dict[str, Any], r: int, targets: list[str]) -> list[int]:
+    """Sizes of each LoRA A and B matrix (the optimizer keeps state per tensor)."""
+    shapes = dict(linear_shapes(a), lm_head=(a["hidden"], a["vocab"]))
+    per_layer = [(k, shapes[k]) for k in targets if k in shapes and k != "lm_head"]
+    sizes = [n for _ in range(a["layers"]) for _, (i, o) in per_layer for n in (r * i, o * r)]
+    if "lm_head" in targets:
+        sizes += [r * a["hidden"], a["vocab"] * r]
+    return sizes
+
+
+@dataclass
+class Estimate:
+    """Estimated peak GPU memory for one training step, by part, in MiB."""
+
+    model: str
+    weights: float
+    lora: float
+    gradients: float
+    optimizer: float
+    activations: float
+    logits: float
+    cuda_context: float
+    allocator: float
+    card: float
+
+    @property
+    def total(self) -> float:
+        parts = asdict(self)
+        return sum(v for k, v in parts.items() if k not in ("model", "card"))
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= 0.9 * self.card  # keep 10% headroom
+
+    def table(self) -> str:
+        rows = [
+            f"| {k} | {v:,.0f} |" for k, v in asdict(self).items() if k not in ("model", "card")
+        ]
+        verdict = "fits" if self.fits else "does NOT fit"
+        return "\n".join(
+            [
+                "| part | MiB |",
+                "|---|---|",
+                *rows,
+                f"| **total** | **{self.total:,.0f}** |",
+                "",
+                f"{self.model}: {verdict} a {self.card / 1024:.0f} GiB card "
+                f"({100 * self.total / self.card:.0f}% used, 10% headroom required)",
+            ]
+        )
+
+
+def estimate(
+    cfg: Config,
+    model: str | None = None,
+    seq_len: int | None = None,
+    batch: int | None = None,
+    card_mib: float | None = None,
+) -> Estimate:
+    """Estimate peak training memory for a profile (optionally another model, length, batch).
+
+    Activations (modelled, bf16/fp16 or fp32 as the profile trains): with gradient checkpointing,
+    each layer keeps its input (``b*s*h``) and one layer at a time is recomputed with
+    ``b*s*(10h + 4i)`` values alive; without it, every layer keeps those ``b*s*(10h + 4i)``.
+    Logits: ``b*s*V`` in fp32 twice (values and their gradient). CUDA context: 500 MiB.
+    Allocator overhead: 10% of the rest.
+    """
+    a = architecture(cfg, model)
+    s, b = seq_len or cfg.data.max_seq_length, batch or cfg.training.batch_size
+    dtype_bytes = DTYPE_BYTES[cfg.model.dtype]
+    targets = cfg.lora.target_modules
+    targets = list(linear_shapes(a)) if targets == "all-linear" else list(targets)
+    lora_n = lora_parameters(a, cfg.lora.r, targets)
+    h, i, layers = a["hidden"], a["intermediate"], a["layers"]
+    per_layer = b * s * (10 * h + 4 * i) * dtype_bytes
+    if cfg.training.gradient_checkpointing:
+        acts = layers * b * s * h * dtype_bytes + per_layer
+    else:
+        acts = layers * per_layer
+    parts = {
+        "weights": weight_bytes(a, cfg.model.quantization, dtype_bytes),
+        "lora": 4 * lora_n,
+        "gradients": 4 * lora_n,
+        "optimizer": optimizer_bytes(
+            lora_tensor_sizes(a, cfg.lora.r, targets), cfg.training.optimizer
+        ),
+        "activations": acts,
+        "logits": 2 * 4 * b * s * a["vocab"],
+    }
+    mib = {k: v / MiB for k, v in parts.items()}
+    rest = sum(mib.values()) + 500
+    return Estimate(
+        model=model or cfg.model.name,
+        **mib,
+        cuda_context=500.0,
+        allocator=0.1 * rest,
+        card=card_mib or CARDS_MIB.get(cfg.profile, 8192),
+    )

@@ -1,0 +1,120 @@
+"""Memory estimator: the exact parts equal what torch, peft and bitsandbytes allocate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qdlib.config import load_config
+from qdlib.memory import (
+    ARCHITECTURES,
+    architecture,
+    estimate,
+    linear_shapes,
+    lora_parameters,
+    lora_tensor_sizes,
+    optimizer_bytes,
+    parameter_counts,
+    weight_bytes,
+)
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_parameter_and_lora_counts_match_the_real_architecture(name):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    a = ARCHITECTURES[name]
+    config_class = Qwen2Config if a["qkv_bias"] else LlamaConfig
+    config = config_class(
+        hidden_size=a["hidden"], num_hidden_layers=a["layers"], num_attention_heads=a["heads"],
+        num_key_value_heads=a["kv_heads"], intermediate_size=a["intermediate"],
+        vocab_size=a["vocab"], tie_word_embeddings=a["tied"],
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    assert sum(p.numel() for p in model.parameters()) == sum(parameter_counts(a).values())
+    targets = list(linear_shapes(a))
+    peft_model = get_peft_model(model, LoraConfig(r=16, target_modules=targets))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert trainable == lora_parameters(a, 16, targets)
+
+
+def test_fp32_and_4bit_weight_bytes_match_loaded_tiny_model():
+    import bitsandbytes as bnb
+
+    from qdlib.model import load_model
+
+    cfg = load_config("cpu_tiny")
+    a = architecture(cfg)
+    fp32 = load_model(cfg)
+    assert sum(p.numel() * p.element_size() for p in fp32.parameters()) == weight_bytes(
+        a, "none", 4
+    )
+    q = load_model(load_config("cpu_tiny", model={"quantization": "4bit"}))
+    measured = 0
+    for module in q.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            qs = module.weight.quant_state
+            measured += module.weight.numel() + qs.absmax.numel() + 4 * qs.state2.absmax.numel()
+    rest = sum(
+        p.numel() * p.element_size() for n, p in q.named_parameters() if p.dtype != torch.uint8
+    )
+    assert measured + rest == weight_bytes(a, "4bit", 4)
+
+
+def one_step(optimizer: str):
+    from qdlib.lora import attach_lora, lora_config
+    from qdlib.model import load_model
+
+    cfg = load_config("cpu_tiny", lora={"r": 8}, training={"optimizer": optimizer})
+    model = load_model(cfg)
+    peft_model = attach_lora(model, lora_config(cfg, model), seed=cfg.seed)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    if optimizer == "adamw_torch":
+        opt = torch.optim.AdamW(params, lr=1e-3)
+    else:
+        import bitsandbytes as bnb
+
+        opt = bnb.optim.AdamW8bit(params, lr=1e-3)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    peft_model(input_ids=ids, labels=ids).loss.backward()
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in params)
+    opt.step()
+    names = ("exp_avg", "exp_avg_sq", "state1", "state2", "absmax1", "absmax2")
+    states = sum(
+        t.numel() * t.element_size()
+        for st in opt.state.values()
+        for k, t in st.items()
+        if k in names
+    )
+    return cfg, grads, states
+
+
+@pytest.mark.parametrize("optimizer", ["adamw_torch", "adamw_8bit"])
+def test_gradient_and_optimizer_state_bytes_match_torch(optimizer):
+    cfg, grads, states = one_step(optimizer)
+    a = architecture(cfg)
+    targets = list(cfg.lora.target_modules)
+    assert grads == 4 * lora_parameters(a, cfg.lora.r, targets)
+    assert states == optimizer_bytes(lora_tensor_sizes(a, cfg.lora.r, targets), optimizer)
+
+
+def test_rtx4060_profile_fits_8gb_with_headroom():
+    e = estimate(load_config("rtx4060"))
+    assert e.fits and e.total < 0.9 * 8192
+    assert "fits a 8 GiB card" in e.table()
+
+
+def test_longer_sequences_need_more_memory():
+    cfg = load_config("rtx4060")
+    assert estimate(cfg, seq_len=1024).total > estimate(cfg, seq_len=512).total
+    assert estimate(cfg, batch=1).activations < estimate(cfg, batch=4).activations
+
+
+def test_qd_estimate_prints_the_table(capsys):
+    from qdlib.cli import main
+
+    assert main(["estimate", "--profile", "rtx4060"]) == 0
+    out = capsys.readouterr().out
+    assert "| weights |" in out and "fits a 8 GiB card" in out
