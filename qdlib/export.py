@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -357,7 +358,8 @@ def load_exported(model_dir: Path) -> tuple[Any, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = resolve_dtype("auto")
-    with quiet_progress():
+    with quiet_progress(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # transformers', via peft
         if (model_dir / "adapter_config.json").exists():
             from peft import AutoPeftModelForCausalLM
 
