@@ -362,6 +362,11 @@ def _check_consistency(cfg: Config) -> None:
             f"{src}: give either data.train_file (one source) or data.sources (a mix), "
             "not both and not neither; set the other to null / [] ."
         )
+    if cfg.data.sources and cfg.data.max_samples is not None:
+        raise ConfigError(
+            f"{src}: data.max_samples applies to data.train_file; with data.sources give "
+            "max_samples per source instead."
+        )
     for i, s in enumerate(cfg.data.sources):
         if not s.spec:
             raise ConfigError(f"{src}: data.sources[{i}].spec must name a file or dataset.")

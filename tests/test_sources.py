@@ -202,3 +202,13 @@ def test_one_profile_line_uses_a_dataset():
     splits = prepare_splits(cfg)
     steps = [s for r in splits.train + splits.eval for s in r["sub_questions"]]
     assert len(splits.train) + len(splits.eval) == 2 and not any("#" in s for s in steps)
+
+
+def test_global_max_samples_with_a_mix_is_refused():
+    from qdlib.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="give max_samples per source"):
+        load_config(
+            "cpu_tiny",
+            data={"train_file": None, "max_samples": 10, "sources": [{"spec": "a.jsonl"}]},
+        )
