@@ -126,11 +126,12 @@ def data_check_command(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def evaluate_command(run_dir: Path, split: str) -> Path:
+def evaluate_command(args: argparse.Namespace) -> int:
     """``qd eval``: the run's config and adapter, on its eval split or on a file of records."""
     from qdlib.data import load_records
     from qdlib.evaluate import compare_table, evaluate_run
 
+    run_dir, split = args.run_dir, args.split
     cfg = load_config(run_dir / "config.yaml")
     if split == "eval":
         source, out_dir = run_dir / "data/eval.jsonl", run_dir / "eval"
@@ -139,59 +140,49 @@ def evaluate_command(run_dir: Path, split: str) -> Path:
     records = load_records(source).records[: cfg.evaluation.max_samples]
     metrics = evaluate_run(cfg, run_dir, records, out_dir)
     print(compare_table(metrics))
-    return out_dir
+    print(f"report written to {out_dir}")
+    return 0
+
+
+def estimate_command(args: argparse.Namespace) -> int:
+    """``qd estimate``: the memory table and verdict for a profile."""
+    from qdlib.memory import estimate
+
+    card = args.card_gib * 1024 if args.card_gib else None
+    e = estimate(load_config(args.profile), args.model, args.seq_len, args.batch, card)
+    print(e.table())
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``qd run``: validate the settings first, then execute the lessons with papermill."""
+    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
+    cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts
+    lessons = tuple(x for x in LESSONS if x in args.only) if args.only else LESSONS
+    run_dir = run_course(
+        args.profile, args.run_dir, overrides, overwrite=args.overwrite, lessons=lessons
+    )
+    print(f"run finished ({cfg.profile}): {run_dir}")
+    return 0
+
+
+COMMANDS = {
+    "run": run_command,
+    "eval": evaluate_command,
+    "data": data_check_command,
+    "estimate": estimate_command,
+    "decompose": decompose_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``qd`` command; a problem with the user's input or files exits 2 with its message."""
     args = _parser().parse_args(argv)
-    if args.command == "estimate":
-        from qdlib.memory import estimate
-
-        try:
-            e = estimate(
-                load_config(args.profile),
-                args.model,
-                args.seq_len,
-                args.batch,
-                args.card_gib * 1024 if args.card_gib else None,
-            )
-        except (ConfigError, OSError) as exc:
-            print(f"qd: {exc}", file=sys.stderr)
-            return 2
-        print(e.table())
-        return 0
-    if args.command == "data":
-        try:
-            return data_check_command(args)
-        except (ConfigError, DataError) as exc:
-            print(f"qd: {exc}", file=sys.stderr)
-            return 2
-    if args.command == "decompose":
-        try:
-            return decompose_command(args)
-        except (DataError, FileNotFoundError) as exc:
-            print(f"qd: {exc}", file=sys.stderr)
-            return 2
-    if args.command == "eval":
-        try:
-            out_dir = evaluate_command(args.run_dir, args.split)
-        except (ConfigError, DataError, FileNotFoundError) as exc:
-            print(f"qd: {exc}", file=sys.stderr)
-            return 2
-        print(f"report written to {out_dir}")
-        return 0
     try:
-        overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
-        cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts
-        lessons = tuple(x for x in LESSONS if x in args.only) if args.only else LESSONS
-        run_dir = run_course(
-            args.profile, args.run_dir, overrides, overwrite=args.overwrite, lessons=lessons
-        )
-    except (ConfigError, RunDirError) as exc:
+        return COMMANDS[args.command](args)
+    except (ConfigError, DataError, RunDirError, OSError) as exc:
         print(f"qd: {exc}", file=sys.stderr)
         return 2
-    print(f"run finished ({cfg.profile}): {run_dir}")
-    return 0
 
 
 if __name__ == "__main__":

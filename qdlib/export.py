@@ -13,13 +13,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qdlib.config import Config
-from qdlib.model import load_with_adapter, quiet_progress
+from qdlib.model import load_with_adapter, quiet_hf
 from qdlib.runs import atomic_dir
 
 
@@ -53,7 +52,7 @@ def merge_adapter(cfg: Config, adapter_dir: Path, out_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
 
     def write(tmp: Path) -> None:
-        with quiet_progress():
+        with quiet_hf():
             merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
 
@@ -358,8 +357,7 @@ def load_exported(model_dir: Path) -> tuple[Any, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = resolve_dtype("auto")
-    with quiet_progress(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)  # transformers', via peft
+    with quiet_hf():
         if (model_dir / "adapter_config.json").exists():
             from peft import AutoPeftModelForCausalLM
 

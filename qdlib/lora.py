@@ -7,7 +7,6 @@ and the saved adapter is megabytes instead of gigabytes.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from qdlib.config import Config
+from qdlib.model import quiet_hf
 from qdlib.runs import atomic_write_json, read_json
 
 
@@ -81,8 +81,7 @@ def attach_lora(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     set_seed(seed)
-    with warnings.catch_warnings():  # transformers' own deprecation notice, called from peft
-        warnings.filterwarnings("ignore", category=FutureWarning)
+    with quiet_hf():
         return get_peft_model(model, lora_cfg)
 
 

@@ -20,13 +20,14 @@ import unicodedata
 from collections import Counter
 from typing import Any
 
+from qdlib.data import normalize_question
+
 # ---------------------------------------------------------------- normalisation and structure
 
 
 def normalize(text: str) -> str:
-    """Unicode NFC, lower case, single spaces, no trailing punctuation."""
-    text = unicodedata.normalize("NFC", text).casefold()
-    return re.sub(r"\s+", " ", text).strip().rstrip(" ?？.!。")
+    """Unicode NFC, lower case, single spaces, no trailing punctuation (the dedup key, too)."""
+    return normalize_question(text)
 
 
 def exact_match(gold: list[str], pred: list[str] | None) -> float:

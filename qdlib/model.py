@@ -35,14 +35,17 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 
 
 @contextmanager
-def quiet_progress() -> Iterator[None]:
-    """Hide transformers' "Loading weights" bars (noise in a lesson; real work shows its own)."""
+def quiet_hf() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bars and the deprecation notices transformers and peft
+    raise inside their own calls: noise in a lesson that a learner cannot act on."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
@@ -206,7 +209,7 @@ def build_tiny_model(cfg: Config) -> Path:
     )
 
     def write(tmp: Path) -> None:
-        with quiet_progress():
+        with quiet_hf():
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
@@ -251,7 +254,7 @@ def load_model(cfg: Config, quantized: bool = True) -> Any:
         check_quantization(cfg.model.quantization, on)
         qcfg = quantization_config(cfg, dtype)
     path = model_path(cfg)
-    with quiet_progress():
+    with quiet_hf():
         return AutoModelForCausalLM.from_pretrained(
             path,
             revision=cfg.model.revision,
@@ -304,6 +307,5 @@ def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) ->
     from peft import PeftModel
 
     base = load_model(cfg, quantized=quantized)
-    with warnings.catch_warnings():  # transformers' own deprecation notice, called from peft
-        warnings.filterwarnings("ignore", category=FutureWarning)
+    with quiet_hf():
         return PeftModel.from_pretrained(base, str(adapter_dir))

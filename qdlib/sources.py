@@ -41,6 +41,12 @@ def rewrite_refs(step: str, language: str) -> str:
     return _REF.sub(lambda m: REF_WORDS[language].format(k=m.group(1)), step)
 
 
+def refs_in_words(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record with every ``#k`` in its steps written out, in the question's language."""
+    lang = detect_language(rec["question"])
+    return rec | {"sub_questions": [rewrite_refs(s, lang) for s in rec["sub_questions"]]}
+
+
 def _finish(
     rows: list[tuple[str, dict[str, Any] | None, str]], source: str, refs: str
 ) -> LoadResult:
@@ -60,10 +66,7 @@ def _finish(
         if problem:
             result.skipped.append(Skipped(where, problem))
             continue
-        if refs == "words":
-            lang = detect_language(rec["question"])
-            rec["sub_questions"] = [rewrite_refs(s, lang) for s in rec["sub_questions"]]
-        result.records.append(rec)
+        result.records.append(refs_in_words(rec) if refs == "words" else rec)
     if not result.records:
         raise DataError(f"{source}: no usable records ({len(result.skipped)} skipped).")
     return result
@@ -189,9 +192,7 @@ def load_any(
     if fmt == "records":
         result = load_source(target, strict=strict, root=root)
         if refs == "words":
-            for rec in result.records:
-                lang = detect_language(rec["question"])
-                rec["sub_questions"] = [rewrite_refs(s, lang) for s in rec["sub_questions"]]
+            result.records = [refs_in_words(rec) for rec in result.records]
         return result
     path = Path(target).expanduser()
     if not path.is_absolute() and root is not None and (root / path).exists():
