@@ -112,6 +112,7 @@ class TrainingConfig:
     )
     gradient_checkpointing: bool = False
     group_by_length: bool = True
+    packing: bool = False  # true: each batch is one padding-free row (position_ids restart)
     logging_steps: int = field(default=10, metadata=_range(1))
     eval_steps: int | None = field(default=None, metadata=_range(1))
     save_steps: int = field(default=200, metadata=_range(1))

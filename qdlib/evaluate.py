@@ -115,6 +115,7 @@ def generate(
         do_sample=False,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,  # training turns the model's own use_cache off (see qdlib.train)
     )
     model.eval()
     on = next(model.parameters()).device

@@ -1,7 +1,14 @@
 """Lesson 04: train the adapters with ``transformers.Trainer`` and save them.
 
 Nothing here replaces the Trainer: we build its arguments from the profile, give it a collator
-that pads each batch only to its longest example (labels padded with -100), and keep its log.
+that wastes no compute on padding, and keep its log. Two ways, per profile (``training.packing``):
+
+- dynamic padding: each batch is padded only to its longest example (labels padded with -100);
+- padding-free packing: the batch's examples are concatenated into one row with ``position_ids``
+  restarting at 0 for each; transformers turns that into a block-diagonal attention mask so that
+  no example sees another. That detection happens only without an attention mask and without a
+  KV cache, so training turns the cache off, and :func:`check_packing` proves isolation on the
+  real model before the first step.
 """
 
 from __future__ import annotations
@@ -61,6 +68,60 @@ def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) 
     )
 
 
+def data_collator(tokenizer: Any, packing: bool) -> Any:
+    """The batch builder: padding-free packing, or padding to the longest example in the batch."""
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    if packing:
+        # Labels of each example's first token become -100, so no example learns to predict the
+        # start of the next one (ours are prompt tokens, masked anyway).
+        return DataCollatorWithFlattening(separator_id=IGNORE_INDEX, return_tensors="pt")
+    return DataCollatorForSeq2Seq(
+        tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
+    )
+
+
+def packing_cross_talk(model: Any, examples: list[list[int]]) -> float:
+    """Largest logit difference between ``examples`` packed in one row and each run alone.
+
+    Zero (up to float error) means packed examples cannot attend to each other.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    packed = torch.tensor([[t for ex in examples for t in ex]], device=device)
+    positions = torch.tensor([[i for ex in examples for i in range(len(ex))]], device=device)
+    with torch.no_grad():
+        together = model(input_ids=packed, position_ids=positions).logits[0].float()
+        start, worst = 0, 0.0
+        for ex in examples:
+            alone = model(input_ids=torch.tensor([ex], device=device)).logits[0].float()
+            diff = (together[start : start + len(ex)] - alone).abs().max().item()
+            worst, start = max(worst, diff), start + len(ex)
+    model.train(was_training)
+    return worst
+
+
+def check_packing(model: Any, examples: list[list[int]]) -> float:
+    """Refuse to train packed if this model lets packed examples see each other.
+
+    Runs :func:`packing_cross_talk` on a few real examples; the tolerance is relative to the
+    logits' size (1e-4 in float32, 2e-2 in 16-bit). Returns the measured difference.
+    """
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        scale = model(input_ids=torch.tensor([examples[0]], device=device)).logits.abs().max()
+    tol = (1e-4 if dtype == torch.float32 else 2e-2) * max(1.0, scale.item())
+    worst = packing_cross_talk(model, examples)
+    if worst > tol:
+        raise ValueError(
+            f"training.packing: packed examples see each other in {type(model).__name__} "
+            f"(logits differ by {worst:.3g} > {tol:.3g}); set training.packing: false"
+        )
+    return worst
+
+
 def build_trainer(
     model: Any,
     tokenizer: Any,
@@ -69,26 +130,28 @@ def build_trainer(
     output_dir: Path,
     eval_records: list[dict[str, Any]] | None = None,
 ) -> Any:
-    """A ``Trainer`` with dynamic padding (to the longest example in each batch).
+    """A ``Trainer`` that pads each batch to its longest example or packs it (``training.packing``).
 
     With ``evaluation.generate_every`` set and ``eval_records`` given, task metrics on
     ``evaluation.generate_samples`` of them are logged during training too.
     """
-    from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
+    from transformers import Trainer, set_seed
 
     from qdlib.evaluate import generation_settings
 
     set_seed(cfg.seed)
-    collator = DataCollatorForSeq2Seq(
-        tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
-    )
+    # A KV cache is for generation; built during training it would also switch off the packed
+    # attention mask (generation turns it back on for itself).
+    model.config.use_cache = False
+    if cfg.training.packing:
+        check_packing(model, splits.train[:3]["input_ids"])
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, output_dir, dtype),
         train_dataset=splits.train,
         eval_dataset=splits.eval if cfg.training.eval_steps else None,
-        data_collator=collator,
+        data_collator=data_collator(tokenizer, cfg.training.packing),
         processing_class=tokenizer,
     )
     ev = cfg.evaluation
