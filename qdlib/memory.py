@@ -124,6 +124,14 @@ def lora_tensor_sizes(a: dict[str, Any], r: int, targets: list[str]) -> list[int
     return sizes
 
 
+# Activation values autograd keeps per token and layer (sdpa attention, LoRA on all linears),
+# measured with :func:`saved_activation_bytes` on the Qwen2.5-0.5B and Llama-3.2-1B architectures
+# and solved for the hidden (h) and intermediate (i) sizes: 7h + 4i without LoRA dropout; each
+# adapter's dropout keeps its own copy of the input, 17h + 5i with it.
+ACTS_PER_TOKEN = {"no_dropout": (7, 4), "dropout": (17, 5)}
+CUDA_CONTEXT_MIB, ALLOCATOR_SHARE, HEADROOM = 500.0, 0.10, 0.10
+
+
 @dataclass
 class Estimate:
     """Estimated peak GPU memory for one training step, by part, in MiB."""
@@ -140,30 +148,86 @@ class Estimate:
     card: float
 
     @property
+    def parts(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if k not in ("model", "card")}
+
+    @property
     def total(self) -> float:
-        parts = asdict(self)
-        return sum(v for k, v in parts.items() if k not in ("model", "card"))
+        return sum(self.parts.values())
 
     @property
     def fits(self) -> bool:
-        return self.total <= 0.9 * self.card  # keep 10% headroom
+        return self.total <= (1 - HEADROOM) * self.card
+
+    @property
+    def verdict(self) -> str:
+        word = "fits" if self.fits else "does NOT fit"
+        return (
+            f"{self.model}: {word} a {self.card / 1024:.0f} GiB card "
+            f"({100 * self.total / self.card:.0f}% used, {100 * HEADROOM:.0f}% headroom required)"
+        )
 
     def table(self) -> str:
-        rows = [
-            f"| {k} | {v:,.0f} |" for k, v in asdict(self).items() if k not in ("model", "card")
-        ]
-        verdict = "fits" if self.fits else "does NOT fit"
+        rows = [f"| {k} | {v:,.0f} |" for k, v in self.parts.items()]
         return "\n".join(
-            [
-                "| part | MiB |",
-                "|---|---|",
-                *rows,
-                f"| **total** | **{self.total:,.0f}** |",
-                "",
-                f"{self.model}: {verdict} a {self.card / 1024:.0f} GiB card "
-                f"({100 * self.total / self.card:.0f}% used, 10% headroom required)",
-            ]
-        )
+            ["| part | MiB |", "|---|---|", *rows, f"| **total** | **{self.total:,.0f}** |", "",
+             self.verdict]
+        )  # fmt: skip
+
+    def chart(self) -> Any:
+        """One stacked bar of the parts against the card's memory and the headroom line."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 1.9))
+        plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+        left = 0.0
+        for (name, mib), color in zip(self.parts.items(), plt.cm.tab10.colors, strict=False):
+            ax.barh(0, mib / 1024, left=left / 1024, color=color, label=name)
+            left += mib
+        ax.axvline(self.card / 1024, color="black", lw=2)
+        ax.axvline((1 - HEADROOM) * self.card / 1024, color="black", ls="--", lw=1)
+        ax.set(xlabel="GiB", yticks=[], title=self.verdict, xlim=(0, max(self.card, left) / 1024))
+        ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.55))
+        fig.tight_layout()
+        return fig
+
+
+def activation_bytes(a: dict[str, Any], b: int, s: int, dtype_bytes: int, cfg: Config) -> int:
+    """Activations kept for the backward pass (see ``ACTS_PER_TOKEN``).
+
+    Without gradient checkpointing every layer keeps its values; with it, each layer keeps only
+    its input (``h`` per token) and one layer at a time is recomputed with all its values alive.
+    """
+    ch, ci = ACTS_PER_TOKEN["dropout" if cfg.lora.dropout > 0 else "no_dropout"]
+    per_layer = b * s * (ch * a["hidden"] + ci * a["intermediate"]) * dtype_bytes
+    if cfg.training.gradient_checkpointing:
+        return a["layers"] * b * s * a["hidden"] * dtype_bytes + per_layer
+    return a["layers"] * per_layer
+
+
+def logits_bytes(a: dict[str, Any], b: int, s: int, dtype_bytes: int) -> int:
+    """The output layer's logits in the model's dtype, their float32 copy kept by the loss
+    (log-softmax) and its gradient: ``b*s*V*(dtype + 8)`` bytes at the peak."""
+    return b * s * a["vocab"] * (dtype_bytes + 8)
+
+
+def training_bytes(
+    cfg: Config, a: dict[str, Any], seq_len: int, batch: int, dtype_bytes: int
+) -> dict[str, int]:
+    """Bytes by part for one training step (no CUDA context or allocator overhead)."""
+    targets = cfg.lora.target_modules
+    targets = list(linear_shapes(a)) if targets == "all-linear" else list(targets)
+    lora_n = lora_parameters(a, cfg.lora.r, targets)
+    return {
+        "weights": weight_bytes(a, cfg.model.quantization, dtype_bytes),
+        "lora": 4 * lora_n,
+        "gradients": 4 * lora_n,
+        "optimizer": optimizer_bytes(
+            lora_tensor_sizes(a, cfg.lora.r, targets), cfg.training.optimizer
+        ),
+        "activations": activation_bytes(a, batch, seq_len, dtype_bytes, cfg),
+        "logits": logits_bytes(a, batch, seq_len, dtype_bytes),
+    }
 
 
 def estimate(
@@ -172,43 +236,60 @@ def estimate(
     seq_len: int | None = None,
     batch: int | None = None,
     card_mib: float | None = None,
+    arch: dict[str, Any] | None = None,
 ) -> Estimate:
     """Estimate peak training memory for a profile (optionally another model, length, batch).
 
-    Activations (modelled, bf16/fp16 or fp32 as the profile trains): with gradient checkpointing,
-    each layer keeps its input (``b*s*h``) and one layer at a time is recomputed with
-    ``b*s*(10h + 4i)`` values alive; without it, every layer keeps those ``b*s*(10h + 4i)``.
-    Logits: ``b*s*V`` in fp32 twice (values and their gradient). CUDA context: 500 MiB.
-    Allocator overhead: 10% of the rest.
+    Exact: weights, LoRA parameters, gradients, optimizer states. Modelled: activations
+    (:func:`activation_bytes`) and logits (:func:`logits_bytes`), both checked against
+    measurement on CPU (``benchmarks/memory_check.py``); the CUDA context (500 MiB) and the
+    caching allocator's overhead (10% of the rest), to be checked on a GPU by
+    ``scripts/gpu_check.sh``. ``arch`` replaces the architecture numbers (e.g. a cut model).
     """
-    a = architecture(cfg, model)
+    a = arch or architecture(cfg, model)
     s, b = seq_len or cfg.data.max_seq_length, batch or cfg.training.batch_size
-    dtype_bytes = DTYPE_BYTES[cfg.model.dtype]
-    targets = cfg.lora.target_modules
-    targets = list(linear_shapes(a)) if targets == "all-linear" else list(targets)
-    lora_n = lora_parameters(a, cfg.lora.r, targets)
-    h, i, layers = a["hidden"], a["intermediate"], a["layers"]
-    per_layer = b * s * (10 * h + 4 * i) * dtype_bytes
-    if cfg.training.gradient_checkpointing:
-        acts = layers * b * s * h * dtype_bytes + per_layer
-    else:
-        acts = layers * per_layer
-    parts = {
-        "weights": weight_bytes(a, cfg.model.quantization, dtype_bytes),
-        "lora": 4 * lora_n,
-        "gradients": 4 * lora_n,
-        "optimizer": optimizer_bytes(
-            lora_tensor_sizes(a, cfg.lora.r, targets), cfg.training.optimizer
-        ),
-        "activations": acts,
-        "logits": 2 * 4 * b * s * a["vocab"],
-    }
+    parts = training_bytes(cfg, a, s, b, DTYPE_BYTES[cfg.model.dtype])
     mib = {k: v / MiB for k, v in parts.items()}
-    rest = sum(mib.values()) + 500
+    rest = sum(mib.values()) + CUDA_CONTEXT_MIB
     return Estimate(
         model=model or cfg.model.name,
         **mib,
-        cuda_context=500.0,
-        allocator=0.1 * rest,
+        cuda_context=CUDA_CONTEXT_MIB,
+        allocator=ALLOCATOR_SHARE * rest,
         card=card_mib or CARDS_MIB.get(cfg.profile, 8192),
     )
+
+
+def fits_table(
+    cfg: Config, models: list[str] | None = None, seq_lens: tuple[int, ...] = (512, 1024)
+) -> str:
+    """Which listed models fit the profile's card, with its settings, at each sequence length."""
+    models = models or list(ARCHITECTURES)
+    head = "| model | " + " | ".join(f"seq {s}" for s in seq_lens) + " |"
+    lines = [head, "|---|" + "---|" * len(seq_lens)]
+    for name in models:
+        cells = []
+        for s in seq_lens:
+            e = estimate(cfg, model=name, seq_len=s)
+            cells.append(f"{'✅' if e.fits else '❌'} {e.total / 1024:.1f} GiB")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def saved_activation_bytes(model: Any, input_ids: Any) -> int:
+    """Measured: bytes of the tensors autograd keeps for backward in one forward with labels
+    (each storage counted once, parameters excluded). Works on any device."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=input_ids, labels=input_ids)
+    return sum(kept.values())
