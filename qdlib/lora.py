@@ -78,7 +78,9 @@ def attach_lora(
             model, use_gradient_checkpointing=gradient_checkpointing
         )
     elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
         model.enable_input_require_grads()
     set_seed(seed)
     with quiet_hf():

@@ -71,7 +71,8 @@ def resolve_dtype(requested: str, on: str | None = None) -> torch.dtype:
     """
     on = on or device()
     if on == "cuda":
-        bf16_ok = torch.cuda.is_bf16_supported()
+        # Native bf16 only: RTX 20xx / T4 emulate it, slowly (torch counts emulation by default).
+        bf16_ok = torch.cuda.is_bf16_supported(including_emulation=False)
         if requested == "auto":
             return torch.bfloat16 if bf16_ok else torch.float16
         if requested == "bfloat16" and not bf16_ok:

@@ -113,9 +113,17 @@ def test_inconsistent_heads_are_rejected():
 
 
 def test_bf16_without_support_falls_back_to_fp16(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     with pytest.warns(UserWarning, match="falling back to float16"):
         assert qd_model.resolve_dtype("bfloat16", on="cuda") == torch.float16
+
+
+def test_emulated_bf16_counts_as_no_bf16(monkeypatch):
+    """An RTX 20xx / T4 emulates bf16 slowly: ``auto`` must pick float16 there."""
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
+    assert qd_model.resolve_dtype("auto", on="cuda") == torch.float16
 
 
 def test_auto_dtype_on_cpu_is_float32():
