@@ -6,6 +6,7 @@ qd eval --run-dir runs/first [--split eval | --split my_questions.jsonl]
 qd data check strategyqa:data/strategyqa_train.json --eval data/my_eval.jsonl
 qd decompose --model runs/first/export/merged "서울과 부산 중 인구가 더 많은 도시는?"
 qd decompose --model runs/first/export/adapter --file questions.txt --format json
+qd doctor [--json]
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--format", choices=("text", "json"), default="text")
     dec.add_argument("--batch-size", type=int, default=16)
     dec.add_argument("--max-new-tokens", type=int, default=128)
+
+    doc = sub.add_parser("doctor", help="is this machine ready? checks with fixes; 1 on a fail")
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     return parser
 
 
@@ -144,6 +148,16 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor_command(args: argparse.Namespace) -> int:
+    """``qd doctor``: check Python, torch, GPU, bitsandbytes, disk, RAM, hub and packages; 1 when
+    a check fails (warn does not)."""
+    from qdlib.doctor import report, run_checks, to_dict
+
+    checks = run_checks()
+    print(json.dumps(to_dict(checks), indent=2) if args.json else report(checks))
+    return 0 if to_dict(checks)["ok"] else 1
+
+
 def estimate_command(args: argparse.Namespace) -> int:
     """``qd estimate``: the memory table and verdict for a profile."""
     from qdlib.memory import estimate
@@ -172,6 +186,7 @@ COMMANDS = {
     "data": data_check_command,
     "estimate": estimate_command,
     "decompose": decompose_command,
+    "doctor": doctor_command,
 }
 
 
