@@ -1,20 +1,72 @@
-# JupyterLab with the course on a CUDA PyTorch base.
+# syntax=docker/dockerfile:1
+# qdlib: the course in JupyterLab, on a CUDA build of PyTorch.
+#
+#   docker compose up --build       # the easy way: see docker-compose.yml (GPU, token, volumes)
+#
+# or by hand (JupyterLab listens on 127.0.0.1 inside the container unless JUPYTER_IP says
+# otherwise; here it must be 0.0.0.0 for the published port to reach it, and the port is
+# published on the host's 127.0.0.1 only):
 #   docker build -t qdlib .
-#   docker run --gpus all -p 127.0.0.1:8888:8888 -v "$PWD/runs:/home/learner/qdlib/runs" qdlib
-# JupyterLab listens inside the container on 0.0.0.0 so the published port reaches it; the port
-# is published on 127.0.0.1 only, and a token is always required (printed in the logs).
-FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+#   export JUPYTER_TOKEN="$(openssl rand -hex 24)"
+#   docker run --rm --gpus all -e JUPYTER_TOKEN -e JUPYTER_IP=0.0.0.0 -p 127.0.0.1:8888:8888 \
+#       -v "$PWD/runs:/home/learner/qdlib/runs" -v "$PWD/notebooks:/home/learner/qdlib/notebooks" \
+#       qdlib
+#   docker run --rm --gpus all -v "$PWD/runs:/home/learner/qdlib/runs" qdlib \
+#       qd run --profile rtx4060                        # headless, no Jupyter
+#
+# Base image and torch. pyproject.toml asks for torch>=2.13, and the project is tested with
+# 2.13.0. The official image below carries exactly that torch, built for CUDA 13.0 (the same CUDA
+# as the torch 2.13.0 wheel on PyPI), so no second copy of torch (several GB) is installed: the
+# project install keeps the base's torch (PIP_CONSTRAINT), and fails if pyproject.toml would need
+# another. CUDA 13 needs an NVIDIA driver >= 580 on the host and a Turing or newer GPU (RTX 20xx
+# and up). Where `nvidia-smi` shows "CUDA Version: 12.x", or on an older card, use the CUDA 12.6
+# build of the same torch:
+#   docker build --build-arg BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime -t qdlib .
+ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime
+FROM ${BASE_IMAGE}
 
-RUN useradd --create-home --shell /bin/bash learner
-USER learner
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# A non-root user. uid/gid 1000 match the first user on most Linux hosts, so files written to the
+# mounted runs/ and notebooks/ belong to you; rebuild with --build-arg USER_UID=$(id -u) otherwise.
+# Ubuntu 24.04 bases ship a user "ubuntu" with uid 1000: it gives way to "learner".
+ARG USER_UID=1000
+ARG USER_GID=1000
+RUN if getent passwd ubuntu >/dev/null; then userdel ubuntu && rm -rf /home/ubuntu; fi \
+    && if ! getent group "${USER_GID}" >/dev/null; then groupadd --gid "${USER_GID}" learner; fi \
+    && useradd --create-home --uid "${USER_UID}" --gid "${USER_GID}" --shell /bin/bash learner
+
+# A virtual environment that sees the base image's packages (torch and its CUDA libraries) and
+# belongs to the learner: the project goes in here, and a learner can `pip install` without root.
+# The base's Python may be "externally managed" (PEP 668); a venv is how pip is meant to be used.
+# Its pip is the base's (a venv without its own pip copy needs no ensurepip); `pip` runs it here.
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PIP_CONSTRAINT=/opt/venv/torch-constraint.txt \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1 \
+    HF_HOME=/home/learner/.cache/huggingface \
+    JUPYTER_IP=127.0.0.1 \
+    JUPYTER_PORT=8888
+RUN python3 -m venv --without-pip --system-site-packages /opt/venv \
+    && printf '#!/bin/sh\nexec /opt/venv/bin/python3 -m pip "$@"\n' > /opt/venv/bin/pip \
+    && chmod 755 /opt/venv/bin/pip \
+    && python3 -c 'import sys, torch; sys.exit(None if torch.version.cuda else "no CUDA torch")' \
+    && python3 -c 'import torch; print(f"torch=={torch.__version__}")' > "${PIP_CONSTRAINT}" \
+    && mkdir -p /home/learner/qdlib/runs /home/learner/data "${HF_HOME}" \
+    && chown -R "${USER_UID}:${USER_GID}" /opt/venv /home/learner
+
+USER ${USER_UID}:${USER_GID}
 WORKDIR /home/learner/qdlib
-ENV PATH=/home/learner/.local/bin:$PATH \
-    PIP_NO_CACHE_DIR=1
 
-COPY --chown=learner:learner pyproject.toml README.md ./
-COPY --chown=learner:learner qdlib ./qdlib
-RUN python -m pip install --user -e '.[dev]'
-COPY --chown=learner:learner . .
+# The project and all its dependencies, from pyproject.toml (their one list). Editable, because
+# qdlib finds configs/, data/ and notebooks/ beside its package folder.
+COPY --chown=${USER_UID}:${USER_GID} pyproject.toml README.md ./
+COPY --chown=${USER_UID}:${USER_GID} qdlib ./qdlib
+RUN python3 -m pip install -e '.[dev]' \
+    && python3 -c 'import sys, torch, qdlib; sys.exit(None if torch.version.cuda else "CPU torch")'
+COPY --chown=${USER_UID}:${USER_GID} . .
 
 EXPOSE 8888
-CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", "notebooks/"]
+# JupyterLab with a token (start-jupyter.sh refuses to start without one), on JUPYTER_IP.
+CMD ["bash", "docker/start-jupyter.sh"]
