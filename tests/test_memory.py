@@ -154,3 +154,16 @@ def test_activation_model_matches_what_autograd_keeps(checkpointing):
     else:
         estimated = parts["activations"] + log_softmax
     assert 0.9 < estimated / measured < 1.15
+
+
+def test_gpu_check_says_so_without_a_gpu():
+    import subprocess
+    import sys
+
+    from qdlib.config import PROJECT_ROOT
+
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts/gpu_check.py")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "no CUDA GPU" in done.stderr

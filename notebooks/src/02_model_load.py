@@ -29,6 +29,19 @@ run = open_run(run_dir, cfg)
 print(f"profile: {cfg.profile}, run directory: {run}")
 
 # %% [markdown]
+# ## Is this machine ready?
+# `qd doctor` checks Python, torch and its CUDA build, the GPU and its memory, bf16, whether
+# bitsandbytes 4-bit and its 8-bit optimizer really work here, free disk and memory, and whether
+# the model hub can be reached. Every problem comes with what to do. Run it first on a new machine.
+#
+# > 새 컴퓨터에서는 먼저 `qd doctor`로 환경을 점검하세요. 문제마다 해결 방법을 알려 줍니다.
+
+# %%
+from qdlib.doctor import report, run_checks
+
+print(report(run_checks()))
+
+# %% [markdown]
 # ## Where the model comes from
 # `model.name` is a Hugging Face hub id (`Qwen/Qwen2.5-3B-Instruct`), a local folder, or `tiny`.
 # `tiny` builds a small Llama-architecture model with **random weights** and a tokenizer trained
@@ -60,6 +73,43 @@ from qdlib.model import resolve_dtype
 for name, nbytes in (("float32", 4), ("bfloat16", 2), ("4-bit NF4", 0.5)):
     print(f"{name:>10}: {summary.parameters * nbytes / 2**20:8.1f} MB for the weights")
 print(f"this profile: {resolve_dtype(cfg.model.dtype)}, quantization {cfg.model.quantization}")
+
+# %% [markdown]
+# ## Will it fit? Estimate before you spend a GPU-hour
+# Training memory is more than the weights: the LoRA matrices, their gradients, the optimizer's two
+# states per trained value, the activations kept for the backward pass, and the logits (one number
+# per vocabulary entry per token, which at 152k words dominates on small models). `estimate`
+# adds them up from the model's architecture numbers and the profile's settings; weights, LoRA,
+# gradients and optimizer states are exact, activations and logits are a model checked against
+# measurement (`benchmarks/memory_check.py`). The same table is `qd estimate --profile rtx4060`.
+#
+# > 학습 메모리 = 가중치 + LoRA + 그래디언트 + 옵티마이저 상태 + 활성값 + 로짓. GPU를 쓰기 전에
+# > 8 GB 카드에 들어가는지 미리 계산합니다.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.memory import estimate
+
+card = estimate(load_config("rtx4060"))
+print(card.table())
+
+# %%
+card.chart()
+
+# %% [markdown]
+# Which models fit an 8 GB card with the rtx4060 settings (QLoRA, batch 4, gradient
+# checkpointing, 8-bit paged AdamW), at 512 and 1024 tokens per example? Longer examples grow the
+# activations and the logits linearly: at 1024, lower `training.batch_size` (and raise
+# `gradient_accumulation_steps` to keep the effective batch).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.memory import fits_table
+
+print("batch 4 (the profile):")
+print(fits_table(load_config("rtx4060")))
+print("\nbatch 1:")
+print(fits_table(load_config("rtx4060", training={"batch_size": 1})))
 
 # %% [markdown]
 # ## How the tokenizer cuts Korean and English
@@ -97,6 +147,7 @@ atomic_write_json(run / "model.json", vars(summary))
 # ## What you learned
 # - The same `from_pretrained` path loads a hub model, a local folder, or the offline tiny model.
 # - Precision decides memory: 4-bit weights take an eighth of float32.
+# - Training needs more than the weights; `estimate` says before you start whether it fits.
 # - The untuned model does not decompose; that is the baseline to beat.
 #
 # ## Exercises

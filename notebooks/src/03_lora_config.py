@@ -67,6 +67,31 @@ for r in (4, 8, 16, 32, 64):
     print(f"r={r:3d}: {n:>10,} trainable ({100 * n / total:5.2f}% of {total:,})")
 
 # %% [markdown]
+# ## What each setting costs in GPU memory
+# LoRA, its gradients and its optimizer states grow with the rank: small at r=16, four times that
+# at r=64, enough to tip an 8 GB card over. Gradient checkpointing and the tokens per batch matter
+# even more: activations and logits grow with every token. Each row changes one setting of the
+# rtx4060 profile (GiB):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.memory import estimate
+
+variants = {
+    "rtx4060 as it is": {},
+    "r=64": {"lora": {"r": 64, "alpha": 128}},
+    "32-bit AdamW": {"training": {"optimizer": "adamw_torch"}},
+    "no gradient checkpointing": {"training": {"gradient_checkpointing": False}},
+    "1024 tokens": {"data": {"max_seq_length": 1024}},
+    "1024 tokens, batch 2": {"data": {"max_seq_length": 1024}, "training": {"batch_size": 2}},
+}
+for name, change in variants.items():
+    e = estimate(load_config("rtx4060", **change))
+    print(f"{name:>27}: lora+grads+optimizer {(e.lora + e.gradients + e.optimizer) / 1024:4.2f}, "
+          f"activations {e.activations / 1024:4.2f}, total {e.total / 1024:5.2f}  "
+          f"{'fits' if e.fits else 'does NOT fit'}")
+
+# %% [markdown]
 # ## Attach the adapters and count what trains
 
 # %%
