@@ -361,9 +361,13 @@ def load_exported(model_dir: Path) -> tuple[Any, Any]:
         if (model_dir / "adapter_config.json").exists():
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+            model = AutoPeftModelForCausalLM.from_pretrained(
+                model_dir, dtype=dtype, use_safetensors=True
+            )
         else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(
+                model_dir, dtype=dtype, use_safetensors=True
+            )
     return model.to(device()), tokenizer
 
 

@@ -228,6 +228,22 @@ def model_path(cfg: Config) -> str:
     return str(local) if local.exists() else cfg.model.name
 
 
+def allow_remote_code(cfg: Config) -> bool:
+    """The profile's ``model.trust_remote_code``, with a warning when it is on.
+
+    With it on, loading runs Python code from the model's repository, not only its weights.
+    """
+    if cfg.model.trust_remote_code:
+        warnings.warn(
+            f"model.trust_remote_code is true: loading {cfg.model.name} runs Python code from its "
+            "repository on this machine, with your permissions; keep it on only for code you "
+            "have read and trust.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return cfg.model.trust_remote_code
+
+
 def load_tokenizer(cfg: Config) -> Any:
     """The base model's tokenizer, with a pad token (the EOS when the model has none).
 
@@ -237,7 +253,7 @@ def load_tokenizer(cfg: Config) -> Any:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(
-        model_path(cfg), revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        model_path(cfg), revision=cfg.model.revision, trust_remote_code=allow_remote_code(cfg)
     )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -262,7 +278,7 @@ def load_model(cfg: Config, quantized: bool = True) -> Any:
             dtype=dtype,
             quantization_config=qcfg,
             device_map={"": on} if qcfg is not None or on == "cuda" else None,
-            trust_remote_code=cfg.model.trust_remote_code,
+            trust_remote_code=allow_remote_code(cfg),
             attn_implementation=cfg.model.attn_implementation,
             use_safetensors=True,
         )

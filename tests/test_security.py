@@ -1,0 +1,461 @@
+"""Security: secrets never reach a run's files, weights are never pickles, remote code is opt-in.
+
+The planted-token test runs the whole course (`qd run`, shortened) in a copy of the project, with
+random tokens in the environment and in the copy's ``.env``, then reads every file the run wrote.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qdlib.config import CONFIG_DIR, PROJECT_ROOT, ConfigError, ModelConfig, load_config
+from qdlib.runs import LESSONS
+
+SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+SOURCE_DIRS = ("qdlib", "scripts", "benchmarks", "notebooks/src")
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+PICKLED_WEIGHTS = re.compile(r"model[\w.-]*\.(bin|pt|pth)$")  # pytorch_model.bin, adapter_model.bin
+
+
+# ---------------------------------------------------------------- finding a token, in any form
+
+
+def _base64_forms(secret: bytes) -> list[bytes]:
+    """The base64 text of ``secret`` wherever it starts in an encoded blob (3 byte alignments).
+
+    Only the characters that depend on ``secret`` alone are kept, so the form is found whatever
+    bytes surround the secret.
+    """
+    forms = []
+    for k in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * k + secret)
+            start, end = -(-8 * k // 6), 8 * (k + len(secret)) // 6
+            forms.append(encoded[start:end])
+    return forms
+
+
+def leak_forms(token: str) -> dict[str, bytes]:
+    """Ways a token can leak: whole, its first or last 12 characters, base64, hex."""
+    raw = token.encode()
+    forms = {"the token": raw, "its first 12 chars": raw[:12], "its last 12 chars": raw[-12:]}
+    forms |= {f"base64 #{i}": form for i, form in enumerate(_base64_forms(raw))}
+    forms["hex"] = raw.hex().encode()
+    return forms
+
+
+def leaks_in(data: bytes, tokens: dict[str, str]) -> list[str]:
+    """Which planted tokens (by name) ``data`` holds, and in which form."""
+    return [
+        f"{name} ({how})"
+        for name, token in tokens.items()
+        for how, form in leak_forms(token).items()
+        if form in data
+    ]
+
+
+def scan(roots: list[Path], tokens: dict[str, str], skip: set[Path]) -> tuple[list[str], set[Path]]:
+    """Read every regular file under ``roots`` (hidden ones too); return the leaks and the files."""
+    found, scanned = [], set()
+    for root in roots:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder) / name
+                if path in skip or path.is_symlink() or not path.is_file():
+                    continue
+                scanned.add(path)
+                found += [f"{path}: {leak}" for leak in leaks_in(path.read_bytes(), tokens)]
+    return found, scanned
+
+
+def planted_tokens(where: str) -> dict[str, str]:
+    """Fresh random values shaped like real ones (hf_... tokens, a 40-hex W&B key)."""
+    return {
+        f"HF_TOKEN ({where})": f"hf_{secrets.token_hex(16)}",
+        f"HUGGING_FACE_HUB_TOKEN ({where})": f"hf_{secrets.token_hex(16)}",
+        f"WANDB_API_KEY ({where})": secrets.token_hex(20),
+    }
+
+
+def test_leak_finder_sees_whole_partial_and_encoded_tokens(tmp_path):
+    tokens = planted_tokens("test")
+    hf, hub, wandb = tokens.values()
+    (tmp_path / "deep/er").mkdir(parents=True)
+    (tmp_path / "clean.json").write_text('{"token": "***"}', encoding="utf-8")
+    (tmp_path / "deep/er/weights.bin").write_bytes(os.urandom(999) + hf.encode() + os.urandom(9))
+    blob = base64.b64encode(b"Authorization: Bearer " + hub.encode())
+    (tmp_path / "deep/.hidden.txt").write_bytes(b"x" + blob)
+    (tmp_path / "log.txt").write_text(f"key {wandb[:12]}... (truncated)", encoding="utf-8")
+    found, scanned = scan([tmp_path], tokens, skip=set())
+    assert len(scanned) == 4
+    assert any("weights.bin: HF_TOKEN (test) (the token)" in f for f in found)
+    assert any(".hidden.txt: HUGGING_FACE_HUB_TOKEN (test) (base64" in f for f in found)
+    assert any("log.txt: WANDB_API_KEY (test) (its first 12 chars)" in f for f in found)
+    assert not any("clean.json" in f for f in found)
+
+
+# ---------------------------------------------------------------- a whole run with planted tokens
+
+
+@dataclass
+class PlantedRun:
+    root: Path  # everything the run could write to: project copy, caches, home, temp
+    project: Path
+    run_dir: Path
+    dotenv: Path
+    tokens: dict[str, str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory) -> PlantedRun:
+    """`qd run --profile cpu_tiny` (10 steps, a few eval questions), push_to_hub set, offline.
+
+    The project is copied so that its ``.env`` (read from the project root) can hold planted
+    tokens without touching yours; caches, home and temp files go under the same root.
+    """
+    root = tmp_path_factory.mktemp("planted")
+    project = root / "project"
+    junk = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
+    for name in ("qdlib", "notebooks", "configs", "data"):
+        shutil.copytree(PROJECT_ROOT / name, project / name, ignore=junk)
+    in_env, in_dotenv = planted_tokens("environment"), planted_tokens(".env")
+    dotenv = project / ".env"
+    dotenv.write_text(
+        "".join(f"{n.split()[0]}={v}\n" for n, v in in_dotenv.items()), encoding="utf-8"
+    )
+    for sub in ("home", "tmp", "cache", "hf_home"):
+        (root / sub).mkdir()
+    drop = {"PYTHONPATH", "QDLIB_RUNS", "IPYTHONDIR", "MPLCONFIGDIR", *SECRET_VARS}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in drop and not k.startswith(("XDG_", "JUPYTER_"))
+    }
+    env |= {n.split()[0]: v for n, v in in_env.items()}
+    env |= {
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(project),  # the copy's qdlib, in `qd` and in every notebook kernel
+        "HOME": str(root / "home"),
+        "TMPDIR": str(root / "tmp"),
+        "QDLIB_CACHE": str(root / "cache"),
+        "HF_HOME": str(root / "hf_home"),
+    }
+
+    # The kernels import the copy, so its .env is the one qdlib reads.
+    probe = (
+        "import sys\nfrom qdlib.config import PROJECT_ROOT\nfrom qdlib.export import hub_token\n"
+        "print(str(PROJECT_ROOT) == sys.argv[1], hub_token() in sys.argv[2:])"
+    )
+    without_env_tokens = {k: v for k, v in env.items() if k not in SECRET_VARS}
+    hf_in_dotenv = [v for n, v in in_dotenv.items() if n.startswith("H")]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(project), *hf_in_dotenv],
+        cwd=project / "notebooks",
+        env=without_env_tokens,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
+
+    run_dir = project / "runs" / "planted"
+    overrides = {
+        "training.max_steps": 10,
+        "training.save_steps": 5,
+        "training.logging_steps": 5,
+        "evaluation.max_samples": 8,
+        "evaluation.generate_every": "null",
+        "export.parity_samples": 4,
+        "export.push_to_hub": "someone/planted-token-test",
+    }
+    cmd = [sys.executable, "-m", "qdlib.cli", "run", "--profile", "cpu_tiny"]
+    cmd += ["--run-dir", str(run_dir)]
+    for key, value in overrides.items():
+        cmd += ["-p", key, str(value)]
+    done = subprocess.run(
+        cmd, cwd=project, env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
+    tokens = in_env | in_dotenv
+    return PlantedRun(
+        root, project, run_dir, dotenv, tokens, done.returncode, done.stdout, done.stderr
+    )
+
+
+def finished(run: PlantedRun) -> PlantedRun:
+    assert run.returncode == 0, f"the run failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run
+
+
+# What users' runs write, one per lesson and kind: the walk must have read these.
+RUN_FILES = (
+    "config.yaml",
+    "data/train.jsonl",
+    "data/report.json",
+    "model.json",
+    "lora.json",
+    "checkpoints/checkpoint-10/trainer_state.json",
+    "checkpoints/checkpoint-10/training_args.bin",
+    "checkpoints/checkpoint-10/optimizer.pt",
+    "adapter/adapter_config.json",
+    "adapter/adapter_model.safetensors",
+    "train/log_history.json",
+    "eval/metrics.json",
+    "eval/predictions.jsonl",
+    "eval/report.md",
+    "export/README.md",
+    "export/parity.json",
+    "export/adapter/adapter_config.json",
+    "export/merged/config.json",
+    "export/merged/model.safetensors",
+    *(f"notebooks/{lesson}.ipynb" for lesson in LESSONS),
+)
+
+
+@pytest.mark.slow
+def test_planted_tokens_are_in_no_file_the_run_writes(planted_run):
+    run = finished(planted_run)
+    found, scanned = scan([run.root], run.tokens, skip={run.dotenv})
+    missing = [rel for rel in RUN_FILES if run.run_dir / rel not in scanned]
+    assert not missing, f"the walk did not read {missing}"
+    assert not found, "planted tokens leaked:\n" + "\n".join(found)
+
+
+@pytest.mark.slow
+def test_planted_tokens_are_not_in_the_run_output(planted_run):
+    run = finished(planted_run)
+    assert "run finished" in run.stdout
+    assert not leaks_in(run.stdout.encode(), run.tokens)
+    assert not leaks_in(run.stderr.encode(), run.tokens)
+
+
+@pytest.mark.slow
+def test_push_to_hub_ran_and_skipped_offline_with_a_message(planted_run):
+    run = finished(planted_run)
+    nb = json.loads((run.run_dir / "notebooks/06_export.ipynb").read_text(encoding="utf-8"))
+    outputs = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    assert "push to someone/planted-token-test skipped: offline" in outputs
+
+
+@pytest.mark.slow
+def test_the_walk_finds_a_token_written_into_the_run(planted_run):
+    """The leak test can fail: a token written into a checkpoint of the run is found."""
+    run = finished(planted_run)
+    name, token = next(iter(run.tokens.items()))
+    canary = next(run.run_dir.glob("checkpoints/checkpoint-*")) / "planted.bin"
+    canary.write_bytes(os.urandom(64) + token.encode() + os.urandom(64))
+    try:
+        found, _ = scan([run.root], run.tokens, skip={run.dotenv})
+    finally:
+        canary.unlink()
+    assert f"{canary}: {name} (the token)" in found
+
+
+@pytest.mark.slow
+def test_what_qdlib_writes_holds_no_pickles(planted_run):
+    """Adapters and exports are safetensors and JSON. (checkpoints/ is the Trainer's own resume
+    state: optimizer.pt, scheduler.pt, rng_state.pth and training_args.bin are torch pickles.)"""
+    run = finished(planted_run)
+    for folder in ("adapter", "export"):
+        for path in (run.run_dir / folder).rglob("*"):
+            if path.is_file():
+                assert path.suffix not in PICKLE_SUFFIXES, path
+                head = path.read_bytes()[:4]
+                assert head != b"PK\x03\x04" and not head.startswith(b"\x80"), path
+
+
+# ---------------------------------------------------------------- pickles in the source
+
+
+def python_sources() -> list[Path]:
+    return sorted(p for d in SOURCE_DIRS for p in (PROJECT_ROOT / d).rglob("*.py"))
+
+
+def unsafe_torch_loads(source: str, filename: str) -> list[str]:
+    """``torch.load`` calls (also ``import torch as t``, ``from torch import load``) that do not
+    pass ``weights_only=True``: those unpickle arbitrary objects, so a file can run code."""
+    tree = ast.parse(source, filename)
+    torch_names, load_names = {"torch"}, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            torch_names |= {a.asname or a.name for a in node.names if a.name == "torch"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "torch":
+            load_names |= {a.asname or a.name for a in node.names if a.name == "load"}
+    bad = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        is_load = (
+            isinstance(f, ast.Attribute)
+            and f.attr == "load"
+            and isinstance(f.value, ast.Name)
+            and f.value.id in torch_names
+        ) or (isinstance(f, ast.Name) and f.id in load_names)
+        safe = any(
+            k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in node.keywords
+        )
+        if is_load and not safe:
+            bad.append(f"{filename}:{node.lineno}")
+    return bad
+
+
+def pickle_uses(source: str, filename: str) -> list[str]:
+    """Pickle modules, ``torch.save``, pickled weight files by name, safetensors turned off.
+
+    (Names of the Trainer's own checkpoint files, e.g. ``optimizer.pt``, are allowed: code may
+    check or delete them without unpickling.)
+    """
+    tree = ast.parse(source, filename)
+    found = []
+    for node in ast.walk(tree):
+        where = f"{filename}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            found += [
+                f"{where} imports {m}"
+                for m in mods
+                if m and m.split(".")[0] in {"pickle", "cPickle", "dill", "cloudpickle", "joblib"}
+            ]
+        elif isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Attribute) and ast.unparse(f) == "torch.save":
+                found.append(f"{where} calls torch.save")
+            for k in node.keywords:
+                off = isinstance(k.value, ast.Constant) and k.value.value is False
+                if k.arg in ("safe_serialization", "use_safetensors") and off:
+                    found.append(f"{where} passes {k.arg}=False")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if PICKLED_WEIGHTS.search(node.value):
+                found.append(f"{where} names pickled weights {node.value!r}")
+    return found
+
+
+def test_the_source_checks_can_fail():
+    risky = (
+        "import pickle\nimport torch as t\nfrom torch import load as tl\n"
+        "t.load('a.pt')\ntl('b')\ntorch.load('c', weights_only=False)\n"
+        "torch.load('d', weights_only=True)\ntorch.save({}, 'e')\n"
+        "m.save_pretrained('f', safe_serialization=False)\nopen('pytorch_model.bin', 'wb')\n"
+    )
+    assert sorted(unsafe_torch_loads(risky, "x.py")) == ["x.py:4", "x.py:5", "x.py:6"]
+    found = pickle_uses(risky, "x.py")
+    for what in ("imports pickle", "torch.save", "safe_serialization=False", "pytorch_model.bin"):
+        assert any(what in f for f in found), what
+
+
+def test_torch_load_is_only_called_with_weights_only():
+    sources = python_sources()
+    assert PROJECT_ROOT / "qdlib/model.py" in sources
+    bad = [b for p in sources for b in unsafe_torch_loads(p.read_text("utf-8"), str(p))]
+    assert not bad, f"torch.load without weights_only=True: {bad}"
+
+
+def test_qdlib_neither_writes_nor_reads_pickles():
+    found = [f for p in python_sources() for f in pickle_uses(p.read_text("utf-8"), str(p))]
+    assert not found, found
+
+
+# ---------------------------------------------------------------- trust_remote_code
+
+
+def test_remote_code_is_off_in_every_shipped_profile_and_by_default():
+    profiles = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert profiles
+    for path in profiles:
+        assert load_config(path).model.trust_remote_code is False, path
+    assert ModelConfig().trust_remote_code is False
+
+
+def test_a_profile_without_the_key_gets_remote_code_off(tmp_path):
+    raw = yaml.safe_load((CONFIG_DIR / "cpu_tiny.yaml").read_text(encoding="utf-8"))
+    raw["model"].pop("trust_remote_code", None)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert load_config(path).model.trust_remote_code is False
+
+
+class Recorder:
+    """Stands in for ``from_pretrained``: records the keyword arguments, downloads nothing."""
+
+    def __init__(self):
+        self.kwargs: list[dict] = []
+
+    def __call__(self, path, **kwargs):
+        self.kwargs.append(kwargs)
+
+        class Loaded:
+            pad_token = "<pad>"
+
+        return Loaded()
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_the_loaders_pass_the_profiles_trust_remote_code(monkeypatch, remote):
+    import transformers
+
+    from qdlib.model import load_model, load_tokenizer
+
+    recorder = Recorder()
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", recorder)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", recorder)
+    cfg = load_config(
+        "cpu_tiny",
+        model={"name": "someone/remote-model", "trust_remote_code": remote},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_tokenizer(cfg)
+        load_model(cfg, quantized=False)
+    assert [k["trust_remote_code"] for k in recorder.kwargs] == [remote, remote]
+
+
+def test_remote_code_on_warns_naming_the_model_and_the_risk(monkeypatch):
+    import transformers
+
+    from qdlib.model import load_tokenizer
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", Recorder())
+    cfg = load_config("cpu_tiny", model={"name": "someone/remote-model", "trust_remote_code": True})
+    with pytest.warns(UserWarning, match=r"someone/remote-model runs Python code .*permissions"):
+        load_tokenizer(cfg)
+
+
+def test_remote_code_off_loads_without_a_warning(monkeypatch):
+    import transformers
+
+    from qdlib.model import load_tokenizer
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", Recorder())
+    cfg = load_config("cpu_tiny", model={"name": "someone/remote-model"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_tokenizer(cfg)
+    assert not [w for w in caught if "trust_remote_code" in str(w.message)]
+
+
+# ---------------------------------------------------------------- tokens in configs
+
+
+def test_a_profile_cannot_hold_a_token():
+    """No setting takes a token, so none can be copied into a run's config.yaml."""
+    for section in ("model", "training", "export"):
+        with pytest.raises(ConfigError, match="unknown key"):
+            load_config("cpu_tiny", **{section: {"hub_token": "hf_planted"}})
