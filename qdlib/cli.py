@@ -2,6 +2,7 @@
 
 qd run --profile cpu_tiny
 qd run --profile rtx4060 --run-dir runs/first -p training.epochs 1 -p data.train_file my.jsonl
+qd train --profile runpod --run-dir runs/big [--resume]   (also under torchrun / accelerate launch)
 qd eval --run-dir runs/first [--split eval | --split my_questions.jsonl]
 qd data check strategyqa:data/strategyqa_train.json --eval data/my_eval.jsonl
 qd decompose --model runs/first/export/merged "서울과 부산 중 인구가 더 많은 도시는?"
@@ -28,18 +29,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="cpu_tiny", help="a name in configs/ or a YAML path")
     run.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
     run.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="override one setting, e.g. -p training.max_steps 50 (repeatable)",
-    )
-    run.add_argument("--overwrite", action="store_true", help="reuse a run directory that exists")
-    run.add_argument(
         "--only", nargs="+", choices=LESSONS, help="run these lessons only (in course order)"
     )
+    train = sub.add_parser(
+        "train",
+        help="lessons 01 + 04 without notebooks; runs under torchrun / accelerate launch too",
+    )
+    train.add_argument("--profile", default="cpu_tiny", help="a name in configs/ or a YAML path")
+    train.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
+    for cmd in (run, train):
+        cmd.add_argument(
+            "-p",
+            "--param",
+            nargs=2,
+            action="append",
+            default=[],
+            metavar=("KEY", "VALUE"),
+            help="override one setting, e.g. -p training.max_steps 50 (repeatable)",
+        )
+        keep = cmd.add_mutually_exclusive_group()
+        keep.add_argument(
+            "--resume", action="store_true", help="continue the run in --run-dir (checkpoints)"
+        )
+        keep.add_argument("--overwrite", action="store_true", help="replace a run that exists")
     ev = sub.add_parser("eval", help="score base vs tuned on a run's eval split or a file")
     ev.add_argument("--run-dir", type=Path, required=True, help="a run with adapter/")
     ev.add_argument("--split", default="eval", help="'eval' (the run's split) or a .json/.jsonl")
@@ -174,14 +186,30 @@ def run_command(args: argparse.Namespace) -> int:
     cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts
     lessons = tuple(x for x in LESSONS if x in args.only) if args.only else LESSONS
     run_dir = run_course(
-        args.profile, args.run_dir, overrides, overwrite=args.overwrite, lessons=lessons
+        args.profile,
+        args.run_dir,
+        overrides,
+        overwrite=args.overwrite,
+        lessons=lessons,
+        resume=args.resume,
     )
     print(f"run finished ({cfg.profile}): {run_dir}")
     return 0
 
 
+def train_command(args: argparse.Namespace) -> int:
+    """``qd train``: prepare the data and train the adapter into a run directory, no notebooks."""
+    from qdlib.train import train_run
+
+    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
+    cfg = load_config(args.profile, **overrides)
+    train_run(cfg, args.run_dir, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
 COMMANDS = {
     "run": run_command,
+    "train": train_command,
     "eval": evaluate_command,
     "data": data_check_command,
     "estimate": estimate_command,

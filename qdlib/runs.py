@@ -45,11 +45,26 @@ class RunDirError(RuntimeError):
     """A run directory that is missing what a step needs, or that would be overwritten."""
 
 
+def naming_path(exc: OSError, path: Path) -> OSError:
+    """The same kind of error, naming ``path``: a full disk (ENOSPC) names no file by itself."""
+    if exc.errno is None:
+        return OSError(f"{exc}: {str(path)!r}")
+    named = OSError(exc.errno, exc.strerror or str(exc))  # PermissionError for EACCES, ...
+    named.filename = str(path)
+    return named
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    A failure (disk full, no permission, a file where a folder should be) names ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise naming_path(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -57,8 +72,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise naming_path(exc, path) from exc
         raise
 
 
@@ -70,11 +87,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
     """Run ``write(tmp_dir)``, then rename ``tmp_dir`` to ``target``: never a half-written folder.
 
-    A folder already at ``target`` is replaced only once the new one is complete.
+    A folder already at ``target`` is replaced only once the new one is complete. A failure
+    names ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise naming_path(exc, target) from exc
     try:
         write(tmp)
         os.chmod(tmp, 0o755)
@@ -85,8 +106,10 @@ def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise naming_path(exc, target) from exc
         raise
     return target
 
@@ -144,6 +167,21 @@ def new_run_dir(profile: str) -> Path:
     return path
 
 
+def check_run_dir(path: Path, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse a folder that already holds a run, unless told to continue it or replace it.
+
+    Reads only, so every process of a distributed run can check before any of them writes.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path} is a file, not a run directory. Choose another --run-dir.")
+    if not (resume or overwrite) and path.exists() and any(path.iterdir()):
+        raise RunDirError(
+            f"{path} already holds a run. Choose another --run-dir, continue it with --resume, "
+            "or replace it with --overwrite."
+        )
+
+
 def open_run(run_dir: str | Path | None, cfg: Config) -> RunDir:
     """Open (or create) a run directory and record the config in ``config.yaml``.
 
@@ -157,8 +195,8 @@ def open_run(run_dir: str | Path | None, cfg: Config) -> RunDir:
     recorded = path / "config.yaml"
     current = cfg.to_dict()
     if recorded.exists():
-        before = yaml.safe_load(recorded.read_text(encoding="utf-8")) or {}
-        changed = _diff(before, current)
+        before = yaml.safe_load(recorded.read_text(encoding="utf-8"))
+        changed = _diff(before if isinstance(before, dict) else {}, current)
         if changed:
             print(f"note: {recorded} was written with other values; now: " + ", ".join(changed))
     atomic_write_text(recorded, cfg.to_yaml())
@@ -186,21 +224,22 @@ def run_course(
     overwrite: bool = False,
     lessons: tuple[str, ...] = LESSONS,
     progress: bool = True,
+    resume: bool = False,
 ) -> Path:
     """Execute the lessons in order with papermill; executed notebooks go to ``run_dir/notebooks``.
 
     A failing notebook stops the run and is kept, with its error, for debugging. An existing run
-    directory is never reused unless ``overwrite=True``.
+    directory is never reused unless ``overwrite=True``, or ``resume=True``: then lesson 04
+    continues from the run's newest complete checkpoint (its ``resume`` parameter).
     """
     import papermill as pm
 
+    if resume and run_dir is None:
+        raise RunDirError("--resume continues a run: name it with --run-dir.")
     run_dir = Path(run_dir) if run_dir else new_run_dir(Path(profile).stem)
     if not run_dir.is_absolute():
         run_dir = Path.cwd() / run_dir
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise RunDirError(
-            f"{run_dir} already holds a run. Choose another --run-dir, or pass --overwrite."
-        )
+    check_run_dir(run_dir, overwrite=overwrite, resume=resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {"profile": str(profile), "run_dir": str(run_dir), **(overrides or {})}
     for i, lesson in enumerate(lessons, start=1):
@@ -212,7 +251,7 @@ def run_course(
             pm.execute_notebook(
                 str(NOTEBOOK_DIR / f"{lesson}.ipynb"),
                 str(out),
-                parameters=params,
+                parameters=params | ({"resume": True} if resume and lesson == "04_train" else {}),
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=progress,
                 kernel_name="python3",

@@ -9,11 +9,21 @@ that wastes no compute on padding, and keep its log. Two ways, per profile (``tr
   no example sees another. That detection happens only without an attention mask and without a
   KV cache, so training turns the cache off, and :func:`check_packing` proves isolation on the
   real model before the first step.
+
+:func:`train_run` is lessons 01 and 04 in one call (``qd train``), in one process or several
+(``torchrun``, ``accelerate launch``); :func:`last_complete_checkpoint` finds where to resume.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import shutil
+import sys
 import warnings
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +32,7 @@ from transformers import TrainerCallback
 
 from qdlib.config import Config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits
-from qdlib.runs import atomic_dir, atomic_write_json
+from qdlib.runs import RunDirError, atomic_dir, atomic_write_bytes, atomic_write_json
 
 # When lm_head is a LoRA target (the tiny profile), peft notes at every save that it treats it as
 # an embedding layer; the note says nothing a learner can act on.
@@ -59,8 +69,12 @@ def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) 
         bf16=on_gpu and model_dtype == torch.bfloat16,
         fp16=on_gpu and model_dtype == torch.float16,
         use_cpu=not on_gpu,
+        # Several CPU processes talk over gloo (accelerate would pick MPI where torch has it);
+        # in one process a backend must stay unset.
+        ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         seed=cfg.seed,
-        data_seed=cfg.seed,
+        data_seed=cfg.seed,  # the order of examples: the same again when a run resumes
+        ddp_find_unused_parameters=False,  # every adapter is used in each forward pass
         report_to=[] if t.report_to == "none" else [t.report_to],
         dataloader_num_workers=0,
         remove_unused_columns=False,
@@ -167,11 +181,84 @@ def build_trainer(
     return trainer
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest complete checkpoint folder under ``output_dir``, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+def _torch_file_problem(path: Path) -> str | None:
+    """Why a ``torch.save`` file is unusable: missing, or cut (its zip index comes last)."""
+    try:
+        zipfile.ZipFile(path).close()
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, zipfile.BadZipFile) as exc:
+        return f"{path.name} is incomplete ({exc})"
+    return None
 
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+def checkpoint_problem(folder: Path, world_size: int = 1) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (cut off mid-write), or None when complete.
+
+    The Trainer writes the weights, optimizer, scheduler, each process's RNG state, and last
+    ``trainer_state.json``, without syncing to disk: after a crash any of them can be missing or
+    cut. Only headers and zip indexes are read here; nothing is unpickled. A checkpoint saved by
+    another number of processes is an error, not a skip: skipping it would silently start over.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "trainer_state.json is missing"
+    except (OSError, ValueError) as exc:
+        return f"trainer_state.json does not parse ({exc})"
+    step = int(folder.name.rsplit("-", 1)[-1])
+    if state.get("global_step") != step:
+        return f"trainer_state.json is for step {state.get('global_step')}, not {step}"
+    # one RNG state per process: rng_state.pth alone, or rng_state_0.pth, rng_state_1.pth, ...
+    single = (folder / "rng_state.pth").exists()
+    ranks = [p.stem.rsplit("_", 1)[-1] for p in folder.glob("rng_state_*.pth")]
+    saved_by = 1 if single else max((int(r) for r in ranks if r.isdigit()), default=-1) + 1
+    if saved_by and (single != (world_size == 1) or saved_by > world_size):
+        raise RunDirError(
+            f"{folder} was saved by {saved_by} process(es), and this run has {world_size}. "
+            f"Resume with {saved_by} (torchrun --nproc_per_node / accelerate --num_processes): "
+            "which examples each process trains on depends on it."
+        )
+    names = [f"rng_state_{i}.pth" for i in range(world_size)] if world_size > 1 else []
+    names = names or ["rng_state.pth"]
+    if not (list(folder.glob("pytorch_model_fsdp_*")) or (folder / "latest").exists()):
+        # plain (DDP or one process); FSDP and DeepSpeed save weights and optimizer their own way
+        names += ["optimizer.pt", "scheduler.pt"]
+        weights = folder / "adapter_model.safetensors"
+        try:
+            with safe_open(str(weights), "pt") as f:
+                f.keys()
+        except FileNotFoundError:
+            return f"{weights.name} is missing"
+        except Exception as exc:  # safetensors raises its own error type for a cut header
+            return f"{weights.name} is incomplete ({exc})"
+    for name in names:
+        problem = _torch_file_problem(folder / name)
+        if problem:
+            return problem
+    return None
+
+
+def last_complete_checkpoint(
+    output_dir: Path, world_size: int = 1, report: Callable[[str], Any] | None = print
+) -> Path | None:
+    """The newest checkpoint under ``output_dir`` that is complete, or None.
+
+    A run killed while saving leaves a folder with missing or cut files; loading it would fail or,
+    worse, resume from half a state. Such folders are skipped, and ``report`` says which and why.
+    """
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir()]
+    folders = [p for p in folders if p.name.rsplit("-", 1)[-1].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True):
+        problem = checkpoint_problem(folder, world_size)
+        if problem is None:
+            return folder
+        if report:
+            report(f"skipping {folder}: {problem} (the run stopped while saving it)")
+    return None
 
 
 def save_adapter(model: Any, tokenizer: Any, path: Path) -> Path:
@@ -243,3 +330,164 @@ class GenerationMetricsCallback(TrainerCallback):
         m = summarize(score(self.records, gens))
         keys = ("format_valid", "step_count_correct", "sari")
         self.trainer.log({f"gen_{k}": round(m[k], 4) for k in keys})
+
+
+# ---------------------------------------------------------------- lessons 01 + 04 in one call
+
+
+class NothingLeftToTrain(Exception):
+    """Raised by :class:`StopWhenFinished`: the resumed run had already reached its last step."""
+
+
+class StopWhenFinished(TrainerCallback):
+    """Resuming a run that had already finished: stop before its first step.
+
+    The Trainer checks the step limit only after a step, so it would train one step too many.
+    """
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= state.max_steps > 0:
+            raise NothingLeftToTrain(f"step {state.global_step} of {state.max_steps}")
+
+
+def save_trained_adapter(trainer: Any, path: Path) -> Path:
+    """Save the trained adapter and tokenizer from a Trainer; every process must call this.
+
+    Under FSDP or DeepSpeed ZeRO-3 each process holds a piece of the weights and
+    ``trainer.save_model`` gathers them; only the main process writes, into a temporary folder
+    that replaces ``path`` once complete (a crash never leaves half an adapter).
+    """
+    path, acc = Path(path), trainer.accelerator
+    staging = path.with_name(f".{path.name}.saving")
+    if acc.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    acc.wait_for_everyone()
+    if trainer.is_fsdp_enabled:  # checkpoints may be sharded; the adapter must be whole
+        acc.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(staging))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml says it
+
+        def move(tmp: Path) -> None:
+            for f in staging.iterdir():
+                os.replace(f, tmp / f.name)
+
+        atomic_dir(path, move)
+        staging.rmdir()
+    acc.wait_for_everyone()
+    return path
+
+
+def prepare_run_data(cfg: Config, run_dir: Path, resume: bool, log: Callable[[str], Any]) -> None:
+    """Lesson 01's part: ``config.yaml``, then the splits and their report in ``data/``.
+
+    When resuming, the run's own splits are kept: training continues on the data it started with.
+    """
+    from qdlib.data import prepare_splits, tokenize_splits, write_jsonl
+    from qdlib.model import load_tokenizer
+    from qdlib.runs import open_run
+
+    run = open_run(run_dir, cfg)
+    if resume and (run / "data/train.jsonl").exists():
+        log("resuming: keeping the run's data splits")
+        return
+    splits = prepare_splits(cfg)
+    log(str(splits))
+    tokenizer = load_tokenizer(cfg)  # builds the tiny model once, before other processes load it
+    tokenized = tokenize_splits(
+        splits.train, splits.eval, tokenizer, cfg.data.max_seq_length, cfg.data.language
+    )
+    write_jsonl(run / "data/train.jsonl", splits.train)
+    write_jsonl(run / "data/eval.jsonl", splits.eval)
+    report = splits.report() | {"truncated": tokenized.truncated}
+    atomic_write_json(run / "data/report.json", report)
+
+
+def train_run(
+    cfg: Config, run_dir: Path | None = None, resume: bool = False, overwrite: bool = False
+) -> Path:
+    """Lessons 01 and 04 without notebooks (``qd train``): splits, LoRA, Trainer, adapter.
+
+    Started by ``torchrun`` or ``accelerate launch``, each process trains on its share of every
+    batch (DDP keeps their weights identical); only the main process writes into the run
+    directory, and the others wait for it. ``resume`` continues from the newest complete
+    checkpoint. An existing run is never replaced unless ``overwrite``.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    from qdlib.data import load_records, tokenize_splits
+    from qdlib.lora import attach_lora, lora_config, save_lora_config
+    from qdlib.model import load_model, load_tokenizer
+    from qdlib.runs import RunDir, check_run_dir, new_run_dir
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # joins the launcher's processes
+    rank, world, main = state.process_index, state.num_processes, state.is_main_process
+
+    def log(msg: str) -> None:
+        """Print, tagged with this process's rank when there are several."""
+        line = f"[rank {rank}/{world}] {msg}\n" if world > 1 else f"{msg}\n"
+        sys.stdout.write(line)  # one write: lines of several processes never interleave
+        sys.stdout.flush()
+
+    path = Path(run_dir).absolute() if run_dir else new_run_dir(cfg.profile)
+    path = broadcast_object_list([path])[0]  # one folder for all, chosen by the main process
+    check_run_dir(path, overwrite=overwrite, resume=resume)  # every process, before any write
+    state.wait_for_everyone()
+    run = RunDir(path, cfg)
+    if main:
+        how = f" ({state.distributed_type.value}, {state.backend})" if world > 1 else ""
+        log(f"run directory {path}; training on {world} process(es){how}")
+        if overwrite and not resume and (run / "checkpoints").exists():
+            shutil.rmtree(run / "checkpoints")  # or a later --resume would continue the old run
+            log("--overwrite: removed the earlier run's checkpoints")
+        prepare_run_data(cfg, path, resume, log)
+    state.wait_for_everyone()
+
+    train_records = load_records(run.require("data/train.jsonl")).records
+    eval_records = load_records(run.require("data/eval.jsonl")).records
+    tokenizer = load_tokenizer(cfg)
+    tokenized = tokenize_splits(
+        train_records, eval_records, tokenizer, cfg.data.max_seq_length, cfg.data.language
+    )
+    model = load_model(cfg)
+    lora_cfg = lora_config(cfg, model)
+    model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
+    trainer = build_trainer(model, tokenizer, tokenized, cfg, run / "checkpoints", eval_records)
+    if main:
+        save_lora_config(lora_cfg, run / "lora.json")
+    checkpoint = None
+    if resume:
+        checkpoint = last_complete_checkpoint(run / "checkpoints", world, log if main else None)
+        if main:
+            log(f"resuming from {checkpoint}" if checkpoint else "no complete checkpoint: step 0")
+    trainer.add_callback(StopWhenFinished())
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except NothingLeftToTrain as done:
+        if main:
+            log(f"nothing left to train: {checkpoint} is at {done}")
+    step = trainer.state.global_step
+    trained = [p.detach().double().sum().item() for p in model.parameters() if p.requires_grad]
+    log(f"at step {step}; sum of adapter weights {sum(trained):.12g}")
+
+    save_trained_adapter(trainer, run / "adapter")
+    if main:
+        history = trainer.state.log_history
+        save_log_history(history, run / "train/log_history.json")
+        png = io.BytesIO()
+        plot_loss(history).savefig(png, format="png", dpi=120)
+        atomic_write_bytes(run / "train/loss.png", png.getvalue())
+        summary = {
+            "world_size": world,
+            "distributed_type": state.distributed_type.value,
+            "global_step": step,
+            "epoch": trainer.state.epoch,
+            "resumed_from": checkpoint.name if checkpoint else None,
+            "train_loss": next((h["train_loss"] for h in history[::-1] if "train_loss" in h), None),
+        }
+        atomic_write_json(run / "train/summary.json", summary)
+        log(f"wrote {run / 'adapter'} and {run / 'train'}")
+    state.wait_for_everyone()
+    return path

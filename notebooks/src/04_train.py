@@ -17,6 +17,7 @@ lora = None
 training = None
 evaluation = None
 export = None
+resume = False  # True: continue from the newest complete checkpoint in run_dir (qd run --resume)
 
 # %%
 from qdlib.config import load_config
@@ -65,13 +66,19 @@ print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps
 # %% [markdown]
 # ## Train
 # The Trainer logs the loss every few steps and saves checkpoints into the run directory, so an
-# interrupted run can resume (`trainer.train(resume_from_checkpoint=True)`). With
+# interrupted run can resume: with `resume = True` it continues from the newest *complete*
+# checkpoint (one cut off by a crash is skipped, and the message says why). With
 # `evaluation.generate_every` set, it also decodes a few eval questions now and then and logs
 # task metrics (`gen_format_valid`, `gen_step_count_correct`, `gen_sari`): a loss can fall while
 # the model still never stops.
 
 # %%
-result = trainer.train()
+from qdlib.train import last_complete_checkpoint
+
+checkpoint = last_complete_checkpoint(run / "checkpoints") if resume else None
+if checkpoint:
+    print("resuming from", checkpoint.name)
+result = trainer.train(resume_from_checkpoint=checkpoint)
 print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
 
 # %% [markdown]
@@ -109,6 +116,32 @@ adapter_dir = save_adapter(trainer.model, tokenizer, run / "adapter")
 print(sorted(p.name for p in adapter_dir.iterdir() if p.suffix in (".json", ".safetensors")))
 
 # %% [markdown]
+# ## When to leave the notebook: multi-GPU and long runs
+# A notebook is one process: it trains on one GPU, and it stops when its kernel or your
+# connection does. For runs of hours, or on a pod with several GPUs, train from a terminal with
+# `qd train`. It does what lessons 01 and 04 do, into a run directory that lessons 05 and 06 read
+# as usual.
+#
+# ```bash
+# qd train --profile runpod --run-dir runs/big                       # one GPU
+# accelerate launch --config_file configs/accelerate/ddp.yaml \
+#     -m qdlib.cli train --profile runpod --run-dir runs/big          # every GPU (DDP)
+# torchrun --nproc_per_node 2 -m qdlib.cli train --profile runpod --run-dir runs/big
+# qd train --profile runpod --run-dir runs/big --resume              # after a crash
+# ```
+#
+# Each GPU runs its own process on its share of every batch, so one optimizer step sees
+# `batch_size x gradient_accumulation_steps x GPUs` examples and an epoch takes fewer steps.
+# Only the first process writes the run directory. `fsdp.yaml` and `deepspeed_zero3.yaml` also
+# split the weights across the GPUs once loaded (each GPU loads the whole model first, so it
+# must fit on one). `--resume` (here: `resume = True`, or `qd run --resume --run-dir RUN`)
+# continues from the newest complete checkpoint, on the same data in the same order.
+#
+# > **한국어 요약:** 학습이 오래 걸리거나 GPU가 여러 개라면 노트북 대신 터미널에서 `qd train`
+# > (`accelerate launch`, `torchrun`)으로 학습하고, 중단되면 `--resume`으로 마지막 완전한
+# > 체크포인트부터 이어서 학습합니다.
+
+# %% [markdown]
 # ## What you learned
 # - The Trainer does the loop; the profile sets batch size, learning rate, schedule and optimizer.
 # - Dynamic padding and length grouping keep padding out of the compute.
@@ -117,5 +150,5 @@ print(sorted(p.name for p in adapter_dir.iterdir() if p.suffix in (".json", ".sa
 # ## Exercises
 # 1. Halve `training.learning_rate` and compare the loss curves.
 # 2. Set `training.max_steps` to 20: what happens to the loss and, in lesson 05, to the scores?
-# 3. On a multi-GPU machine this notebook is not the place to train: see the README for
-#    launching `qd run` under `accelerate launch`.
+# 3. Stop this notebook's kernel during training, then run it again with `resume = True`: from
+#    which step does it continue, and does the loss curve join up?

@@ -1,0 +1,161 @@
+"""Resuming: a checkpoint cut off mid-write is skipped, and a killed run resumes to the adapter an
+uninterrupted run makes (same seed, same data order)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from qdlib.config import PROJECT_ROOT
+from qdlib.runs import RunDirError
+from qdlib.train import checkpoint_problem, last_complete_checkpoint
+
+
+def fake_checkpoint(root, step, world_size=1):
+    """A checkpoint folder with every file the Trainer writes, each small but whole."""
+    folder = root / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    save_file({"lora_A": torch.zeros(2, 2)}, folder / "adapter_model.safetensors")
+    torch.save({"state": {}, "param_groups": []}, folder / "optimizer.pt")
+    torch.save({"last_epoch": step}, folder / "scheduler.pt")
+    rng = (
+        ["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)]
+    )
+    for name in rng:
+        torch.save({"cpu": torch.zeros(4, dtype=torch.uint8)}, folder / name)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return folder
+
+
+def cut(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "trainer_state.json is missing": lambda f: (f / "trainer_state.json").unlink(),
+    "trainer_state.json does not parse": lambda f: cut(f / "trainer_state.json"),
+    "adapter_model.safetensors is incomplete": lambda f: cut(f / "adapter_model.safetensors"),
+    "optimizer.pt is incomplete": lambda f: cut(f / "optimizer.pt"),
+    "scheduler.pt is missing": lambda f: (f / "scheduler.pt").unlink(),
+    "rng_state_1.pth is missing": lambda f: (f / "rng_state_1.pth").unlink(),
+}
+
+
+@pytest.mark.parametrize("reason", DAMAGE)
+def test_a_damaged_newest_checkpoint_is_skipped_with_the_reason(tmp_path, reason):
+    fake_checkpoint(tmp_path, 4, world_size=2)
+    DAMAGE[reason](fake_checkpoint(tmp_path, 8, world_size=2))
+    messages = []
+    assert last_complete_checkpoint(tmp_path, 2, messages.append) == tmp_path / "checkpoint-4"
+    assert len(messages) == 1
+    assert f"checkpoint-8: {reason}" in messages[0]
+
+
+def test_the_newest_complete_checkpoint_wins_by_step_number(tmp_path):
+    for step in (9, 10, 2):
+        fake_checkpoint(tmp_path, step)
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    assert checkpoint_problem(tmp_path / "checkpoint-10") is None
+
+
+@pytest.mark.parametrize("saved_by, now", [(2, 1), (1, 2), (4, 2)])
+def test_a_checkpoint_of_another_process_count_is_an_error_not_a_restart(tmp_path, saved_by, now):
+    folder = fake_checkpoint(tmp_path, 4, world_size=saved_by)
+    with pytest.raises(RunDirError, match=f"saved by {saved_by} process"):
+        last_complete_checkpoint(tmp_path, now)
+    assert folder.is_dir()
+
+
+def test_no_complete_checkpoint_means_none(tmp_path):
+    (fake_checkpoint(tmp_path, 4) / "rng_state.pth").unlink()
+    assert last_complete_checkpoint(tmp_path, report=None) is None
+    assert last_complete_checkpoint(tmp_path / "not-there") is None
+
+
+# ---------------------------------------------------------------- a real crash, then --resume
+
+SMALL = {
+    "training.max_steps": "12",
+    "training.save_steps": "4",
+    "training.save_total_limit": "5",
+    "training.logging_steps": "1",
+    "training.eval_steps": "null",
+    "evaluation.generate_every": "null",
+    "data.max_samples": "200",
+}
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def qd_train(run_dir, *extra):
+    params = [a for k, v in SMALL.items() for a in ("-p", k, v)]
+    return [sys.executable, "-m", "qdlib.cli", "train", "--run-dir", str(run_dir), *params, *extra]
+
+
+def run_to_end(cmd):
+    proc = subprocess.run(
+        cmd, cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def losses(run_dir):
+    history = json.loads((run_dir / "train/log_history.json").read_text(encoding="utf-8"))
+    return [(h["step"], h["loss"]) for h in history if "loss" in h]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_complete_checkpoint_to_the_same_adapter(tmp_path):
+    run_to_end(qd_train(tmp_path / "whole"))
+
+    crashed = tmp_path / "crashed"
+    log = tmp_path / "crashed.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(qd_train(crashed), cwd=PROJECT_ROOT, env=ENV, stdout=fh, stderr=fh)
+        newest = crashed / "checkpoints/checkpoint-8"
+        deadline = time.monotonic() + 300
+        while not newest.exists() or checkpoint_problem(newest) is not None:
+            assert proc.poll() is None, f"ended before the kill: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "checkpoint-8 never appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (crashed / "adapter").exists()
+    cut(newest / "optimizer.pt")  # as if the kill had come while it was being written
+    kept = (crashed / "checkpoints/checkpoint-4/trainer_state.json").stat().st_mtime_ns
+
+    out = run_to_end(qd_train(crashed, "--resume"))
+    assert "checkpoint-8: optimizer.pt is incomplete" in out
+    assert f"resuming from {crashed / 'checkpoints/checkpoint-4'}" in out
+    summary = json.loads((crashed / "train/summary.json").read_text(encoding="utf-8"))
+    assert summary["resumed_from"] == "checkpoint-4"
+    assert summary["global_step"] == 12
+    # steps 1-4 were not trained again: their checkpoint is untouched
+    assert (crashed / "checkpoints/checkpoint-4/trainer_state.json").stat().st_mtime_ns == kept
+    # the same batches in the same order: the same loss at every step
+    assert losses(crashed) == losses(tmp_path / "whole")
+    whole = load_file(tmp_path / "whole/adapter/adapter_model.safetensors")
+    resumed = load_file(crashed / "adapter/adapter_model.safetensors")
+    assert whole.keys() == resumed.keys()
+    for name, tensor in whole.items():
+        assert torch.allclose(tensor, resumed[name]), name
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_trains_no_step_more(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["-p", "training.max_steps", "4", "-p", "training.lr_scheduler", "constant"]
+    run_to_end(qd_train(run_dir, *args))
+    adapter = (run_dir / "adapter/adapter_model.safetensors").read_bytes()
+    out = run_to_end(qd_train(run_dir, "--resume", *args))
+    assert "nothing left to train" in out and "at step 4;" in out
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
+    assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter
