@@ -51,20 +51,15 @@ def reset_peak() -> None:
 def worker(batch: int, seq: int, checkpointing: bool, layers: int) -> dict[str, Any]:
     """Measure one case in this (fresh) process."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from qdlib.config import load_config
     from qdlib.lora import attach_lora, lora_config
-    from qdlib.memory import ARCHITECTURES, saved_activation_bytes, training_bytes
+    from qdlib.memory import ARCHITECTURES, hf_config, saved_activation_bytes, training_bytes
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     a = dict(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers=layers)
-    config = AutoConfig.for_model(
-        "qwen2", hidden_size=a["hidden"], num_hidden_layers=layers,
-        num_attention_heads=a["heads"], num_key_value_heads=a["kv_heads"],
-        intermediate_size=a["intermediate"], vocab_size=a["vocab"], tie_word_embeddings=a["tied"],
-        use_cache=False,
-    )  # fmt: skip
+    config = hf_config(a)
     cfg = load_config(
         "rtx4060",
         model={"dtype": "float32", "quantization": "none"},

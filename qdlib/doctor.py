@@ -293,11 +293,18 @@ def check_disk() -> Check:
         f"free space at {RUNS_ROOT} (old runs/ folders, checkpoints/), or point runs elsewhere: "
         "export QDLIB_RUNS=/a/bigger/disk; a merged 7B export in 16-bit needs about 15 GB"
     )
-    if free < DISK_FAIL_GIB:
-        return Check("disk", "fail", detail, fix)
-    if free < DISK_WARN_GIB:
-        return Check("disk", "warn", detail, fix)
-    return Check("disk", "ok", detail)
+    return _by_threshold("disk", free, DISK_FAIL_GIB, DISK_WARN_GIB, detail, fix)
+
+
+def _by_threshold(
+    name: str, value: float, fail_below: float, warn_below: float, detail: str, fix: str
+) -> Check:
+    """fail under ``fail_below``, warn under ``warn_below``, else ok (the fix only on a problem)."""
+    if value < fail_below:
+        return Check(name, "fail", detail, fix)
+    if value < warn_below:
+        return Check(name, "warn", detail, fix)
+    return Check(name, "ok", detail)
 
 
 def _memory_gib() -> tuple[float, float]:
@@ -337,11 +344,7 @@ def check_memory() -> Check:
         "close programs and notebook kernels you no longer use (Kernel > Shut Down Kernel); "
         "a 3B model in 16-bit is about 6 GiB, a 7B one about 15 GiB"
     )
-    if available < RAM_FAIL_GIB:
-        return Check("memory", "fail", detail, fix)
-    if available < RAM_WARN_GIB:
-        return Check("memory", "warn", detail, fix)
-    return Check("memory", "ok", detail)
+    return _by_threshold("memory", available, RAM_FAIL_GIB, RAM_WARN_GIB, detail, fix)
 
 
 def check_hub() -> Check:

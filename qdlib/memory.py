@@ -55,6 +55,19 @@ def architecture(cfg: Config, name: str | None = None) -> dict[str, Any]:
                 qkv_bias=bool(getattr(c, "attention_bias", c.model_type == "qwen2")))  # fmt: skip
 
 
+def hf_config(a: dict[str, Any], layers: int | None = None) -> Any:
+    """A transformers config with these architecture numbers (Qwen2 with qkv bias, else Llama),
+    to build a random-weight model of the real shape; ``layers`` cuts the depth."""
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(
+        "qwen2" if a["qkv_bias"] else "llama", hidden_size=a["hidden"],
+        num_hidden_layers=layers or a["layers"], num_attention_heads=a["heads"],
+        num_key_value_heads=a["kv_heads"], intermediate_size=a["intermediate"],
+        vocab_size=a["vocab"], tie_word_embeddings=a["tied"], use_cache=False,
+    )  # fmt: skip
+
+
 def linear_shapes(a: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """(in, out) of each linear layer kind in one transformer block."""
     h, i = a["hidden"], a["intermediate"]

@@ -33,17 +33,11 @@ GiB = 2**30
 
 def random_model_dir(cfg: Any, out: Path) -> Path:
     """Save a random-weight model with the profile's architecture (built on the GPU: fast)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    from qdlib.memory import architecture
+    from qdlib.memory import architecture, hf_config
 
-    a = architecture(cfg)
-    config = AutoConfig.for_model(
-        "qwen2" if a["qkv_bias"] else "llama", hidden_size=a["hidden"],
-        num_hidden_layers=a["layers"], num_attention_heads=a["heads"],
-        num_key_value_heads=a["kv_heads"], intermediate_size=a["intermediate"],
-        vocab_size=a["vocab"], tie_word_embeddings=a["tied"],
-    )  # fmt: skip
+    config = hf_config(architecture(cfg))
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)

@@ -124,17 +124,13 @@ def test_qd_estimate_prints_the_table(capsys):
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_activation_model_matches_what_autograd_keeps(checkpointing):
     """Measured on a random-weight Qwen2.5-0.5B architecture (2 layers) with rtx4060's LoRA."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from qdlib.lora import attach_lora, lora_config
-    from qdlib.memory import saved_activation_bytes, training_bytes
+    from qdlib.memory import hf_config, saved_activation_bytes, training_bytes
 
     a = dict(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers=2)
-    config = AutoConfig.for_model(
-        "qwen2", hidden_size=a["hidden"], num_hidden_layers=2, num_attention_heads=a["heads"],
-        num_key_value_heads=a["kv_heads"], intermediate_size=a["intermediate"],
-        vocab_size=a["vocab"], tie_word_embeddings=True, use_cache=False,
-    )  # fmt: skip
+    config = hf_config(a)
     cfg = load_config(
         "rtx4060",
         model={"dtype": "float32", "quantization": "none"},

@@ -12,7 +12,7 @@ import torch
 from qdlib.config import load_config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits, prepare_splits, tokenize_splits
 from qdlib.lora import attach_lora, lora_config
-from qdlib.memory import ARCHITECTURES
+from qdlib.memory import ARCHITECTURES, hf_config
 from qdlib.model import load_model
 from qdlib.train import build_trainer, check_packing, data_collator, packing_cross_talk
 
@@ -31,18 +31,10 @@ def examples(tiny_cfg, tiny_tokenizer):
 
 def real_architecture(name: str, layers: int):
     """A random-weight model with a real architecture (a layer count cut to fit the CPU)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    a = ARCHITECTURES[name]
-    kind = "qwen2" if "Qwen" in name else "llama"
-    config = AutoConfig.for_model(
-        kind, hidden_size=a["hidden"], num_hidden_layers=layers,
-        num_attention_heads=a["heads"], num_key_value_heads=a["kv_heads"],
-        intermediate_size=a["intermediate"], vocab_size=a["vocab"],
-        tie_word_embeddings=a["tied"],
-    )  # fmt: skip
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config).eval()
+    return AutoModelForCausalLM.from_config(hf_config(ARCHITECTURES[name], layers)).eval()
 
 
 def packed_vs_alone(model, batch, lengths) -> float:
