@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint notebooks benchmark clean-venv
+.PHONY: run test lint notebooks benchmark benchmark-training clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ lint: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/generation_speed.py
+
+# Training throughput (seed pipeline, qdlib padded, qdlib packed, TRL) and the memory estimator
+# against measured CPU peaks; about 10 minutes on 2 cores.
+benchmark-training: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/training_speed.py
+	$(BIN)/python benchmarks/memory_check.py
 
 notebooks: $(STAMP)
 	QDLIB_RUNS=$$(mktemp -d) $(BIN)/python scripts/build_notebooks.py

@@ -1,0 +1,243 @@
+"""Training throughput, four ways side by side in one run: the seed's pipeline, qdlib padded,
+qdlib packed and TRL's SFTTrainer with packing.
+
+    .venv/bin/python benchmarks/training_speed.py [--n N] [--models tiny qwen2.5-0.5b]
+
+Every way trains the same LoRA adapters (the profile's, without ``lm_head``, which TRL refuses
+to adapt) on the same model, on the same ``--n`` training examples (default 256 for tiny, 32 for
+the Qwen architecture) for one epoch, on this CPU:
+
+- ``seed``: the original project's pipeline: every example padded to 512 tokens, loss on the
+  whole text (prompt included), pad = EOS masked by the collator, batch 4;
+- ``padded``: qdlib, padding to the longest example in the batch, length-grouped, batch 4,
+  loss on the answer and its EOS only;
+- ``packed``: qdlib, padding-free packing (one row per batch, ``position_ids`` restarting), batch 4;
+- ``trl``: ``trl.SFTTrainer`` with its default packing (best-fit-decreasing, padding-free) into
+  rows of 512 tokens, one row per step, completion-only loss; its gradient checkpointing and
+  mixed precision turned off like ours.
+
+Models: ``tiny`` (the cpu_tiny model and LoRA) and ``qwen2.5-0.5b`` (the Qwen2.5-0.5B architecture:
+its real vocabulary, hidden size and heads, random weights, layers cut to ``--layers``; the
+rtx4060 profile's LoRA). Each way runs in its own process so that its peak RSS is its own.
+Results go to ``benchmarks/results/training_speed.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qdlib.config import PROJECT_ROOT, load_config
+from qdlib.runs import atomic_write_json, atomic_write_text
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+WAYS = ("seed", "padded", "packed", "trl")
+MODELS = {"tiny": "cpu_tiny", "qwen2.5-0.5b": "rtx4060"}  # model -> profile whose LoRA it uses
+EXAMPLES = {"tiny": 256, "qwen2.5-0.5b": 32}  # per way: enough to time, within 10 minutes in all
+SEED_MAX_LENGTH, BATCH = 512, 4
+
+
+class CountingCollator:
+    """Wraps a collator and counts what each batch holds: positions, padding, trained tokens."""
+
+    def __init__(self, collator: Any):
+        self.collator, self.positions, self.padding, self.trained = collator, 0, 0, 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(features)
+        self.positions += batch["input_ids"].numel()
+        if "attention_mask" in batch:
+            self.padding += int((batch["attention_mask"] == 0).sum())
+        self.trained += int((batch["labels"] != -100).sum())
+        return batch
+
+
+def build_model(name: str, layers: int) -> Any:
+    """The tiny model, or a random-weight model with the Qwen2.5-0.5B architecture."""
+    from qdlib.model import load_model
+
+    if name == "tiny":
+        return load_model(load_config("cpu_tiny"))
+    from transformers import AutoModelForCausalLM
+
+    from qdlib.memory import ARCHITECTURES, hf_config
+
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(
+        hf_config(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers)
+    )
+
+
+def seed_trainer(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out: Path) -> Any:
+    """The original pipeline: pad to 512, labels = the whole text with pad (= EOS) masked."""
+    import datasets
+    from transformers import DataCollatorForLanguageModeling, Trainer
+
+    from qdlib.data import render_answer, render_prompt
+    from qdlib.train import training_arguments
+
+    tokenizer.pad_token = tokenizer.eos_token  # the seed's choice (and fault)
+    texts = [render_prompt(r["question"], tokenizer) + render_answer(r["sub_questions"])
+             for r in records]  # fmt: skip
+    enc = tokenizer(texts, padding="max_length", max_length=SEED_MAX_LENGTH, truncation=True)
+    dataset = datasets.Dataset.from_dict(dict(enc))
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    args = training_arguments(cfg, out, torch.float32)
+    args.train_sampling_strategy = "random"
+    return Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+
+
+def trl_trainer(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out: Path) -> Any:
+    """TRL's SFTTrainer on prompt/completion pairs with its packing (bfd), completion-only loss."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from qdlib.data import render_answer, render_prompt
+
+    rows = [{"prompt": render_prompt(r["question"], tokenizer),
+             "completion": render_answer(r["sub_questions"])} for r in records]  # fmt: skip
+    t = cfg.training
+    args = SFTConfig(
+        output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=1,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler, optim=t.optimizer,
+        packing=True, max_length=SEED_MAX_LENGTH, completion_only_loss=True,
+        gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True, seed=cfg.seed,
+        save_strategy="no", report_to=[], logging_steps=t.logging_steps, disable_tqdm=True,
+        dataloader_num_workers=0,
+    )  # fmt: skip
+    return SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                      processing_class=tokenizer)  # fmt: skip
+
+
+def qdlib_trainer(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out: Path) -> Any:
+    """qdlib's own path: completion-only labels, then padded or packed batches per the profile."""
+    from qdlib.data import tokenize_splits
+    from qdlib.train import build_trainer
+
+    splits = tokenize_splits(records, records[:1], tokenizer, SEED_MAX_LENGTH)
+    return build_trainer(model, tokenizer, splits, cfg, out)
+
+
+def worker(way: str, model_name: str, n: int, layers: int) -> dict[str, Any]:
+    """Train one way in this process; return its measurements."""
+    from qdlib.data import prepare_splits
+    from qdlib.lora import attach_lora, lora_config
+    from qdlib.model import load_tokenizer
+
+    base = load_config("cpu_tiny")
+    records = prepare_splits(base).train[:n]
+    tokenizer = load_tokenizer(base)
+    lora = load_config(MODELS[model_name]).lora
+    if isinstance(lora.target_modules, list):  # TRL refuses LoRA on lm_head: no way adapts it
+        lora.target_modules = [t for t in lora.target_modules if t != "lm_head"]
+    lora_profile = load_config(MODELS[model_name], lora=vars(lora))
+    cfg = load_config(
+        "cpu_tiny",
+        data={"max_seq_length": SEED_MAX_LENGTH},
+        training={
+            "epochs": 1, "batch_size": BATCH, "packing": way == "packed",
+            "group_by_length": way == "padded", "eval_steps": None, "logging_steps": 5,
+            "save_steps": 10_000, "optimizer": "adamw_torch",
+        },
+        evaluation={"generate_every": None},
+    )  # fmt: skip
+    model = build_model(model_name, layers)
+    model = attach_lora(model, lora_config(lora_profile, model), False, cfg.seed)
+    build = {"seed": seed_trainer, "trl": trl_trainer}.get(way, qdlib_trainer)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = build(model, tokenizer, records, cfg, Path(out))
+        counter = CountingCollator(trainer.data_collator)
+        trainer.data_collator = counter
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    return {
+        "way": way, "model": model_name, "examples": len(records), "seconds": seconds,
+        "steps": trainer.state.global_step,
+        "examples_per_s": len(records) / seconds,
+        "trained_tokens_per_s": counter.trained / seconds,
+        "positions_per_s": counter.positions / seconds,
+        "padding_fraction": counter.padding / counter.positions,
+        "trained_tokens": counter.trained, "positions": counter.positions,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
+def run_all(models: list[str], n: int | None, layers: int) -> list[dict[str, Any]]:
+    """Each (model, way) in a fresh process, one after the other."""
+    results = []
+    for model_name in models:
+        for way in WAYS:
+            cmd = [sys.executable, __file__, "--worker", way, "--model", model_name,
+                   "--n", str(n or EXAMPLES[model_name]), "--layers", str(layers)]  # fmt: skip
+            print(f"[{model_name}] {way} ...", flush=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode:
+                sys.exit(f"{model_name}/{way} failed:\n{done.stderr[-4000:]}")
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for r in results:
+        same = {x["way"]: x for x in results if x["model"] == r["model"]}
+        r["vs_seed"] = r["examples_per_s"] / same["seed"]["examples_per_s"]
+        r["vs_trl"] = r["examples_per_s"] / same["trl"]["examples_per_s"]
+    return results
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One table, all ways and models, ratios against the seed and TRL."""
+    lines = [
+        "| model | way | steps | examples/s | trained tokens/s | padding | peak RSS MiB "
+        "| vs seed | vs TRL |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['way']} | {r['steps']} | {r['examples_per_s']:.2f} "
+            f"| {r['trained_tokens_per_s']:.0f} | {100 * r['padding_fraction']:.1f}% "
+            f"| {r['peak_rss_mib']:.0f} | {r['vs_seed']:.2f}x | {r['vs_trl']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, help="training examples per way (default: per model)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--layers", type=int, default=2, help="layers of the Qwen architecture")
+    parser.add_argument("--worker", choices=WAYS, help=argparse.SUPPRESS)
+    parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.model, args.n, args.layers)))
+        return
+    started = time.perf_counter()
+    results = run_all(args.models, args.n, args.layers)
+    table = markdown(results)
+    print(table)
+    import transformers
+    import trl
+
+    meta = {
+        "examples": {m: args.n or EXAMPLES[m] for m in args.models},
+        "qwen_layers": args.layers, "batch_examples": BATCH,
+        "seed_max_length": SEED_MAX_LENGTH, "torch_threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "trl": trl.__version__},
+        "wall_seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    atomic_write_json(RESULTS / "training_speed.json", {"meta": meta, "results": results})
+    atomic_write_text(RESULTS / "training_speed.md", table + "\n")
+
+
+if __name__ == "__main__":
+    main()
