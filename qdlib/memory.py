@@ -191,7 +191,7 @@ class Estimate:
         """One stacked bar of the parts against the card's memory and the headroom line."""
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(8, 2.3))
+        fig, ax = plt.subplots(figsize=(7, 1.8))
         plt.close(fig)  # returned, not auto-shown: a notebook displays it once
         left = 0.0
         for (name, mib), color in zip(self.parts.items(), plt.cm.tab10.colors, strict=False):
@@ -200,7 +200,7 @@ class Estimate:
         ax.axvline(self.card / 1024, color="black", lw=2)
         ax.axvline((1 - HEADROOM) * self.card / 1024, color="black", ls="--", lw=1)
         ax.set(xlabel="GiB", yticks=[], title=self.verdict, xlim=(0, max(self.card, left) / 1024))
-        ax.legend(ncol=8, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.75))
+        ax.legend(ncol=2, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         return fig
 
