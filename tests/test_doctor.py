@@ -61,9 +61,16 @@ def test_hub_is_skipped_offline(monkeypatch):
 
 
 def test_lower_bounds_come_from_pyproject():
+    import tomllib
+
+    from qdlib.config import PROJECT_ROOT
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    expected = {d.split(">=")[0]: d.split(">=")[1] for d in project["dependencies"] if ">=" in d}
     bounds = doctor._lower_bounds()
-    assert bounds["python"] == "3.11"
-    assert bounds["transformers"] == "5.24" and bounds["torch"] == "2.13"
+    assert bounds["python"] == project["requires-python"].removeprefix(">=")
+    for name in ("transformers", "torch", "peft", "bitsandbytes"):
+        assert bounds[name] == expected[name]
 
 
 @pytest.mark.parametrize("with_packaging", [True, False])
