@@ -209,7 +209,7 @@ def check_bf16() -> Check:
     if missing:
         fix = (
             "set model.dtype: float16 in your profile — this GPU has no bf16 (torch would "
-            "emulate it, slowly; 'auto' may still pick bf16)"
+            "emulate it, slowly; 'auto' picks float16 there)"
         )
         return Check("bf16", "warn", "no native bf16 on " + ", ".join(missing), fix)
     return Check("bf16", "ok", "every GPU has native bf16 (compute capability 8.0+)")

@@ -100,6 +100,11 @@ def packing_cross_talk(model: Any, examples: list[list[int]]) -> float:
 
     Zero (up to float error) means packed examples cannot attend to each other.
     """
+    return _packed_vs_alone(model, examples)[0]
+
+
+def _packed_vs_alone(model: Any, examples: list[list[int]]) -> tuple[float, float]:
+    """(largest packed-vs-alone logit difference, largest packed logit), in eval mode."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -113,7 +118,7 @@ def packing_cross_talk(model: Any, examples: list[list[int]]) -> float:
             diff = (together[start : start + len(ex)] - alone).abs().max().item()
             worst, start = max(worst, diff), start + len(ex)
     model.train(was_training)
-    return worst
+    return worst, together.abs().max().item()
 
 
 def check_packing(model: Any, examples: list[list[int]]) -> float:
@@ -123,11 +128,8 @@ def check_packing(model: Any, examples: list[list[int]]) -> float:
     logits' size (1e-4 in float32, 2e-2 in 16-bit). Returns the measured difference.
     """
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        scale = model(input_ids=torch.tensor([examples[0]], device=device)).logits.abs().max()
-    tol = (1e-4 if dtype == torch.float32 else 2e-2) * max(1.0, scale.item())
-    worst = packing_cross_talk(model, examples)
+    worst, scale = _packed_vs_alone(model, examples)
+    tol = (1e-4 if dtype == torch.float32 else 2e-2) * max(1.0, scale)
     if worst > tol:
         raise ValueError(
             f"training.packing: packed examples see each other in {type(model).__name__} "
@@ -379,29 +381,27 @@ def save_trained_adapter(trainer: Any, path: Path) -> Path:
     return path
 
 
-def prepare_run_data(cfg: Config, run_dir: Path, resume: bool, log: Callable[[str], Any]) -> None:
-    """Lesson 01's part: ``config.yaml``, then the splits and their report in ``data/``.
-
-    When resuming, the run's own splits are kept: training continues on the data it started with.
+def prepare_run_data(
+    cfg: Config, run_dir: Path, resume: bool, log: Callable[[str], Any]
+) -> dict[str, Any] | None:
+    """Lesson 01's part: ``config.yaml``, then the splits in ``data/``; returns their report
+    (``train_run`` adds the truncation counts once it has tokenized them), or None when resuming:
+    training continues on the data it started with.
     """
-    from qdlib.data import prepare_splits, tokenize_splits, write_jsonl
+    from qdlib.data import prepare_splits, write_jsonl
     from qdlib.model import load_tokenizer
     from qdlib.runs import open_run
 
     run = open_run(run_dir, cfg)
     if resume and (run / "data/train.jsonl").exists():
         log("resuming: keeping the run's data splits")
-        return
+        return None
     splits = prepare_splits(cfg)
     log(str(splits))
-    tokenizer = load_tokenizer(cfg)  # builds the tiny model once, before other processes load it
-    tokenized = tokenize_splits(
-        splits.train, splits.eval, tokenizer, cfg.data.max_seq_length, cfg.data.language
-    )
+    load_tokenizer(cfg)  # builds the tiny model once, before other processes load it
     write_jsonl(run / "data/train.jsonl", splits.train)
     write_jsonl(run / "data/eval.jsonl", splits.eval)
-    report = splits.report() | {"truncated": tokenized.truncated}
-    atomic_write_json(run / "data/report.json", report)
+    return splits.report()
 
 
 def train_run(
@@ -436,13 +436,14 @@ def train_run(
     check_run_dir(path, overwrite=overwrite, resume=resume)  # every process, before any write
     state.wait_for_everyone()
     run = RunDir(path, cfg)
+    report = None  # the new splits' report, written once they are tokenized
     if main:
         how = f" ({state.distributed_type.value}, {state.backend})" if world > 1 else ""
         log(f"run directory {path}; training on {world} process(es){how}")
         if overwrite and not resume and (run / "checkpoints").exists():
             shutil.rmtree(run / "checkpoints")  # or a later --resume would continue the old run
             log("--overwrite: removed the earlier run's checkpoints")
-        prepare_run_data(cfg, path, resume, log)
+        report = prepare_run_data(cfg, path, resume, log)
     state.wait_for_everyone()
 
     train_records = load_records(run.require("data/train.jsonl")).records
@@ -451,6 +452,8 @@ def train_run(
     tokenized = tokenize_splits(
         train_records, eval_records, tokenizer, cfg.data.max_seq_length, cfg.data.language
     )
+    if main and report is not None:
+        atomic_write_json(run / "data/report.json", report | {"truncated": tokenized.truncated})
     model = load_model(cfg)
     lora_cfg = lora_config(cfg, model)
     model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
