@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from qdlib.config import Config
-from qdlib.model import load_with_adapter, quiet_hf
+from qdlib.model import load_with_adapter
+from qdlib.notices import quiet_hf
 from qdlib.runs import atomic_dir
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from qdlib.config import Config
-from qdlib.model import quiet_hf
+from qdlib.notices import quiet_hf
 from qdlib.runs import atomic_write_json, read_json
 
 

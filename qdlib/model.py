@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
 from qdlib.data import ANSWER_HEADERS, INSTRUCTIONS, detect_language, load_records, render_answer
+from qdlib.notices import quiet_hf
 from qdlib.runs import atomic_dir
 
 TINY_FORMAT_VERSION = "2"
@@ -32,23 +31,6 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
-
-
-@contextmanager
-def quiet_hf() -> Iterator[None]:
-    """Hide transformers' "Loading weights" bars and the deprecation notices transformers and peft
-    raise inside their own calls: noise in a lesson that a learner cannot act on."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def cache_dir() -> Path:

@@ -217,6 +217,24 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
 # ---------------------------------------------------------------- the papermill pipeline
 
 
+def private_kernel() -> dict[str, Any]:
+    """Keyword arguments for papermill / nbclient that encrypt the traffic with the notebook kernel.
+
+    jupyter_client talks to a kernel over TCP on localhost, in plain text unless asked otherwise,
+    and ipykernel 7 prints a warning about it for every notebook it runs. jupyter_client 8.10 can
+    hand the kernel CurveZMQ keys when the kernel says it supports them (ipykernel 7 does): then
+    the traffic is encrypted and there is nothing to warn about. Without that support (older
+    packages, pyzmq without libsodium) nothing changes, and the kernel's warning stays true.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config as KernelSettings
+
+    if not (KernelManager.class_traits().get("transport_encryption") and zmq.has("curve")):
+        return {}
+    return {"config": KernelSettings({"KernelManager": {"transport_encryption": "auto"}})}
+
+
 def run_course(
     profile: str,
     run_dir: Path | None = None,
@@ -255,6 +273,7 @@ def run_course(
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=progress,
                 kernel_name="python3",
+                **private_kernel(),
             )
         except pm.PapermillExecutionError as exc:
             raise RunDirError(

@@ -17,6 +17,8 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+from qdlib.runs import private_kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "notebooks" / "src"
 OUT = ROOT / "notebooks"
@@ -34,7 +36,11 @@ def build(src: Path) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode) -> None:
     client = NotebookClient(
-        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(OUT)}}
+        nb,
+        timeout=1800,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(OUT)}},
+        **private_kernel(),
     )
     client.execute()
     for cell in nb.cells:  # keep diffs small: no timing metadata

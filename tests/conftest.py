@@ -1,15 +1,22 @@
-"""Shared fixtures: offline mode, the cpu_tiny profile and tokenizer, a short trained run."""
+"""Shared fixtures: offline mode, the cpu_tiny profile and tokenizer, a short trained run, and one
+whole course run (`qd run`) as a user on the hardest machine we can emulate would run it."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
-from qdlib.config import Config, load_config
+from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import prepare_splits, tokenize_splits, write_jsonl
 from qdlib.lora import attach_lora, lora_config
 from qdlib.model import load_model, load_tokenizer
@@ -60,3 +67,114 @@ def trained(tmp_path_factory):
     write_jsonl(run_dir / "data/eval.jsonl", splits.eval)
     save_adapter(trainer.model, tok, run_dir / "adapter")
     return cfg, tok, trainer, run_dir
+
+
+# ---------------------------------------------------------------- one whole course run
+
+SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+# On PYTHONPATH, this folder makes bitsandbytes take its AVX-512 BF16 import branch on any CPU.
+FORCE_AVX512BF16 = Path(__file__).parent / "avx512bf16"
+
+
+def planted_tokens(where: str) -> dict[str, str]:
+    """Fresh random values shaped like real ones (hf_... tokens, a 40-hex W&B key)."""
+    return {
+        f"HF_TOKEN ({where})": f"hf_{secrets.token_hex(16)}",
+        f"HUGGING_FACE_HUB_TOKEN ({where})": f"hf_{secrets.token_hex(16)}",
+        f"WANDB_API_KEY ({where})": secrets.token_hex(20),
+    }
+
+
+@dataclass
+class PlantedRun:
+    root: Path  # everything the run could write to: project copy, caches, home, temp
+    project: Path
+    run_dir: Path
+    dotenv: Path
+    tokens: dict[str, str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def course_run(tmp_path_factory) -> PlantedRun:
+    """`qd run --profile cpu_tiny` (10 steps, a few eval questions), push_to_hub set, offline.
+
+    The project is copied so that its ``.env`` (read from the project root) can hold planted
+    tokens without touching yours; caches, home and temp files go under the same root. Every
+    process of the run, the notebook kernels included, takes bitsandbytes' AVX-512 BF16 import
+    branch (:data:`FORCE_AVX512BF16`), as on a recent Intel or AMD CPU, whatever this CPU is.
+    """
+    root = tmp_path_factory.mktemp("planted")
+    project = root / "project"
+    junk = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
+    for name in ("qdlib", "notebooks", "configs", "data"):
+        shutil.copytree(PROJECT_ROOT / name, project / name, ignore=junk)
+    in_env, in_dotenv = planted_tokens("environment"), planted_tokens(".env")
+    dotenv = project / ".env"
+    dotenv.write_text(
+        "".join(f"{n.split()[0]}={v}\n" for n, v in in_dotenv.items()), encoding="utf-8"
+    )
+    for sub in ("home", "tmp", "cache", "hf_home"):
+        (root / sub).mkdir()
+    drop = {"PYTHONPATH", "QDLIB_RUNS", "IPYTHONDIR", "MPLCONFIGDIR", *SECRET_VARS}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in drop and not k.startswith(("XDG_", "JUPYTER_"))
+    }
+    env |= {n.split()[0]: v for n, v in in_env.items()}
+    env |= {
+        "HF_HUB_OFFLINE": "1",
+        # the copy's qdlib, in `qd` and in every notebook kernel; the AVX-512 BF16 branch
+        "PYTHONPATH": os.pathsep.join((str(project), str(FORCE_AVX512BF16))),
+        "HOME": str(root / "home"),
+        "TMPDIR": str(root / "tmp"),
+        "QDLIB_CACHE": str(root / "cache"),
+        "HF_HOME": str(root / "hf_home"),
+    }
+
+    # The kernels import the copy, so its .env is the one qdlib reads.
+    probe = (
+        "import sys\nfrom qdlib.config import PROJECT_ROOT\nfrom qdlib.export import hub_token\n"
+        "print(str(PROJECT_ROOT) == sys.argv[1], hub_token() in sys.argv[2:])"
+    )
+    without_env_tokens = {k: v for k, v in env.items() if k not in SECRET_VARS}
+    hf_in_dotenv = [v for n, v in in_dotenv.items() if n.startswith("H")]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(project), *hf_in_dotenv],
+        cwd=project / "notebooks",
+        env=without_env_tokens,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
+
+    run_dir = project / "runs" / "planted"
+    overrides = {
+        "training.max_steps": 10,
+        "training.save_steps": 5,
+        "training.logging_steps": 5,
+        "evaluation.max_samples": 8,
+        "evaluation.generate_every": "null",
+        "export.parity_samples": 4,
+        "export.push_to_hub": "someone/planted-token-test",
+    }
+    cmd = [sys.executable, "-m", "qdlib.cli", "run", "--profile", "cpu_tiny"]
+    cmd += ["--run-dir", str(run_dir)]
+    for key, value in overrides.items():
+        cmd += ["-p", key, str(value)]
+    done = subprocess.run(
+        cmd, cwd=project, env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
+    tokens = in_env | in_dotenv
+    return PlantedRun(
+        root, project, run_dir, dotenv, tokens, done.returncode, done.stdout, done.stderr
+    )
+
+
+def finished(run: PlantedRun) -> PlantedRun:
+    assert run.returncode == 0, f"the run failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run

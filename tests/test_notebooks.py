@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
+from conftest import finished
 
 from qdlib.config import PROJECT_ROOT, available_profiles, load_config
 from qdlib.runs import LESSONS
@@ -94,3 +95,35 @@ def test_papermill_cli_prepare_only_with_a_profile_file(tmp_path):
 def test_notebook_sources_exist_for_every_lesson():
     assert sorted(p.stem for p in (NOTEBOOKS / "src").glob("*.py")) == list(LESSONS)
     assert all(Path(NOTEBOOKS / f"{n}.ipynb").exists() for n in LESSONS)
+
+
+def stderr_cells(path: Path) -> list[int]:
+    nb = nbformat.read(path, as_version=4)
+    return [
+        i
+        for i, c in enumerate(nb.cells)
+        if any(o.get("name") == "stderr" for o in c.get("outputs", []))
+    ]
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_committed_notebook_has_no_stderr_output(lesson):
+    assert stderr_cells(NOTEBOOKS / f"{lesson}.ipynb") == []
+
+
+@pytest.mark.slow
+def test_qd_run_writes_notebooks_without_stderr_output(course_run):
+    """On a CPU with AVX-512 BF16 (forced: see conftest.course_run), as on any other."""
+    run = finished(course_run)
+    executed = {
+        lesson: stderr_cells(run.run_dir / f"notebooks/{lesson}.ipynb") for lesson in LESSONS
+    }
+    assert executed == {lesson: [] for lesson in LESSONS}
+
+
+@pytest.mark.slow
+def test_qd_run_console_shows_progress_not_library_noise(course_run):
+    run = finished(course_run)
+    assert "[6/6] 06_export" in run.stdout
+    for noise in ("kernels-community", "Kernel is running over TCP", "WARNING"):
+        assert noise not in run.stdout + run.stderr

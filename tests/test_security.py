@@ -11,21 +11,16 @@ import base64
 import json
 import os
 import re
-import secrets
-import shutil
-import subprocess
-import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import finished, planted_tokens  # the course run and its tokens: see conftest.py
 
 from qdlib.config import CONFIG_DIR, PROJECT_ROOT, ConfigError, ModelConfig, load_config
 from qdlib.runs import LESSONS
 
-SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
 SOURCE_DIRS = ("qdlib", "scripts", "benchmarks", "notebooks/src")
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 PICKLED_WEIGHTS = re.compile(r"model[\w.-]*\.(bin|pt|pth)$")  # pytorch_model.bin, adapter_model.bin
@@ -82,15 +77,6 @@ def scan(roots: list[Path], tokens: dict[str, str], skip: set[Path]) -> tuple[li
     return found, scanned
 
 
-def planted_tokens(where: str) -> dict[str, str]:
-    """Fresh random values shaped like real ones (hf_... tokens, a 40-hex W&B key)."""
-    return {
-        f"HF_TOKEN ({where})": f"hf_{secrets.token_hex(16)}",
-        f"HUGGING_FACE_HUB_TOKEN ({where})": f"hf_{secrets.token_hex(16)}",
-        f"WANDB_API_KEY ({where})": secrets.token_hex(20),
-    }
-
-
 def test_leak_finder_sees_whole_partial_and_encoded_tokens(tmp_path):
     tokens = planted_tokens("test")
     hf, hub, wandb = tokens.values()
@@ -109,98 +95,6 @@ def test_leak_finder_sees_whole_partial_and_encoded_tokens(tmp_path):
 
 
 # ---------------------------------------------------------------- a whole run with planted tokens
-
-
-@dataclass
-class PlantedRun:
-    root: Path  # everything the run could write to: project copy, caches, home, temp
-    project: Path
-    run_dir: Path
-    dotenv: Path
-    tokens: dict[str, str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture(scope="module")
-def planted_run(tmp_path_factory) -> PlantedRun:
-    """`qd run --profile cpu_tiny` (10 steps, a few eval questions), push_to_hub set, offline.
-
-    The project is copied so that its ``.env`` (read from the project root) can hold planted
-    tokens without touching yours; caches, home and temp files go under the same root.
-    """
-    root = tmp_path_factory.mktemp("planted")
-    project = root / "project"
-    junk = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
-    for name in ("qdlib", "notebooks", "configs", "data"):
-        shutil.copytree(PROJECT_ROOT / name, project / name, ignore=junk)
-    in_env, in_dotenv = planted_tokens("environment"), planted_tokens(".env")
-    dotenv = project / ".env"
-    dotenv.write_text(
-        "".join(f"{n.split()[0]}={v}\n" for n, v in in_dotenv.items()), encoding="utf-8"
-    )
-    for sub in ("home", "tmp", "cache", "hf_home"):
-        (root / sub).mkdir()
-    drop = {"PYTHONPATH", "QDLIB_RUNS", "IPYTHONDIR", "MPLCONFIGDIR", *SECRET_VARS}
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in drop and not k.startswith(("XDG_", "JUPYTER_"))
-    }
-    env |= {n.split()[0]: v for n, v in in_env.items()}
-    env |= {
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(project),  # the copy's qdlib, in `qd` and in every notebook kernel
-        "HOME": str(root / "home"),
-        "TMPDIR": str(root / "tmp"),
-        "QDLIB_CACHE": str(root / "cache"),
-        "HF_HOME": str(root / "hf_home"),
-    }
-
-    # The kernels import the copy, so its .env is the one qdlib reads.
-    probe = (
-        "import sys\nfrom qdlib.config import PROJECT_ROOT\nfrom qdlib.export import hub_token\n"
-        "print(str(PROJECT_ROOT) == sys.argv[1], hub_token() in sys.argv[2:])"
-    )
-    without_env_tokens = {k: v for k, v in env.items() if k not in SECRET_VARS}
-    hf_in_dotenv = [v for n, v in in_dotenv.items() if n.startswith("H")]
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(project), *hf_in_dotenv],
-        cwd=project / "notebooks",
-        env=without_env_tokens,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
-
-    run_dir = project / "runs" / "planted"
-    overrides = {
-        "training.max_steps": 10,
-        "training.save_steps": 5,
-        "training.logging_steps": 5,
-        "evaluation.max_samples": 8,
-        "evaluation.generate_every": "null",
-        "export.parity_samples": 4,
-        "export.push_to_hub": "someone/planted-token-test",
-    }
-    cmd = [sys.executable, "-m", "qdlib.cli", "run", "--profile", "cpu_tiny"]
-    cmd += ["--run-dir", str(run_dir)]
-    for key, value in overrides.items():
-        cmd += ["-p", key, str(value)]
-    done = subprocess.run(
-        cmd, cwd=project, env=env, capture_output=True, text=True, timeout=1800, check=False
-    )
-    tokens = in_env | in_dotenv
-    return PlantedRun(
-        root, project, run_dir, dotenv, tokens, done.returncode, done.stdout, done.stderr
-    )
-
-
-def finished(run: PlantedRun) -> PlantedRun:
-    assert run.returncode == 0, f"the run failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    return run
 
 
 # What users' runs write, one per lesson and kind: the walk must have read these.
@@ -229,8 +123,8 @@ RUN_FILES = (
 
 
 @pytest.mark.slow
-def test_planted_tokens_are_in_no_file_the_run_writes(planted_run):
-    run = finished(planted_run)
+def test_planted_tokens_are_in_no_file_the_run_writes(course_run):
+    run = finished(course_run)
     found, scanned = scan([run.root], run.tokens, skip={run.dotenv})
     missing = [rel for rel in RUN_FILES if run.run_dir / rel not in scanned]
     assert not missing, f"the walk did not read {missing}"
@@ -238,25 +132,25 @@ def test_planted_tokens_are_in_no_file_the_run_writes(planted_run):
 
 
 @pytest.mark.slow
-def test_planted_tokens_are_not_in_the_run_output(planted_run):
-    run = finished(planted_run)
+def test_planted_tokens_are_not_in_the_run_output(course_run):
+    run = finished(course_run)
     assert "run finished" in run.stdout
     assert not leaks_in(run.stdout.encode(), run.tokens)
     assert not leaks_in(run.stderr.encode(), run.tokens)
 
 
 @pytest.mark.slow
-def test_push_to_hub_ran_and_skipped_offline_with_a_message(planted_run):
-    run = finished(planted_run)
+def test_push_to_hub_ran_and_skipped_offline_with_a_message(course_run):
+    run = finished(course_run)
     nb = json.loads((run.run_dir / "notebooks/06_export.ipynb").read_text(encoding="utf-8"))
     outputs = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert "push to someone/planted-token-test skipped: offline" in outputs
 
 
 @pytest.mark.slow
-def test_the_walk_finds_a_token_written_into_the_run(planted_run):
+def test_the_walk_finds_a_token_written_into_the_run(course_run):
     """The leak test can fail: a token written into a checkpoint of the run is found."""
-    run = finished(planted_run)
+    run = finished(course_run)
     name, token = next(iter(run.tokens.items()))
     canary = next(run.run_dir.glob("checkpoints/checkpoint-*")) / "planted.bin"
     canary.write_bytes(os.urandom(64) + token.encode() + os.urandom(64))
@@ -268,10 +162,10 @@ def test_the_walk_finds_a_token_written_into_the_run(planted_run):
 
 
 @pytest.mark.slow
-def test_what_qdlib_writes_holds_no_pickles(planted_run):
+def test_what_qdlib_writes_holds_no_pickles(course_run):
     """Adapters and exports are safetensors and JSON. (checkpoints/ is the Trainer's own resume
     state: optimizer.pt, scheduler.pt, rng_state.pth and training_args.bin are torch pickles.)"""
-    run = finished(planted_run)
+    run = finished(course_run)
     for folder in ("adapter", "export"):
         for path in (run.run_dir / folder).rglob("*"):
             if path.is_file():
