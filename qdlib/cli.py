@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decompose", help="decompose questions with an exported model")
     dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
+    dec.add_argument(
+        "--profile", help="whose model.trust_remote_code applies (default: off, no folder code)"
+    )
     dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
     dec.add_argument("--file", type=Path, help=".txt (one per line), .json or .jsonl")
     dec.add_argument("--format", choices=("text", "json"), default="text")
@@ -94,7 +97,8 @@ def decompose_command(args: argparse.Namespace) -> int:
     if not questions:
         print("qd: give questions as arguments or --file.", file=sys.stderr)
         return 2
-    model, tokenizer = load_exported(args.model)
+    trust = load_config(args.profile).model.trust_remote_code if args.profile else False
+    model, tokenizer = load_exported(args.model, trust_remote_code=trust)
     results = decompose(
         model,
         tokenizer,

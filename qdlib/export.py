@@ -20,6 +20,7 @@ from typing import Any
 from qdlib.config import Config
 from qdlib.model import load_with_adapter
 from qdlib.notices import quiet_hf
+from qdlib.remote_code import pretrained
 from qdlib.runs import atomic_dir
 
 
@@ -50,7 +51,7 @@ def merge_adapter(cfg: Config, adapter_dir: Path, out_dir: Path) -> Path:
     model = load_with_adapter(cfg, adapter_dir, quantized=False)
     refuse_quantized(model.get_base_model())
     merged = model.merge_and_unload()
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+    tokenizer = pretrained(AutoTokenizer, adapter_dir, cfg.model.trust_remote_code)
 
     def write(tmp: Path) -> None:
         with quiet_hf():
@@ -88,7 +89,11 @@ def parity(questions: list[str], reference: list[Any], candidate: list[Any]) -> 
 
 
 def plain_transformers_ids(
-    model_dir: Path, prompts: list[list[int]], max_new_tokens: int, batch_size: int
+    model_dir: Path,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    trust_remote_code: bool = False,
 ) -> list[list[int]]:
     """Greedy answers from ``model_dir`` loaded in a fresh Python that never imports qdlib.
 
@@ -106,6 +111,7 @@ def plain_transformers_ids(
                     "prompts": [prompts[i] for i in order],
                     "max_new_tokens": max_new_tokens,
                     "batch_size": batch_size,
+                    "trust_remote_code": trust_remote_code,
                 }
             ),
             encoding="utf-8",
@@ -137,13 +143,14 @@ def parity_with_plain_transformers(
     max_new_tokens: int,
     batch_size: int,
     language: str = "auto",
+    trust_remote_code: bool = False,
 ) -> Parity:
     """Parity of an exported model, reloaded without qdlib, against ``reference`` generations."""
     from qdlib.data import prompt_ids
     from qdlib.evaluate import Generation
 
     prompts = [prompt_ids(q, tokenizer, language) for q in questions]
-    ids = plain_transformers_ids(model_dir, prompts, max_new_tokens, batch_size)
+    ids = plain_transformers_ids(model_dir, prompts, max_new_tokens, batch_size, trust_remote_code)
     candidate = [
         Generation(tokenizer.decode(row, skip_special_tokens=True), True, row) for row in ids
     ]
@@ -336,10 +343,11 @@ def convert_to_gguf(
 # ---------------------------------------------------------------- using an export
 
 
-def load_exported(model_dir: Path) -> tuple[Any, Any]:
+def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Model and tokenizer from an export: a merged folder, or an adapter folder (base + adapter).
 
     An adapter folder names its base model in ``adapter_config.json``; it is loaded from there.
+    Code shipped in either folder runs only with ``trust_remote_code`` (see :func:`pretrained`).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -354,7 +362,7 @@ def load_exported(model_dir: Path) -> tuple[Any, Any]:
             f"{model_dir}: neither a model (config.json) nor an adapter (adapter_config.json). "
             "Use a run's export/merged or export/adapter folder."
         )
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = pretrained(AutoTokenizer, model_dir, trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = resolve_dtype("auto")
@@ -362,13 +370,12 @@ def load_exported(model_dir: Path) -> tuple[Any, Any]:
         if (model_dir / "adapter_config.json").exists():
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(
-                model_dir, dtype=dtype, use_safetensors=True
-            )
+            auto_class = AutoPeftModelForCausalLM
         else:
-            model = AutoModelForCausalLM.from_pretrained(
-                model_dir, dtype=dtype, use_safetensors=True
-            )
+            auto_class = AutoModelForCausalLM
+        model = pretrained(
+            auto_class, model_dir, trust_remote_code, dtype=dtype, use_safetensors=True
+        )
     return model.to(device()), tokenizer
 
 

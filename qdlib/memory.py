@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from qdlib.config import Config
+from qdlib.remote_code import pretrained
 
 MiB = 2**20
 # Architecture numbers for the models the profiles and docs name (from their config.json).
@@ -47,7 +48,7 @@ def architecture(cfg: Config, name: str | None = None) -> dict[str, Any]:
         return ARCHITECTURES[name]
     from transformers import AutoConfig
 
-    c = AutoConfig.from_pretrained(name)
+    c = pretrained(AutoConfig, name, cfg.model.trust_remote_code)
     return dict(hidden=c.hidden_size, layers=c.num_hidden_layers, heads=c.num_attention_heads,
                 kv_heads=getattr(c, "num_key_value_heads", c.num_attention_heads),
                 intermediate=c.intermediate_size, vocab=c.vocab_size,

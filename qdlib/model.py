@@ -20,6 +20,7 @@ import torch
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
 from qdlib.data import ANSWER_HEADERS, INSTRUCTIONS, detect_language, load_records, render_answer
 from qdlib.notices import quiet_hf
+from qdlib.remote_code import allow_remote_code, pretrained
 from qdlib.runs import atomic_dir
 
 TINY_FORMAT_VERSION = "2"
@@ -210,22 +211,6 @@ def model_path(cfg: Config) -> str:
     return str(local) if local.exists() else cfg.model.name
 
 
-def allow_remote_code(cfg: Config) -> bool:
-    """The profile's ``model.trust_remote_code``, with a warning when it is on.
-
-    With it on, loading runs Python code from the model's repository, not only its weights.
-    """
-    if cfg.model.trust_remote_code:
-        warnings.warn(
-            f"model.trust_remote_code is true: loading {cfg.model.name} runs Python code from its "
-            "repository on this machine, with your permissions; keep it on only for code you "
-            "have read and trust.",
-            UserWarning,
-            stacklevel=3,
-        )
-    return cfg.model.trust_remote_code
-
-
 def load_tokenizer(cfg: Config) -> Any:
     """The base model's tokenizer, with a pad token (the EOS when the model has none).
 
@@ -234,8 +219,8 @@ def load_tokenizer(cfg: Config) -> Any:
     """
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(
-        model_path(cfg), revision=cfg.model.revision, trust_remote_code=allow_remote_code(cfg)
+    tok = pretrained(
+        AutoTokenizer, model_path(cfg), allow_remote_code(cfg), revision=cfg.model.revision
     )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -254,13 +239,14 @@ def load_model(cfg: Config, quantized: bool = True) -> Any:
         qcfg = quantization_config(cfg, dtype)
     path = model_path(cfg)
     with quiet_hf():
-        return AutoModelForCausalLM.from_pretrained(
+        return pretrained(
+            AutoModelForCausalLM,
             path,
+            allow_remote_code(cfg),
             revision=cfg.model.revision,
             dtype=dtype,
             quantization_config=qcfg,
             device_map={"": on} if qcfg is not None or on == "cuda" else None,
-            trust_remote_code=allow_remote_code(cfg),
             attn_implementation=cfg.model.attn_implementation,
             use_safetensors=True,
         )

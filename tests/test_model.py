@@ -53,12 +53,6 @@ def test_chat_template_ends_with_assistant_header(tiny_tokenizer):
     assert tiny_tokenizer.eos_token == "<|im_end|>"
 
 
-def test_trust_remote_code_is_off_in_every_profile():
-    from qdlib.config import available_profiles
-
-    assert not any(load_config(p).model.trust_remote_code for p in available_profiles())
-
-
 @pytest.mark.slow
 def test_tiny_model_loads_in_4bit_on_cpu(tiny_cfg, tiny_tokenizer):
     import bitsandbytes as bnb

@@ -11,6 +11,8 @@ import base64
 import json
 import os
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -353,3 +355,117 @@ def test_a_profile_cannot_hold_a_token():
     for section in ("model", "training", "export"):
         with pytest.raises(ConfigError, match="unknown key"):
             load_config("cpu_tiny", **{section: {"hub_token": "hf_planted"}})
+
+
+# ---------------------------------------------------------------- code planted in a model folder
+
+PLANTED_CODE = """
+import pathlib
+pathlib.Path({marker!r}).write_text("planted code ran")
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+class PlantedConfig(LlamaConfig):
+    model_type = "planted_qd"
+class PlantedModel(LlamaForCausalLM):
+    config_class = PlantedConfig
+class PlantedTokenizer(PreTrainedTokenizerFast):
+    pass
+"""
+
+
+def planted_model_folder(root: Path) -> tuple[Path, Path]:
+    """A model folder whose config and tokenizer name Python code of its own (``auto_map``);
+    that code writes a marker file when it is imported. Returns (folder, marker)."""
+    folder, marker = root / "planted-model", root / "planted-code-ran"
+    folder.mkdir()
+    (folder / "planted.py").write_text(PLANTED_CODE.format(marker=str(marker)), encoding="utf-8")
+    auto_map = {
+        "AutoConfig": "planted.PlantedConfig",
+        "AutoModelForCausalLM": "planted.PlantedModel",
+        "AutoTokenizer": ["planted.PlantedTokenizer", None],
+    }
+    config = {"model_type": "planted_qd", "auto_map": auto_map, "hidden_size": 64,
+              "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "vocab_size": 300}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    tokenizer_config = {"auto_map": {"AutoTokenizer": auto_map["AutoTokenizer"]}}
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config), encoding="utf-8")
+    return folder, marker
+
+
+def qd(args: list[str], stdin: str | None, cwd: Path) -> subprocess.CompletedProcess:
+    """`qd ARGS` in a fresh process, ``stdin`` typed in (None: stdin closed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "qdlib.cli", *args],
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        cwd=cwd,
+        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+LOADING_COMMANDS = {
+    "decompose": lambda folder: ["decompose", "--model", str(folder), "What is 1 + 1?"],
+    "decompose with a profile": lambda folder: [
+        "decompose",
+        "--profile",
+        "cpu_tiny",
+        "--model",
+        str(folder),
+        "What is 1 + 1?",
+    ],
+    "estimate": lambda folder: ["estimate", "--model", str(folder)],
+}
+
+
+@pytest.mark.parametrize("stdin", ["y\n", "yes\n" * 20, None], ids=["y", "yes-pipe", "closed"])
+@pytest.mark.parametrize("command", LOADING_COMMANDS)
+def test_no_command_runs_code_planted_in_a_model_folder(tmp_path, command, stdin):
+    """Whatever is typed on stdin: refused with the setting named, nothing run, no traceback."""
+    folder, marker = planted_model_folder(tmp_path)
+    done = qd(LOADING_COMMANDS[command](folder), stdin, tmp_path)
+    assert not marker.exists(), "the folder's own code ran"
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "model.trust_remote_code" in done.stderr and str(folder) in done.stderr
+    assert "Traceback" not in done.stderr and "[y/N]" not in done.stdout + done.stderr
+
+
+def from_pretrained_calls_without_the_setting(source: str, filename: str) -> list[str]:
+    """``X.from_pretrained(...)`` calls that leave ``trust_remote_code`` unset (so transformers
+    may ask on stdin), except ``PeftModel``'s: an adapter folder holds JSON and tensors only."""
+    bad = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        receiver = getattr(node.func.value, "id", "")
+        if node.func.attr != "from_pretrained" or receiver == "PeftModel":
+            continue
+        if not any(k.arg == "trust_remote_code" for k in node.keywords):
+            bad.append(f"{filename}:{node.lineno}")
+    return bad
+
+
+def test_every_from_pretrained_in_qdlib_passes_trust_remote_code():
+    bad = [
+        line
+        for path in sorted((PROJECT_ROOT / "qdlib").rglob("*.py"))
+        for line in from_pretrained_calls_without_the_setting(path.read_text("utf-8"), str(path))
+    ]
+    assert bad == [], "load through qdlib.remote_code.pretrained"
+    assert from_pretrained_calls_without_the_setting("AutoConfig.from_pretrained(p)", "x") == [
+        "x:1"
+    ]
+
+
+def test_the_planted_folder_does_run_its_code_when_the_profile_allows_it(tmp_path):
+    """The control: the folder really carries code that transformers would run."""
+    folder, marker = planted_model_folder(tmp_path)
+    profile = tmp_path / "trusting.yaml"
+    raw = yaml.safe_load((CONFIG_DIR / "rtx4060.yaml").read_text(encoding="utf-8"))
+    raw["model"]["trust_remote_code"] = True
+    profile.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    qd(["estimate", "--profile", str(profile), "--model", str(folder)], None, tmp_path)
+    assert marker.read_text(encoding="utf-8") == "planted code ran"

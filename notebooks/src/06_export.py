@@ -73,7 +73,9 @@ questions = [r["question"] for r in load_records(run.require("data/eval.jsonl"))
 questions = questions[: cfg.export.parity_samples or cfg.evaluation.max_samples]
 settings = generation_settings(cfg)  # batch size, max_new_tokens, instruction language
 reference = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
-check = parity_with_plain_transformers(merged_dir, tokenizer, questions, reference, **settings)
+trust = cfg.model.trust_remote_code  # false unless the profile says so: no code from the folder
+check = parity_with_plain_transformers(merged_dir, tokenizer, questions, reference, **settings,
+                                       trust_remote_code=trust)
 print(check)
 for m in check.mismatches[:3]:
     print(f"differs: {m['question']}\n  adapter: {m['reference']!r}\n  merged:  {m['merged']!r}")

@@ -2,7 +2,8 @@
 
     python -P greedy_ids.py request.json response.json
 
-``request.json``: ``{"model_dir", "prompts": [[token ids]...], "max_new_tokens", "batch_size"}``.
+``request.json``: ``{"model_dir", "prompts": [[token ids]...], "max_new_tokens", "batch_size",
+"trust_remote_code"}`` (always a bool here, so transformers never asks on stdin).
 ``response.json``: ``{"ids": [[new token ids up to and without EOS]...]}``. Run with ``-P`` so the
 folder of this file is not put on ``sys.path``.
 """
@@ -17,8 +18,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 def main(request_path: str, response_path: str) -> None:
     with open(request_path, encoding="utf-8") as fh:
         req = json.load(fh)
-    tok = AutoTokenizer.from_pretrained(req["model_dir"])
-    model = AutoModelForCausalLM.from_pretrained(req["model_dir"]).eval()
+    trust = bool(req.get("trust_remote_code", False))
+    tok = AutoTokenizer.from_pretrained(req["model_dir"], trust_remote_code=trust)
+    model = AutoModelForCausalLM.from_pretrained(req["model_dir"], trust_remote_code=trust).eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out_ids = []
     prompts, size = req["prompts"], req["batch_size"]
