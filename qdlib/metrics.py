@@ -11,6 +11,10 @@ when the output could not be parsed) and gives a number per example; :func:`aggr
 - ``rouge_l``: ROUGE-L F1 over Unicode word tokens (Hangul kept), steps joined with spaces.
 - ``chrf``: chrF (Popović, 2015; beta 2, character 1- to 6-grams, spaces ignored), Korean-safe.
 - ``refs_valid``: every ``#k`` reference points to an earlier step (1 <= k < its own step).
+- ``content_recall``: of the question's content terms (names, numbers, titles: the words that
+  are rare among the questions scored together) that the gold steps carry, the share the
+  predicted steps carry too; see :func:`content_recall`. SARI and chrF reward a template's words;
+  this one asks whether the right *things* are in the steps.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from qdlib.data import normalize_question
@@ -165,13 +170,89 @@ def chrf(reference: str, candidate: str, max_n: int = 6, beta: float = 2.0) -> f
     return (1 + b2) * p * r / (b2 * p + r)
 
 
+# ---------------------------------------------------------------- content carried over
+
+# Korean particles (josa) that attach to a noun: "안창호가", "안창호는" and "안창호의" are one name.
+_PARTICLES = sorted(
+    "에서는 에서 으로 에게 까지 부터 보다 처럼 과 와 의 가 이 는 은 를 을 에 로 도 만".split(),
+    key=len,
+    reverse=True,
+)
+COMMON_SHARE, COMMON_MIN = 0.03, 3  # a term in 3% of the questions, and 3, is a template word
+
+
+def _is_hangul(word: str) -> bool:
+    return any("가" <= c <= "힣" for c in word)
+
+
+def term(word: str) -> str:
+    """A word as a content term: a Korean word loses its trailing particle (안창호가 -> 안창호)."""
+    if _is_hangul(word):
+        for p in _PARTICLES:
+            if word.endswith(p) and len(word) > len(p):
+                return word[: -len(p)]
+    return word
+
+
+def question_terms(question: str) -> set[str]:
+    return {term(w) for w in words(question)}
+
+
+def common_terms(questions: Iterable[str], share: float = COMMON_SHARE) -> frozenset[str]:
+    """Terms frequent among ``questions``: the template's words ("capital", "태어난"), not content.
+
+    A term is common when at least ``share`` of the questions, and at least 3, contain it. The
+    more questions, the better the estimate: evaluation passes the training questions too.
+    """
+    questions = list(questions)
+    df = Counter(t for q in questions for t in question_terms(q))
+    floor = max(COMMON_MIN, share * len(questions))
+    return frozenset(t for t, n in df.items() if n >= floor)
+
+
+def carries(text_words: list[str], content: str) -> bool:
+    """Whether text (as :func:`words`) holds a content term; a Korean word may add a particle."""
+    return any(term(w) == content or (_is_hangul(content) and w.startswith(content))
+               for w in text_words)  # fmt: skip
+
+
+def content_recall(
+    question: str, gold: list[str], pred: list[str] | None, common: frozenset[str] = frozenset()
+) -> float | None:
+    """Share of the question's content terms, as carried by the gold steps, that ``pred`` carries.
+
+    Content terms are the question's terms that are not ``common`` (see :func:`common_terms`)
+    and that the gold steps repeat, so a gold decomposition scores 1.0 by construction. ``None``
+    when there are none (nothing to carry: the example does not count); 0.0 when unparsed.
+
+    >>> common = frozenset({"태어난", "나라", "어디서", "태어났는가"})
+    >>> gold = ["안창호는 어디서 태어났는가?"]
+    >>> content_recall("안창호가 태어난 나라는?", gold, ["안창호는 어디서 태어났는가?"], common)
+    1.0
+    >>> content_recall("안창호가 태어난 나라는?", gold, ["신사임당은 어디서 태어났는가?"], common)
+    0.0
+    """
+    gold_words = words(" ".join(gold))
+    content = {t for t in question_terms(question) - common if carries(gold_words, t)}
+    if not content:
+        return None
+    if pred is None:
+        return 0.0
+    pred_words = words(" ".join(pred))
+    return sum(carries(pred_words, t) for t in content) / len(content)
+
+
 # ---------------------------------------------------------------- per example and overall
 
 
 def score_example(
-    gold: list[str], pred: list[str] | None, stopped: bool, question: str = ""
-) -> dict[str, float]:
-    """All per-example scores for one prediction."""
+    gold: list[str],
+    pred: list[str] | None,
+    stopped: bool,
+    question: str = "",
+    common: frozenset[str] = frozenset(),
+) -> dict[str, float | None]:
+    """All per-example scores for one prediction (``common``: see :func:`common_terms`)."""
     joined_gold, joined_pred = " ".join(gold), " ".join(pred or [])
     return {
         "format_valid": float(pred is not None and stopped),
@@ -182,14 +263,25 @@ def score_example(
         "rouge_l": rouge_l(joined_gold, joined_pred),
         "chrf": chrf(joined_gold, joined_pred),
         "refs_valid": references_valid(pred),
+        "content_recall": content_recall(question, gold, pred, common),
     }
 
 
-def aggregate(scores: list[dict[str, float]]) -> dict[str, Any]:
-    """Mean of each score over examples, with the number of examples."""
+def aggregate(scores: list[dict[str, float | None]]) -> dict[str, Any]:
+    """Mean of each score over the examples it applies to (``None``: does not apply).
+
+    ``n`` is the number of examples; ``applies`` counts, for the scores that skip some, how many
+    examples each mean is over. A score that applies to none is ``None``, never 0 or 1.
+    """
     if not scores:
         return {"n": 0}
     out: dict[str, Any] = {"n": len(scores)}
+    applies: dict[str, int] = {}
     for key in scores[0]:
-        out[key] = sum(s[key] for s in scores) / len(scores)
+        values = [s[key] for s in scores if s[key] is not None]
+        out[key] = sum(values) / len(values) if values else None
+        if len(values) < len(scores):
+            applies[key] = len(values)
+    if applies:
+        out["applies"] = applies
     return out

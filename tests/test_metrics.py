@@ -1,12 +1,19 @@
-"""Task metrics: SARI as the StrategyQA evaluator computes it, Korean-safe ROUGE-L and chrF."""
+"""Task metrics: SARI as the StrategyQA evaluator computes it, Korean-safe ROUGE-L and chrF,
+and content recall (are the question's names in the steps?)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from qdlib.metrics import (
     _ngrams,
+    aggregate,
     chrf,
+    common_terms,
+    content_recall,
     references_valid,
     rouge_l,
     sari,
@@ -98,6 +105,7 @@ def test_score_example_has_every_metric():
         "rouge_l",
         "chrf",
         "refs_valid",
+        "content_recall",
     }
     assert scores["exact_match"] == scores["rouge_l"] == scores["chrf"] == 1.0
 
@@ -134,3 +142,66 @@ def test_sari_agrees_with_set_definition_on_random_inputs():
         assert sari_parts(src, pred, tgt)["sari"] == pytest.approx(
             reference_sari(src, pred, tgt), abs=1e-12
         )
+
+
+# ---------------------------------------------------------------- content carried over
+
+TINY_OUTPUTS = Path(__file__).parent / "fixtures" / "tiny_tuned_outputs.jsonl"
+
+
+def test_a_wrong_name_scores_low_on_content_while_the_template_scores_high_on_sari():
+    """The tiny model's answer to a teaching-set question: right shape, other people."""
+    question = "안창호와 김소월의 출생 연도는 몇 년 차이인가?"
+    last = "두 해의 차이는 몇 년인가?"
+    gold = ["안창호는 몇 년에 태어났는가?", "김소월은 몇 년에 태어났는가?", last]
+    tiny = ["이이는 몇 년에 태어났는가?", "신사임당은 몇 년에 태어났는가?", last]
+    common = frozenset({"출생", "연도", "몇", "년", "차이인"})
+    assert content_recall(question, gold, tiny, common) < 0.3
+    assert sari(question, gold, tiny) > 0.5
+    assert content_recall(question, gold, gold, common) == 1.0
+
+
+def test_korean_particles_do_not_hide_a_carried_name():
+    gold = ["안창호는 어느 나라에서 태어났는가?"]
+    pred = ["안창호가 태어난 나라는 어디인가?"]
+    assert content_recall("안창호의 고향 나라는?", gold, pred, frozenset({"나라", "고향"})) == 1.0
+
+
+def test_english_names_and_numbers_count_as_content():
+    q = "How many years apart were Galileo Galilei and Frida Kahlo born in 1564?"
+    gold = ["When was Galileo Galilei born?", "When was Frida Kahlo born?", "1564?"]
+    half = ["When was Galileo Galilei born?", "When was Marie Curie born?", "1564?"]
+    common = common_terms([q, "How many years apart were A and B born?", "How many were born?"])
+    assert content_recall(q, gold, half, common) == pytest.approx(3 / 5)
+
+
+def test_common_terms_are_the_words_of_many_questions():
+    questions = [f"What is the capital of country {i}?" for i in range(40)] + ["Who is Frida?"]
+    common = common_terms(questions)
+    assert {"what", "is", "capital", "country"} <= common and "frida" not in common
+
+
+def test_content_recall_does_not_apply_without_content_and_is_zero_unparsed():
+    template = frozenset({"what", "is", "it"})
+    assert content_recall("What is it?", ["What is it?"], None, template) is None
+    assert content_recall("Who is Frida?", ["Who is Frida?"], None, frozenset()) == 0.0
+
+
+def test_a_score_that_does_not_apply_is_left_out_of_the_mean():
+    agg = aggregate([{"content_recall": None}, {"content_recall": 0.5}, {"content_recall": 1.0}])
+    assert agg["content_recall"] == 0.75 and agg["applies"] == {"content_recall": 2}
+    assert aggregate([{"content_recall": None}])["content_recall"] is None
+
+
+def test_real_tiny_model_answers_score_low_on_content():
+    """40 answers of the cpu_tiny model after the course's training (stored): SARI rewards their
+    template, content recall shows that the names are wrong."""
+    from qdlib.config import PROJECT_ROOT
+    from qdlib.data import load_records
+    from qdlib.evaluate import Generation, score, summarize
+
+    rows = [json.loads(line) for line in TINY_OUTPUTS.read_text(encoding="utf-8").splitlines()]
+    gens = [Generation(r["tuned_output"], r["stopped"], []) for r in rows]
+    teaching = load_records(PROJECT_ROOT / "data/teaching/decompose_teach.jsonl").records
+    m = summarize(score(rows, gens, [r["question"] for r in teaching]))
+    assert m["content_recall"] < 0.3 and m["sari"] > 0.55 and m["format_valid"] > 0.9
