@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from qdlib.data import prompt_ids
-from qdlib.metrics import aggregate, score_example
+from qdlib.data import detect_language, prompt_ids
+from qdlib.metrics import aggregate, common_terms, score_example
 from qdlib.runs import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
@@ -133,22 +134,42 @@ def generate(
             generation_config=gen_cfg,
         )
         for row, i in zip(out[:, width:].tolist(), batch, strict=True):
-            results[i] = _decode(row, tokenizer)
+            results[i] = decode_answer(row, tokenizer)
     return [results[i] for i in range(len(questions))]
 
 
-def _decode(new_ids: list[int], tokenizer: Any) -> Generation:
+def decode_answer(new_ids: list[int], tokenizer: Any) -> Generation:
+    """The answer's text and ids: up to the EOS, or, when ``max_new_tokens`` cut it off, up to the
+    last whole character (a Hangul syllable can take several byte-level tokens, and a cut between
+    them would decode as U+FFFD)."""
     eos = tokenizer.eos_token_id
     stopped = eos in new_ids
     kept = new_ids[: new_ids.index(eos)] if stopped else new_ids
-    if not stopped:  # trailing padding after a stop is not part of the answer
-        while kept and kept[-1] == tokenizer.pad_token_id:
+    while not stopped and kept and kept[-1] == tokenizer.pad_token_id:
+        kept = kept[:-1]  # padding after a cut is not part of the answer
+    text = tokenizer.decode(kept, skip_special_tokens=True)
+    if not stopped:
+        for _ in range(3):  # a character is at most 4 bytes: at most 3 tokens to take back
+            if not (kept and text.endswith("\ufffd")):
+                break
             kept = kept[:-1]
-    return Generation(tokenizer.decode(kept, skip_special_tokens=True), stopped, kept)
+            text = tokenizer.decode(kept, skip_special_tokens=True)
+    return Generation(text, stopped, kept)
 
 
-def score(records: list[dict[str, Any]], generations: list[Generation]) -> list[dict[str, Any]]:
-    """Per-example predictions and scores for records and their generations."""
+def score(
+    records: list[dict[str, Any]],
+    generations: list[Generation],
+    reference: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """Per-example predictions and scores for records and their generations.
+
+    Which words are the template's rather than content (:func:`qdlib.metrics.common_terms`) is
+    learned from these records' questions and the ``reference`` questions (pass the training
+    questions: the more, the better). Each row keeps the record's ``kind`` (when the data has
+    one) and its language, for the breakdowns.
+    """
+    common = common_terms([*reference, *(r["question"] for r in records)])
     rows = []
     for rec, gen in zip(records, generations, strict=True):
         pred = parse_sub_questions(gen.text)
@@ -157,18 +178,29 @@ def score(records: list[dict[str, Any]], generations: list[Generation]) -> list[
             {
                 "question": rec["question"],
                 "gold": gold,
+                "kind": rec.get("kind"),
+                "language": detect_language(rec["question"]),
                 "output": gen.text,
                 "predicted": pred,
                 "stopped": gen.stopped,
-                "scores": score_example(gold, pred, gen.stopped, rec["question"]),
+                "scores": score_example(gold, pred, gen.stopped, rec["question"], common),
             }
         )
     return rows
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean scores, with the counts behind the rates (how many parsed, stopped, matched)."""
+def summarize(rows: list[dict[str, Any]], breakdowns: bool = False) -> dict[str, Any]:
+    """Mean scores, with the counts behind the rates (how many parsed, stopped, matched).
+
+    With ``breakdowns``, also the same per language (``by_language``) and, when the data says,
+    per kind of question (``by_kind``: bridge, comparison, ...).
+    """
     out = aggregate([r["scores"] for r in rows])
+    if breakdowns:
+        for key, name in (("language", "by_language"), ("kind", "by_kind")):
+            groups = sorted({r[key] for r in rows if r.get(key)})
+            if groups:
+                out[name] = {g: summarize([r for r in rows if r.get(key) == g]) for g in groups}
     out["counts"] = {
         "parsed": sum(r["predicted"] is not None for r in rows),
         "stopped": sum(bool(r["stopped"]) for r in rows),
@@ -180,19 +212,40 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 METRIC_KEYS = (
-    "format_valid", "step_count_correct", "step_count_error", "exact_match",
+    "format_valid", "step_count_correct", "step_count_error", "exact_match", "content_recall",
     "sari", "rouge_l", "chrf", "refs_valid",
 )  # fmt: skip
-RATE_KEYS = ("format_valid", "step_count_correct", "exact_match", "sari", "rouge_l", "chrf")
+RATE_KEYS = (
+    "format_valid", "step_count_correct", "exact_match", "content_recall", "sari", "rouge_l", "chrf"
+)  # fmt: skip
 
 
-def compare_table(metrics: dict[str, dict[str, Any]]) -> str:
-    """A Markdown table: one row per metric, one column per model."""
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def compare_table(metrics: dict[str, dict[str, Any]], keys: tuple[str, ...] = METRIC_KEYS) -> str:
+    """A Markdown table: one row per metric, one column per model (``n/a``: does not apply)."""
     names = list(metrics)
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for k in METRIC_KEYS:
-        lines.append(f"| {k} | " + " | ".join(f"{metrics[n][k]:.3f}" for n in names) + " |")
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(_cell(metrics[n].get(k)) for n in names) + " |")
     lines.append("| examples | " + " | ".join(str(metrics[n]["n"]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+BREAKDOWN_KEYS = ("format_valid", "step_count_correct", "exact_match", "content_recall")
+
+
+def breakdown_table(metrics: dict[str, dict[str, Any]], by: str) -> str:
+    """Markdown: one row per group (``by_language`` or ``by_kind``), each model's main rates."""
+    names = list(metrics)
+    groups = list(metrics[names[-1]].get(by, {}))
+    head = [f"{n} {k.replace('_', ' ')}" for k in BREAKDOWN_KEYS for n in names]
+    lines = [f"| {by[3:]} | n | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
+    for g in groups:
+        cells = [_cell(metrics[n][by][g].get(k)) for k in BREAKDOWN_KEYS for n in names]
+        lines.append(f"| {g} | {metrics[names[-1]][by][g]['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -210,6 +263,9 @@ def report_markdown(metrics: dict[str, Any], rows: dict[str, list[dict[str, Any]
     last = names[-1]
     order = sorted(range(len(rows[last])), key=lambda i: rows[last][i]["scores"]["sari"])
     parts = ["# Evaluation report", "", compare_table(metrics), ""]
+    for by, title in (("by_language", "By language"), ("by_kind", "By kind of question")):
+        if metrics[last].get(by):
+            parts.extend([f"## {title}", "", breakdown_table(metrics, by), ""])
 
     def section(title: str, ids: list[int]) -> None:
         parts.extend([f"## {title}", ""])
@@ -234,12 +290,12 @@ def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[
     question: gold, every model's output and scores), ``report.md`` and ``metrics.png``.
     """
     eval_dir = Path(eval_dir)
-    metrics = {name: summarize(r) for name, r in rows.items()}
+    metrics = {name: summarize(r, breakdowns=True) for name, r in rows.items()}
     atomic_write_json(eval_dir / "metrics.json", metrics)
     names = list(rows)
     lines = []
     for i, first in enumerate(rows[names[0]]):
-        line = {"question": first["question"], "gold": first["gold"]}
+        line = {k: first[k] for k in ("question", "gold", "kind", "language")}
         for n in names:
             r = rows[n][i]
             line[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
@@ -265,7 +321,7 @@ def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
     width = 0.8 / len(metrics)
     for j, (name, m) in enumerate(metrics.items()):
         xs = [i + j * width for i in range(len(RATE_KEYS))]
-        ax.bar(xs, [m[k] for k in RATE_KEYS], width, label=name)
+        ax.bar(xs, [m[k] or 0.0 for k in RATE_KEYS], width, label=name)
     ticks = [i + width * (len(metrics) - 1) / 2 for i in range(len(RATE_KEYS))]
     ax.set_xticks(ticks, [k.replace("_", " ") for k in RATE_KEYS], rotation=15)
     ax.set(ylim=(0, 1.05), ylabel="mean over examples", title="base vs tuned")
@@ -291,6 +347,7 @@ def generation_settings(cfg: Any) -> dict[str, Any]:
 
 def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
     """Generate with the base model and with base + the run's adapter, score both, write reports."""
+    from qdlib.data import load_records
     from qdlib.model import load_model, load_tokenizer, load_with_adapter
 
     tokenizer = load_tokenizer(cfg)
@@ -301,15 +358,23 @@ def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir
     questions = [r["question"] for r in records]
     base = generate(load_model(cfg), tokenizer, questions, **settings)
     tuned = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
-    return write_report(out_dir, {"base": score(records, base), "tuned": score(records, tuned)})
+    train = Path(run_dir) / "data/train.jsonl"
+    seen = [r["question"] for r in load_records(train).records] if train.exists() else []
+    rows = {"base": score(records, base, seen), "tuned": score(records, tuned, seen)}
+    return write_report(out_dir, rows)
 
 
-def try_it(models: dict[str, Any], tokenizer: Any, **settings: Any) -> Any:
+def try_it(
+    models: dict[str, Any],
+    tokenizer: Any,
+    question: str = "서울과 부산 중 인구가 더 많은 도시는?",
+    **settings: Any,
+) -> Any:
     """An ipywidgets box: type a question (Korean or English), see each model's decomposition."""
     import ipywidgets as w
 
-    question = w.Textarea(
-        value="서울과 부산 중 인구가 더 많은 도시는?",
+    text = w.Textarea(
+        value=question,
         placeholder="질문을 입력하세요 / Type a question",
         layout=w.Layout(width="100%"),
     )
@@ -319,11 +384,11 @@ def try_it(models: dict[str, Any], tokenizer: Any, **settings: Any) -> Any:
 
     def decompose(_: Any = None) -> None:
         for name, model in models.items():
-            gen = generate(model, tokenizer, [question.value], progress=False, **settings)[0]
+            gen = generate(model, tokenizer, [text.value], progress=False, **settings)[0]
             steps = parse_sub_questions(gen.text)
             shown = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1)) if steps else gen.text
             outputs[name].outputs = ()
             outputs[name].append_stdout(f"{name}\n{'-' * len(name)}\n{shown}\n")
 
     button.on_click(decompose)
-    return w.VBox([question, button, w.HBox(list(outputs.values()))])
+    return w.VBox([text, button, w.HBox(list(outputs.values()))])

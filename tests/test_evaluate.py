@@ -141,3 +141,41 @@ def test_try_it_widget_shows_each_model(tiny_cfg, tiny_tokenizer):
     button.click()
     (out,) = outputs.children
     assert out.outputs and out.outputs[0]["text"].startswith("base\n----")
+
+
+# ---------------------------------------------------------------- no half characters
+
+
+def test_an_answer_cut_inside_a_character_ends_at_the_last_whole_one(tiny_tokenizer):
+    from qdlib.evaluate import decode_answer
+
+    ids = tiny_tokenizer("1. 서울뷁", add_special_tokens=False)["input_ids"]  # 뷁: not in the data
+    assert len(tiny_tokenizer.decode(ids[-1:])) == 1 and ids[-1] != ids[-2]  # byte tokens
+    cut = decode_answer(ids[:-1], tiny_tokenizer)  # max_new_tokens hit between 뷁's bytes
+    assert tiny_tokenizer.decode(ids[:-1]).endswith("\ufffd")  # the control: a plain decode
+    assert (cut.text, cut.stopped) == ("1. 서울", False)
+    assert tiny_tokenizer.decode(cut.ids) == "1. 서울"
+
+
+def test_an_answer_that_stopped_is_kept_whole(tiny_tokenizer):
+    from qdlib.evaluate import decode_answer
+
+    ids = tiny_tokenizer("1. 서울?", add_special_tokens=False)["input_ids"]
+    done = decode_answer([*ids, tiny_tokenizer.eos_token_id, tiny_tokenizer.pad_token_id],
+                         tiny_tokenizer)  # fmt: skip
+    assert (done.text, done.stopped, done.ids) == ("1. 서울?", True, ids)
+
+
+def test_scores_break_down_by_language_and_kind():
+    from qdlib.evaluate import summarize
+
+    records = [
+        {"question": "A와 B의 인구는?", "sub_questions": ["A?"], "kind": "comparison"},
+        {"question": "Which is older, A or B?", "sub_questions": ["A?"], "kind": "comparison"},
+        {"question": "Where was X born?", "sub_questions": ["X?"], "kind": "bridge"},
+    ]
+    gens = [Generation("1. A?", True, []), Generation("1. B?", True, []), Generation("x", True, [])]
+    m = summarize(score(records, gens), breakdowns=True)
+    assert m["by_language"]["ko"]["exact_match"] == 1.0 and m["by_language"]["en"]["n"] == 2
+    assert m["by_kind"]["comparison"]["exact_match"] == 0.5
+    assert m["by_kind"]["bridge"]["format_valid"] == 0.0

@@ -4,7 +4,8 @@
 
 ``request.json``: ``{"model_dir", "prompts": [[token ids]...], "max_new_tokens", "batch_size",
 "trust_remote_code"}`` (always a bool here, so transformers never asks on stdin).
-``response.json``: ``{"ids": [[new token ids up to and without EOS]...]}``. Run with ``-P`` so the
+``response.json``: ``{"ids": [[new token ids as generated, EOS and padding included]...]}``: the
+caller cuts them into answers exactly as it cuts its own. Run with ``-P`` so the
 folder of this file is not put on ``sys.path``.
 """
 
@@ -38,13 +39,7 @@ def main(request_path: str, response_path: str) -> None:
                 eos_token_id=tok.eos_token_id,
                 pad_token_id=pad,
             )
-        for row in out[:, width:].tolist():
-            if tok.eos_token_id in row:
-                row = row[: row.index(tok.eos_token_id)]
-            else:
-                while row and row[-1] == pad:
-                    row = row[:-1]
-            out_ids.append(row)
+        out_ids.extend(out[:, width:].tolist())
     with open(response_path, "w", encoding="utf-8") as fh:
         json.dump({"ids": out_ids, "qdlib_imported": "qdlib" in sys.modules}, fh)
 
