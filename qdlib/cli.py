@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qd", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute notebooks 01-06 with papermill into a run directory")
-    run.add_argument("--profile", default="cpu_tiny", help="a name in configs/ or a YAML path")
+    run.add_argument("--profile", default="cpu_small", help="a name in configs/ or a YAML path")
     run.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
     run.add_argument(
         "--only", nargs="+", choices=LESSONS, help="run these lessons only (in course order)"
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="lessons 01 + 04 without notebooks; runs under torchrun / accelerate launch too",
     )
-    train.add_argument("--profile", default="cpu_tiny", help="a name in configs/ or a YAML path")
+    train.add_argument("--profile", default="cpu_small", help="a name in configs/ or a YAML path")
     train.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
     for cmd in (run, train):
         cmd.add_argument(
@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     check = data.add_parser("check", help="report on a data file or source; exit 1 on errors")
     check.add_argument("source", help="FILE, HUB_ID or FORMAT:FILE (strategyqa, break, musique)")
     check.add_argument("--eval", help="held-out data to check for train/eval leakage")
-    check.add_argument("--profile", default="cpu_tiny", help="tokenizer and max_seq_length")
+    check.add_argument("--profile", default="cpu_small", help="tokenizer and max_seq_length")
     check.add_argument("--refs", choices=("keep", "words"), default="keep")
     check.add_argument("--no-tokenizer", action="store_true", help="skip token lengths")
     check.add_argument("--json", type=Path, help="also write the report as JSON here")

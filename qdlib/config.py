@@ -55,6 +55,7 @@ class DataConfig:
     eval_fraction: float = field(default=0.1, metadata=_range(0.0, 0.9))
     max_samples: int | None = field(default=None, metadata=_range(1))
     language: Literal["auto", "ko", "en"] = "auto"
+    languages: list[str] | None = None  # keep questions in these languages only (ko, en); null: all
     max_seq_length: int = field(default=256, metadata=_range(16, 131072))
     strict: bool = True
 
@@ -63,7 +64,7 @@ class DataConfig:
 class TinyModelConfig:
     """Shape of the offline tiny model (used when ``model.name`` is ``tiny``)."""
 
-    vocab_size: int = field(default=2000, metadata=_range(300, 65536))
+    vocab_size: int = field(default=1900, metadata=_range(300, 65536))
     hidden_size: int = field(default=128, metadata=_range(16, 4096))
     num_layers: int = field(default=4, metadata=_range(1, 64))
     num_heads: int = field(default=4, metadata=_range(1, 64))
@@ -368,6 +369,11 @@ def _check_consistency(cfg: Config) -> None:
             f"{src}: data.max_samples applies to data.train_file; with data.sources give "
             "max_samples per source instead."
         )
+    for lang in cfg.data.languages or []:
+        if lang not in ("ko", "en"):
+            raise ConfigError(f"{src}: data.languages items must be 'ko' or 'en'; got {lang!r}.")
+    if cfg.data.languages == []:
+        raise ConfigError(f"{src}: data.languages must name a language (ko, en), or be null.")
     for i, s in enumerate(cfg.data.sources):
         if not s.spec:
             raise ConfigError(f"{src}: data.sources[{i}].spec must name a file or dataset.")

@@ -18,17 +18,18 @@ from typing import Any
 
 IGNORE_INDEX = -100
 
+# The task, said once: the system turn of the chat (the question is the user's turn).
 INSTRUCTIONS = {
     "en": (
         "Break the question into simple sub-questions. "
-        "Write one sub-question per line, numbered 1., 2., 3., ...\n\nQuestion: {question}"
+        "Write one sub-question per line, numbered 1., 2., 3., ..."
     ),
     "ko": (
         "질문을 단순한 하위 질문들로 나누세요. "
-        "한 줄에 하나씩 1., 2., 3., ... 처럼 번호를 붙여 쓰세요.\n\n질문: {question}"
+        "한 줄에 하나씩 1., 2., 3., ... 처럼 번호를 붙여 쓰세요."
     ),
 }
-# Used when the tokenizer has no chat template (a base model): the answer follows this header.
+QUESTION_LABELS = {"en": "Question: ", "ko": "질문: "}  # when the question shares a turn
 ANSWER_HEADERS = {"en": "\n\nSub-questions:\n", "ko": "\n\n하위 질문:\n"}
 
 
@@ -269,6 +270,15 @@ def detect_language(text: str) -> str:
     return "ko" if letters and hangul / len(letters) >= 0.2 else "en"
 
 
+def in_languages(
+    records: list[dict[str, Any]], languages: list[str] | None
+) -> list[dict[str, Any]]:
+    """The records whose question is in one of ``languages`` (all of them when None)."""
+    if languages is None:
+        return records
+    return [r for r in records if detect_language(r["question"]) in languages]
+
+
 def step_count_histogram(records: list[dict[str, Any]]) -> dict[int, int]:
     return dict(sorted(Counter(len(r["sub_questions"]) for r in records).items()))
 
@@ -276,19 +286,42 @@ def step_count_histogram(records: list[dict[str, Any]]) -> dict[int, int]:
 # ---------------------------------------------------------------- prompts and labels
 
 
+def prompt_messages(question: str, language: str = "auto") -> list[dict[str, str]]:
+    """The chat the model answers: the instruction as the system turn, the question as the user's.
+
+    A system turn of our own also replaces the default one some chat templates add (SmolLM2's
+    "You are a helpful AI assistant named SmolLM...", Qwen's "You are Qwen..."): tokens that
+    would be paid for in every example and teach nothing.
+    """
+    lang = detect_language(question) if language == "auto" else language
+    return [
+        {"role": "system", "content": INSTRUCTIONS[lang]},
+        {"role": "user", "content": question.strip()},
+    ]
+
+
 def render_prompt(question: str, tokenizer: Any, language: str = "auto") -> str:
     """The text the model sees before it answers.
 
-    With a chat template: one user turn holding the instruction, then the assistant header.
-    Without one (a base model): the instruction, then a header after which the answer follows.
+    With a chat template: :func:`prompt_messages` and the assistant header (a template without a
+    system role gets the instruction and the question in one user turn). Without a chat template
+    (a base model): the instruction, the question, then a header after which the answer follows.
     """
+    from jinja2 import TemplateError
+
+    system, user = prompt_messages(question, language)
     lang = detect_language(question) if language == "auto" else language
-    instruction = INSTRUCTIONS[lang].format(question=question.strip())
-    if getattr(tokenizer, "chat_template", None):
+    together = f"{system['content']}\n\n{QUESTION_LABELS[lang]}{user['content']}"
+    if not getattr(tokenizer, "chat_template", None):
+        return together + ANSWER_HEADERS[lang]
+    try:
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True
+            [system, user], tokenize=False, add_generation_prompt=True
         )
-    return instruction + ANSWER_HEADERS[lang]
+    except TemplateError:  # e.g. "System role not supported"
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": together}], tokenize=False, add_generation_prompt=True
+        )
 
 
 def render_answer(sub_questions: list[str]) -> str:
@@ -431,12 +464,14 @@ class Splits:
     duplicates: int
     leaked: int
     mix: list[dict[str, Any]] = field(default_factory=list)
+    other_languages: int = 0  # records left out by data.languages
 
     def report(self) -> dict[str, Any]:
         return {
             "loaded": self.loaded,
             "skipped": [vars(s) for s in self.skipped],
             "duplicates_dropped": self.duplicates,
+            "other_languages_left_out": self.other_languages,
             "eval_questions_dropped_from_train": self.leaked,
             "train": len(self.train),
             "eval": len(self.eval),
@@ -445,8 +480,10 @@ class Splits:
         }
 
     def __str__(self) -> str:
+        n_other = self.other_languages
+        other = f"{n_other} in other languages left out, " if n_other else ""
         lines = [
-            f"{self.loaded} records loaded, {len(self.skipped)} skipped, "
+            f"{self.loaded} records loaded, {len(self.skipped)} skipped, {other}"
             f"{self.duplicates} duplicates dropped, "
             f"{self.leaked} eval questions taken out of train "
             f"-> train {len(self.train)}, eval {len(self.eval)}"
@@ -483,7 +520,7 @@ def prepare_splits(cfg: Any) -> Splits:
     sources = d.sources or [SourceConfig(d.train_file, 1.0, d.max_samples)]
     several = len(sources) > 1
     skipped: list[Skipped] = []
-    loaded_total = dups = 0
+    loaded_total = dups = other = 0
     parts = []
     for i, src in enumerate(sources):
         loaded = load_any(src.spec, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
@@ -492,7 +529,9 @@ def prepare_splits(cfg: Any) -> Splits:
             Skipped(f"{src.spec}, {s.where}" if several else s.where, s.reason, s.kind)
             for s in loaded.skipped
         ]
-        records, n = dedup(loaded.records)
+        records = in_languages(loaded.records, d.languages)
+        other += len(loaded.records) - len(records)
+        records, n = dedup(records)
         dups += n
         if src.max_samples is not None and len(records) > src.max_samples:
             keep = random.Random(cfg.seed + i).sample(range(len(records)), src.max_samples)
@@ -504,7 +543,7 @@ def prepare_splits(cfg: Any) -> Splits:
     if d.eval_file:
         held = load_any(d.eval_file, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
         skipped += [Skipped(f"{d.eval_file}, {s.where}", s.reason, s.kind) for s in held.skipped]
-        held_out, _ = dedup(held.records)
+        held_out, _ = dedup(in_languages(held.records, d.languages))
     else:
         held_out, n = dedup([r for _, _, ev in parts for r in ev])
         dups += n
@@ -527,4 +566,4 @@ def prepare_splits(cfg: Any) -> Splits:
         )
     if several:
         random.Random(cfg.seed).shuffle(train)
-    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix)
+    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix, other)

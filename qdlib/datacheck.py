@@ -145,3 +145,35 @@ def check_data(
         report.max_seq_length = max_seq_length
         report.truncated = sum(n > max_seq_length for n in lengths) if max_seq_length else 0
     return report
+
+
+# ---------------------------------------------------------------- what a language costs
+
+
+def tokens_per_character(tokenizer: Any, texts: list[str]) -> float:
+    """Tokens the tokenizer spends per character of ``texts`` (spaces included)."""
+    tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    return tokens / max(1, sum(len(t) for t in texts))
+
+
+def hangul_tokens(tokenizer: Any) -> int:
+    """How many vocabulary entries hold a whole Hangul syllable (0: Korean is spelled in bytes)."""
+    return sum(
+        any("가" <= c <= "힣" for c in tokenizer.decode([i])) for i in range(len(tokenizer))
+    )
+
+
+def tokenizer_costs(tokenizers: dict[str, Any], texts: dict[str, list[str]]) -> str:
+    """A Markdown table: per tokenizer, tokens per character in each language, and its Hangul
+    vocabulary. ``tokenizers`` maps a name to a tokenizer, or to why it is not available."""
+    langs = list(texts)
+    head = [f"tokens per character ({lang})" for lang in langs] + ["Hangul syllables in vocab"]
+    lines = ["| tokenizer | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    for name, tok in tokenizers.items():
+        if isinstance(tok, str):
+            lines.append(f"| {name} | " + " | ".join(["-"] * len(langs)) + f" | {tok} |")
+            continue
+        cells = [f"{tokens_per_character(tok, texts[lang]):.2f}" for lang in langs]
+        cells.append(f"{hangul_tokens(tok):,} of {len(tok):,}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -147,13 +147,11 @@ def parity_with_plain_transformers(
 ) -> Parity:
     """Parity of an exported model, reloaded without qdlib, against ``reference`` generations."""
     from qdlib.data import prompt_ids
-    from qdlib.evaluate import Generation
+    from qdlib.evaluate import decode_answer
 
     prompts = [prompt_ids(q, tokenizer, language) for q in questions]
     ids = plain_transformers_ids(model_dir, prompts, max_new_tokens, batch_size, trust_remote_code)
-    candidate = [
-        Generation(tokenizer.decode(row, skip_special_tokens=True), True, row) for row in ids
-    ]
+    candidate = [decode_answer(row, tokenizer) for row in ids]
     return parity(questions, reference, candidate)
 
 
@@ -218,8 +216,9 @@ def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
     lines += [
         "## Prompt format",
         "",
-        "The model answers the prompt it was trained with: this instruction (Korean questions get "
-        "the Korean one) inside the chat template, if the tokenizer has one:",
+        "The model answers the prompt it was trained with: this instruction as the system turn "
+        "(Korean questions get the Korean one) and the question as the user turn, inside the "
+        "chat template:",
         "",
         "```text",
         example,
@@ -234,7 +233,8 @@ def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
         'model = AutoModelForCausalLM.from_pretrained("export/merged")',
         f"instruction = {INSTRUCTIONS['en']!r}",
         'question = "Which city has more people, Seoul or Busan?"',
-        'messages = [{"role": "user", "content": instruction.format(question=question)}]',
+        'messages = [{"role": "system", "content": instruction},',
+        '            {"role": "user", "content": question}]',
         'ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")',
         "out = model.generate(ids, max_new_tokens=128, do_sample=False)",
         "print(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,13 @@ from typing import Any
 import torch
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
-from qdlib.data import ANSWER_HEADERS, INSTRUCTIONS, detect_language, load_records, render_answer
+from qdlib.data import load_records, prompt_messages, render_answer
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import allow_remote_code, pretrained
 from qdlib.runs import atomic_dir
+from qdlib.weights import WeightsSource, cache_dir, resolve_weights
 
-TINY_FORMAT_VERSION = "2"
+TINY_FORMAT_VERSION = "3"  # 3: no token holds part of two characters; system-turn prompts
 TINY_CORPUS = ("data/teaching/decompose_teach.jsonl", "data/examples/sample_train.jsonl")
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -32,11 +32,6 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
-
-
-def cache_dir() -> Path:
-    """Where built tiny models live (``QDLIB_CACHE`` or ``.cache/qdlib`` in the project)."""
-    return Path(os.environ.get("QDLIB_CACHE", PROJECT_ROOT / ".cache" / "qdlib"))
 
 
 def device() -> str:
@@ -117,9 +112,8 @@ def _corpus_texts() -> list[str]:
     texts = []
     for rel in TINY_CORPUS:
         for rec in load_records(PROJECT_ROOT / rel).records:
-            lang = detect_language(rec["question"])
-            prompt = INSTRUCTIONS[lang].format(question=rec["question"])
-            texts.append(f"user\n{prompt}{ANSWER_HEADERS[lang]}assistant\n")
+            system, user = prompt_messages(rec["question"])
+            texts.append(f"system\n{system['content']}\nuser\n{user['content']}\nassistant\n")
             texts.append(render_answer(rec["sub_questions"]))
     return texts
 
@@ -134,12 +128,24 @@ def tiny_model_dir(cfg: Config) -> Path:
 
 
 def train_tiny_tokenizer(texts: list[str], vocab_size: int) -> Any:
-    """A byte-level BPE tokenizer (any text, Korean included, round-trips) with a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A byte-level BPE tokenizer (any text, Korean included, round-trips) with a chat template.
+
+    Each non-ASCII character (a Hangul syllable is 3 bytes in UTF-8) is its own piece before BPE
+    merges bytes, so a token holds whole characters or part of one, never the end of one and the
+    start of the next. Merged across characters, a token like the last byte of 서 plus the first
+    two of 울 leaves the model to finish a character with the next token, and when it picks wrong
+    the decoded text gets U+FFFD in place of a syllable.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[^\x00-\x7F]"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -203,12 +209,18 @@ def build_tiny_model(cfg: Config) -> Path:
 # ---------------------------------------------------------------- loading
 
 
-def model_path(cfg: Config) -> str:
-    """What ``from_pretrained`` gets: the tiny model's folder, a local folder, or a hub id."""
+def weights_source(cfg: Config) -> WeightsSource:
+    """Where the base model loads from: the tiny model's folder, a local folder, the hub or its
+    cache, or a GGUF shipped in a Python package (see :mod:`qdlib.weights`)."""
     if cfg.model.name == "tiny":
-        return str(build_tiny_model(cfg))
-    local = cfg.resolve_path(cfg.model.name)
-    return str(local) if local.exists() else cfg.model.name
+        detail = f"built from seed {cfg.seed}: random weights, tokenizer trained on bundled data"
+        return WeightsSource(str(build_tiny_model(cfg)), "tiny", detail)
+    return resolve_weights(cfg)
+
+
+def model_path(cfg: Config) -> str:
+    """What ``from_pretrained`` gets (a folder or a hub id): see :func:`weights_source`."""
+    return weights_source(cfg).path
 
 
 def load_tokenizer(cfg: Config) -> Any:
@@ -264,6 +276,8 @@ class ModelSummary:
     memory_mb: float
     vocab_size: int
     chat_template: bool
+    source: str = ""  # where the weights came from: tiny, local folder, hub, hub cache, package
+    source_detail: str = ""
 
     def __str__(self) -> str:
         return (
@@ -275,6 +289,8 @@ class ModelSummary:
 
 
 def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
+    """Size, precision and origin of a loaded model (lesson 02 writes it to ``model.json``)."""
+    source = weights_source(cfg)
     return ModelSummary(
         name=cfg.model.name,
         architecture=type(model).__name__,
@@ -284,6 +300,8 @@ def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
         memory_mb=model.get_memory_footprint() / 2**20,
         vocab_size=len(tokenizer),
         chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        source=source.kind,
+        source_detail=source.detail,
     )
 
 

@@ -76,7 +76,8 @@ def test_scientific_notation_string_is_a_float(tmp_path):
 
 
 def test_missing_profile_lists_available():
-    with pytest.raises(ConfigError, match="Available profiles: cpu_tiny"):
+    names = "cpu_small, cpu_tiny, rtx4060, runpod"
+    with pytest.raises(ConfigError, match=f"Available profiles: {names}"):
         load_config("no_such_profile")
 
 

@@ -184,7 +184,7 @@ def test_instruction_template_without_chat_template(tiny_cfg):
 
 def test_truncation_is_counted(tiny_tokenizer):
     long = {"question": "q?", "sub_questions": ["a long sub-question about cities?"] * 10}
-    out = tokenize_splits([GOOD, long], [GOOD], tiny_tokenizer, max_seq_length=60)
+    out = tokenize_splits([GOOD, long], [GOOD], tiny_tokenizer, max_seq_length=120)
     assert out.truncated == {"train": 1, "eval": 0}
 
 
@@ -209,3 +209,49 @@ def test_profile_language_overrides_detection_everywhere(tiny_tokenizer):
         prompt_ids(english["question"], tiny_tokenizer, settings["language"])
         == ids[: len(prompt_ids(english["question"], tiny_tokenizer, "ko"))]
     )
+
+
+def test_the_instruction_is_the_system_turn_and_the_question_the_users(tiny_tokenizer):
+    from qdlib.data import INSTRUCTIONS, prompt_messages
+
+    assert prompt_messages("Which is older, A or B?") == [
+        {"role": "system", "content": INSTRUCTIONS["en"]},
+        {"role": "user", "content": "Which is older, A or B?"},
+    ]
+    prompt = render_prompt("Which is older, A or B?", tiny_tokenizer)
+    assert prompt.startswith(f"<|im_start|>system\n{INSTRUCTIONS['en']}<|im_end|>\n")
+    assert prompt.endswith("<|im_start|>user\nWhich is older, A or B?<|im_end|>\n"
+                           "<|im_start|>assistant\n")  # fmt: skip
+
+
+def test_a_chat_template_without_a_system_role_gets_one_user_turn(tiny_cfg):
+    from qdlib.model import load_tokenizer
+
+    tok = load_tokenizer(tiny_cfg)
+    tok.chat_template = (  # Gemma-like: refuses a system turn
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "<turn>{{ m['role'] }}\n{{ m['content'] }}\n{% endfor %}<turn>model\n"
+    )
+    prompt = render_prompt("Which is older, A or B?", tok)
+    assert prompt.startswith("<turn>user\nBreak the question") and prompt.count("<turn>") == 2
+    assert prompt.endswith("Question: Which is older, A or B?\n<turn>model")
+
+
+def test_data_languages_keeps_one_language_and_says_how_many_it_left_out():
+    from qdlib.config import load_config
+    from qdlib.data import prepare_splits
+
+    cfg = load_config("cpu_tiny", data={"languages": ["en"], "max_samples": 100})
+    splits = prepare_splits(cfg)
+    assert {detect_language(r["question"]) for r in splits.train + splits.eval} == {"en"}
+    assert splits.other_languages == 1260 and splits.report()["other_languages_left_out"] == 1260
+    assert "1260 in other languages left out" in str(splits)
+
+
+@pytest.mark.parametrize(("value", "message"), [(["fr"], "'ko' or 'en'"), ([], "name a language")])
+def test_data_languages_must_name_known_languages(value, message):
+    from qdlib.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config("cpu_tiny", data={"languages": value})

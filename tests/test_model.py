@@ -65,3 +65,47 @@ def test_tiny_model_loads_in_4bit_on_cpu(tiny_cfg, tiny_tokenizer):
     assert summary.memory_mb < full.memory_mb
     logits = model(torch.tensor([tiny_tokenizer("Who wrote Hamlet?")["input_ids"]])).logits
     assert torch.isfinite(logits).all()
+
+
+def test_no_tiny_token_holds_parts_of_two_characters(tiny_tokenizer):
+    """A token is whole characters or a piece of one: never the end of one and the start of the
+    next (such tokens let a model write half a syllable, which decodes as U+FFFD)."""
+    assert spanning_tokens(tiny_tokenizer) == []
+
+
+def spanning_tokens(tokenizer) -> list[bytes]:
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    bad = []
+    for token in tokenizer.get_vocab():
+        if token in tokenizer.all_special_tokens:
+            continue
+        raw = bytes(to_byte[c] for c in token)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            leads = [i for i, b in enumerate(raw) if b >= 0xC0]
+            piece = all(b >= 0x80 for b in raw) and leads in ([], [0])
+            if not piece:
+                bad.append(raw)
+    return bad
+
+
+def test_the_spanning_check_finds_a_token_across_two_syllables():
+    """The control: plain byte-level BPE on the same kind of text merges across syllables."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(["서울과 부산 중 인구가 더 많은 도시는?"] * 50, trainer=trainer)
+    assert spanning_tokens(PreTrainedTokenizerFast(tokenizer_object=tok))
+
+
+def test_the_model_summary_says_where_the_weights_came_from(tiny_cfg, tiny_tokenizer):
+    summary = summarize_model(load_model(tiny_cfg), tiny_tokenizer, tiny_cfg)
+    assert summary.source == "tiny" and f"seed {tiny_cfg.seed}" in summary.source_detail

