@@ -1,7 +1,7 @@
-"""Training throughput, four ways side by side in one run: the seed's pipeline, qdlib padded,
-qdlib packed and TRL's SFTTrainer with packing.
+"""Training throughput, five ways side by side in one run: the seed's pipeline, qdlib padded,
+qdlib packed, TRL's SFTTrainer with packing, and a plain PyTorch loop (the floor).
 
-    .venv/bin/python benchmarks/training_speed.py [--n N] [--models tiny qwen2.5-0.5b]
+    .venv/bin/python benchmarks/training_speed.py [--n N] [--models tiny qwen2.5-0.5b smollm2-135m]
 
 Every way trains the same LoRA adapters (the profile's, without ``lm_head``, which TRL refuses
 to adapt) on the same model, on the same ``--n`` training examples (default 256 for tiny, 32 for
@@ -14,12 +14,16 @@ the Qwen architecture) for one epoch, on this CPU:
 - ``packed``: qdlib, padding-free packing (one row per batch, ``position_ids`` restarting), batch 4;
 - ``trl``: ``trl.SFTTrainer`` with its default packing (best-fit-decreasing, padding-free) into
   rows of 512 tokens, one row per step, completion-only loss; its gradient checkpointing and
-  mixed precision turned off like ours.
+  mixed precision turned off like ours;
+- ``plain``: the ``padded`` way's very batches, in a hand-written loop (forward, backward, AdamW
+  step, the same schedule): no Trainer at all, so the floor for framework overhead.
 
-Models: ``tiny`` (the cpu_tiny model and LoRA) and ``qwen2.5-0.5b`` (the Qwen2.5-0.5B architecture:
+Models: ``tiny`` (the cpu_tiny model and LoRA), ``qwen2.5-0.5b`` (the Qwen2.5-0.5B architecture:
 its real vocabulary, hidden size and heads, random weights, layers cut to ``--layers``; the
-rtx4060 profile's LoRA). Each way runs in its own process so that its peak RSS is its own.
-Results go to ``benchmarks/results/training_speed.{json,md}``.
+rtx4060 profile's LoRA) and ``smollm2-135m`` (the real SmolLM2-135M-Instruct, with its own
+tokenizer, the cpu_small profile's English data and LoRA; when it can be loaded). Each way runs in
+its own process so that its peak RSS is its own. Results go to
+``benchmarks/results/training_speed.{json,md}``.
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ from qdlib.config import PROJECT_ROOT, load_config
 from qdlib.runs import atomic_write_json, atomic_write_text
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-WAYS = ("seed", "padded", "packed", "trl")
-MODELS = {"tiny": "cpu_tiny", "qwen2.5-0.5b": "rtx4060"}  # model -> profile whose LoRA it uses
-EXAMPLES = {"tiny": 256, "qwen2.5-0.5b": 32}  # per way: enough to time, within 10 minutes in all
+WAYS = ("seed", "padded", "packed", "trl", "plain")
+# model -> profile whose LoRA it uses (and, for SmolLM2, whose data and tokenizer)
+MODELS = {"tiny": "cpu_tiny", "qwen2.5-0.5b": "rtx4060", "smollm2-135m": "cpu_small"}
+EXAMPLES = {"tiny": 256, "qwen2.5-0.5b": 32, "smollm2-135m": 64}  # per way: enough to time
 SEED_MAX_LENGTH, BATCH = 512, 4
 
 
@@ -63,11 +68,11 @@ class CountingCollator:
 
 
 def build_model(name: str, layers: int) -> Any:
-    """The tiny model, or a random-weight model with the Qwen2.5-0.5B architecture."""
+    """The tiny model, SmolLM2, or a random-weight model with the Qwen2.5-0.5B architecture."""
     from qdlib.model import load_model
 
-    if name == "tiny":
-        return load_model(load_config("cpu_tiny"))
+    if name in ("tiny", "smollm2-135m"):
+        return load_model(load_config(MODELS[name]))
     from transformers import AutoModelForCausalLM
 
     from qdlib.memory import ARCHITECTURES, hf_config
@@ -128,13 +133,45 @@ def qdlib_trainer(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out
     return build_trainer(model, tokenizer, splits, cfg, out)
 
 
+class PlainLoop:
+    """The ``padded`` way's batches (same sampler, same collator) in a loop of our own."""
+
+    def __init__(self, trainer: Any):
+        self.trainer, self.data_collator, self.state = trainer, trainer.data_collator, trainer.state
+
+    def train(self) -> None:
+        from transformers import get_scheduler
+
+        trainer, t = self.trainer, self.trainer.args
+        trainer.data_collator = self.data_collator  # the counting wrapper, if one was set
+        loader = trainer.get_train_dataloader()
+        model = trainer.model
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+        steps = len(loader)
+        schedule = get_scheduler(t.lr_scheduler_type, optimizer, int(t.warmup_steps * steps), steps)
+        model.train()
+        for batch in loader:
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            self.state.global_step += 1
+
+
+def plain_loop(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out: Path) -> Any:
+    return PlainLoop(qdlib_trainer(model, tokenizer, records, cfg, out))
+
+
 def worker(way: str, model_name: str, n: int, layers: int) -> dict[str, Any]:
     """Train one way in this process; return its measurements."""
     from qdlib.data import prepare_splits
     from qdlib.lora import attach_lora, lora_config
     from qdlib.model import load_tokenizer
 
-    base = load_config("cpu_tiny")
+    base = load_config("cpu_small" if model_name == "smollm2-135m" else "cpu_tiny")
     records = prepare_splits(base).train[:n]
     tokenizer = load_tokenizer(base)
     lora = load_config(MODELS[model_name]).lora
@@ -146,14 +183,14 @@ def worker(way: str, model_name: str, n: int, layers: int) -> dict[str, Any]:
         data={"max_seq_length": SEED_MAX_LENGTH},
         training={
             "epochs": 1, "batch_size": BATCH, "packing": way == "packed",
-            "group_by_length": way == "padded", "eval_steps": None, "logging_steps": 5,
+            "group_by_length": way in ("padded", "plain"), "eval_steps": None, "logging_steps": 5,
             "save_steps": 10_000, "optimizer": "adamw_torch",
         },
         evaluation={"generate_every": None},
     )  # fmt: skip
     model = build_model(model_name, layers)
     model = attach_lora(model, lora_config(lora_profile, model), False, cfg.seed)
-    build = {"seed": seed_trainer, "trl": trl_trainer}.get(way, qdlib_trainer)
+    build = {"seed": seed_trainer, "trl": trl_trainer, "plain": plain_loop}.get(way, qdlib_trainer)
     with tempfile.TemporaryDirectory() as out:
         trainer = build(model, tokenizer, records, cfg, Path(out))
         counter = CountingCollator(trainer.data_collator)

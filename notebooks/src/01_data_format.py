@@ -10,7 +10,7 @@
 # > 학습하는지(프롬프트는 학습하지 않고, 하위 질문과 EOS만 학습) 확인합니다.
 
 # %% tags=["parameters"]
-profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
 seed = None  # None below means "take the value from the profile"
 data = None
@@ -88,15 +88,53 @@ splits = prepare_splits(cfg)
 print(splits)
 
 # %% [markdown]
+# The default profile, `cpu_small`, keeps the **English** questions only (`data.languages: [en]`),
+# and 700 of them: its model, SmolLM2-135M, spends about ten times more tokens on a Korean
+# question than on an English one (the next section measures it), so Korean examples would train
+# three times slower and still be cut off. The GPU profiles train on both languages with Qwen2.5;
+# `cpu_tiny` does too, with a tokenizer trained on this data.
+#
+# > 기본 프로필 `cpu_small`은 영어 질문만 씁니다. SmolLM2 토크나이저는 한국어 한 글자에 약 2개의
+# > 토큰을 쓰기 때문에(영어의 약 10배) CPU 시간 안에 한국어까지 학습할 수 없습니다.
+# > 한국어는 Qwen2.5를 쓰는 GPU 프로필(`rtx4060`, `runpod`)이나 `cpu_tiny`로 학습하세요.
+
+# %% [markdown]
+# ## Korean costs more tokens: it depends on the tokenizer
+# A tokenizer splits text into pieces from its vocabulary. SmolLM2's vocabulary was built for
+# English: it holds almost no Hangul syllable, so each Korean syllable is spelled as its three
+# UTF-8 bytes. Qwen2.5's was built for many languages (Korean included); the tiny model's was
+# trained on this very data. Fewer tokens per character means shorter examples: faster training
+# and more text in `max_seq_length`. (Qwen2.5's tokenizer is measured here when it is on this
+# machine or the hub is reachable; the course's CI machine has neither.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from IPython.display import Markdown
+
+from qdlib.datacheck import tokenizer_costs
+from qdlib.model import load_tokenizer
+
+teaching = load_records(cfg.resolve_path("data/teaching/decompose_teach.jsonl")).records
+texts = {lang: [r["question"] for r in teaching if r["lang"] == lang] for lang in ("en", "ko")}
+tokenizer = load_tokenizer(cfg)
+tokenizers = {f"{cfg.model.name} ({cfg.profile})": tokenizer,
+              "tiny model (cpu_tiny)": load_tokenizer(load_config("cpu_tiny"))}
+try:
+    tokenizers["Qwen/Qwen2.5-3B-Instruct (rtx4060)"] = load_tokenizer(load_config("rtx4060"))
+except OSError:  # not cached, and the hub is offline
+    tokenizers["Qwen/Qwen2.5-3B-Instruct (rtx4060)"] = "not on this machine (offline)"
+Markdown(tokenizer_costs(tokenizers, texts))
+
+# %% [markdown]
 # ## Prompt and answer
-# The model sees the question wrapped in an instruction (in Korean for Korean questions), inside
-# its chat template when it has one. It learns to answer with a numbered list.
+# The instruction is the chat's system turn (in Korean for Korean questions) and the question is
+# the user's turn, inside the model's chat template. Our own system turn also replaces the
+# default one SmolLM2's template would add ("You are a helpful AI assistant named SmolLM..."):
+# 17 tokens in every example that teach nothing. The model learns to answer with a numbered list.
 
 # %%
 from qdlib.data import render_answer, render_prompt
-from qdlib.model import load_tokenizer
 
-tokenizer = load_tokenizer(cfg)
 record = splits.train[0]
 print(render_prompt(record["question"], tokenizer) + render_answer(record["sub_questions"]))
 

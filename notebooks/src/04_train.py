@@ -8,7 +8,7 @@
 # > **한국어 요약:** Trainer로 LoRA 어댑터를 학습하고, 손실 곡선을 확인한 뒤 어댑터를 저장합니다.
 
 # %% tags=["parameters"]
-profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
 seed = None  # None below means "take the value from the profile"
 data = None

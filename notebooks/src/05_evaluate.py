@@ -9,7 +9,7 @@
 # > 단계 수 정확도, 완전 일치로 비교합니다.
 
 # %% tags=["parameters"]
-profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
 seed = None  # None below means "take the value from the profile"
 data = None
@@ -68,6 +68,11 @@ tuned_outputs = generate(tuned_model, tokenizer, questions, **settings)
 # - **sari**: SARI, as the StrategyQA leaderboard computes it: which words of the question the
 #   model kept, added and deleted, compared with the gold decomposition (Xu et al., 2016).
 # - **rouge_l**, **chrf**: word and character overlap with the gold steps, both fine on Korean.
+# - **content_recall**: does the model carry the question's *content* (names, numbers, titles)
+#   into its steps? Of the question's rare words that the gold steps repeat, the share the
+#   predicted steps repeat too. SARI and chrF reward the template's words; a model that writes
+#   "In which country was Marie Curie born?" for a question about Frida Kahlo scores well on
+#   them and 0 here.
 # - **refs_valid**: every `#k` reference points to an earlier step.
 
 # %%
@@ -75,7 +80,9 @@ from IPython.display import Markdown, display
 
 from qdlib.evaluate import compare_table, score, write_report
 
-rows = {"base": score(eval_records, base_outputs), "tuned": score(eval_records, tuned_outputs)}
+seen = [r["question"] for r in load_records(run.require("data/train.jsonl")).records]
+rows = {"base": score(eval_records, base_outputs, seen),  # seen: tells names from template words
+        "tuned": score(eval_records, tuned_outputs, seen)}
 metrics = write_report(run / "eval", rows)
 display(Markdown(compare_table(metrics)))
 print(sorted(p.name for p in (run / "eval").iterdir()))
@@ -84,6 +91,18 @@ print(sorted(p.name for p in (run / "eval").iterdir()))
 from IPython.display import Image
 
 Image(filename=run / "eval/metrics.png")
+
+# %% [markdown]
+# ## Where it fails: by kind of question, and by language
+# An average hides which kinds of questions the model has not learned. Three-hop bridge questions
+# ("...of the capital of the country where X was born?") are the hardest: the model must not
+# stop after two steps.
+
+# %%
+from qdlib.evaluate import breakdown_table
+
+display(Markdown(breakdown_table(metrics, "by_kind")))
+display(Markdown(breakdown_table(metrics, "by_language")))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -96,9 +115,9 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 # ## Look at examples
 # Numbers hide how a model fails. `eval/report.md` lists the best, worst and most changed
 # examples; here are its worst ones, next to the gold decomposition.
-# On `cpu_tiny` the model learns the *structure* in two minutes (how many steps each kind of
-# question needs, the numbering, when to stop) but often writes other names than the question's:
-# copying names is a skill a pretrained model brings, and a random-weight model learns slowly.
+# A pretrained model brings the skill of copying the question's names into its steps; on
+# `cpu_tiny` the random-weight model learns the *structure* (how many steps, the numbering, when
+# to stop) but writes other names than the question's, and its content recall shows it.
 
 # %%
 report = (run / "eval/report.md").read_text(encoding="utf-8")
@@ -106,12 +125,13 @@ Markdown(report[report.index("## Worst"):report.index("## Most changed")])
 
 # %% [markdown]
 # ## Try it
-# Type a question in Korean or English and compare the two models side by side.
+# Type a question and compare the two models side by side.
 
 # %%
 from qdlib.evaluate import try_it
 
-try_it({"base": base_model, "tuned": tuned_model}, tokenizer, **generation_settings(cfg))
+try_it({"base": base_model, "tuned": tuned_model}, tokenizer, question=questions[0],
+       **generation_settings(cfg))
 
 # %% [markdown]
 # ## What you learned
@@ -123,4 +143,5 @@ try_it({"base": base_model, "tuned": tuned_model}, tokenizer, **generation_setti
 # ## Exercises
 # 1. Find a tuned output with the wrong number of steps: which question type is it?
 # 2. Set `evaluation.max_new_tokens` to 16 and explain the drop in format validity.
-# 3. Write three questions of your own in Korean and decompose them with `generate`.
+# 3. Write three questions of your own and decompose them with `generate`. Try one in Korean:
+#    what does a model fine-tuned on English questions do with it?

@@ -10,7 +10,7 @@
 # > 질문을 분해해 봅니다.
 
 # %% tags=["parameters"]
-profile = "cpu_tiny"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
 seed = None  # None below means "take the value from the profile"
 data = None
@@ -125,13 +125,18 @@ print("push_to_hub:", cfg.export.push_to_hub, "| gguf:", cfg.export.gguf)
 # %% [markdown]
 # ## Use it: `qd decompose`
 # From a terminal: `qd decompose --model RUN/export/merged "question"` (or an adapter folder),
-# `--file questions.txt` for many, `--format json` for programs. The same, from Python:
+# `--file questions.txt` for many, `--format json` for programs. The same, from Python, on
+# questions the training data never paired this way. The last one is Korean: `cpu_small` was
+# tuned on English questions only, and it shows (lesson 01 says why; the GPU profiles train on
+# Korean too).
 
 # %%
 from qdlib.cli import main as qd
 
-exit_code = qd(["decompose", "--model", str(merged_dir), "서울과 부산 중 인구가 더 많은 도시는?",
-                "Which mountain is higher, Annapurna or Aconcagua?"])
+exit_code = qd(["decompose", "--model", str(merged_dir),
+                "Which city has more people, Seoul or Busan?",
+                "Which languages are spoken in both Canada and Belgium?",
+                "서울과 부산 중 인구가 더 많은 도시는?"])
 
 # %% [markdown]
 # ## What you learned
