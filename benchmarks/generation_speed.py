@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from qdlib.config import PROJECT_ROOT, load_config
-from qdlib.data import prepare_splits
 from qdlib.evaluate import generate
+from qdlib.io import atomic_write_json, atomic_write_text
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
-from qdlib.runs import atomic_write_json, atomic_write_text
+from qdlib.splits import prepare_splits
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 

@@ -24,11 +24,12 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from qdlib.config import PROJECT_ROOT
-from qdlib.runs import atomic_write_json, atomic_write_text
+from qdlib.io import atomic_write_json, atomic_write_text
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 CASES = [(1, 256, False), (4, 256, False), (2, 512, False), (4, 256, True), (2, 512, True)]
@@ -58,7 +59,7 @@ def worker(batch: int, seq: int, checkpointing: bool, layers: int) -> dict[str, 
     from qdlib.memory import ARCHITECTURES, hf_config, saved_activation_bytes, training_bytes
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    a = dict(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers=layers)
+    a = replace(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers=layers)
     config = hf_config(a)
     cfg = load_config(
         "rtx4060",
@@ -69,7 +70,7 @@ def worker(batch: int, seq: int, checkpointing: bool, layers: int) -> dict[str, 
     base = AutoModelForCausalLM.from_config(config)
     model = attach_lora(base, lora_config(cfg, base), checkpointing, cfg.seed)
     model.train()
-    ids = torch.randint(0, a["vocab"], (batch, seq))
+    ids = torch.randint(0, a.vocab, (batch, seq))
     saved = saved_activation_bytes(model, ids)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     before = rss_mib()
@@ -80,7 +81,7 @@ def worker(batch: int, seq: int, checkpointing: bool, layers: int) -> dict[str, 
         opt.zero_grad(set_to_none=True)
     peak = rss_mib("VmHWM") - before
     parts = training_bytes(cfg, a, seq, batch, 4)
-    modelled_saved = parts["activations"] + batch * seq * a["vocab"] * 4
+    modelled_saved = parts["activations"] + batch * seq * a.vocab * 4
     dynamic = sum(parts[k] for k in ("activations", "logits", "gradients", "optimizer"))
     return {
         "batch": batch, "seq": seq, "gradient_checkpointing": checkpointing, "layers": layers,

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from qdlib.config import PROJECT_ROOT, load_config
-from qdlib.runs import atomic_write_json, atomic_write_text
+from qdlib.io import atomic_write_json, atomic_write_text
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 WAYS = ("seed", "padded", "packed", "trl", "plain")
@@ -167,9 +167,9 @@ def plain_loop(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out: P
 
 def worker(way: str, model_name: str, n: int, layers: int) -> dict[str, Any]:
     """Train one way in this process; return its measurements."""
-    from qdlib.data import prepare_splits
     from qdlib.lora import attach_lora, lora_config
     from qdlib.model import load_tokenizer
+    from qdlib.splits import prepare_splits
 
     base = load_config("cpu_small" if model_name == "smollm2-135m" else "cpu_tiny")
     records = prepare_splits(base).train[:n]

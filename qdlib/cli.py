@@ -1,13 +1,17 @@
-"""The ``qd`` command: run the course headlessly.
+"""The ``qd`` command: the course and its tools from a terminal.
 
-qd run --profile cpu_tiny
+qd run --profile cpu_small
 qd run --profile rtx4060 --run-dir runs/first -p training.epochs 1 -p data.train_file my.jsonl
 qd train --profile runpod --run-dir runs/big [--resume]   (also under torchrun / accelerate launch)
 qd eval --run-dir runs/first [--split eval | --split my_questions.jsonl]
 qd data check strategyqa:data/strategyqa_train.json --eval data/my_eval.jsonl
-qd decompose --model runs/first/export/merged "서울과 부산 중 인구가 더 많은 도시는?"
+qd decompose --model runs/first/export/merged "Which city has more people, Seoul or Busan?"
 qd decompose --model runs/first/export/adapter --file questions.txt --format json
+qd estimate --profile rtx4060
 qd doctor [--json]
+
+Each command imports what it needs when it runs (inside its function), so that ``qd --help`` and
+``qd data check`` start without loading torch and transformers.
 """
 
 from __future__ import annotations
@@ -19,25 +23,57 @@ from pathlib import Path
 
 from qdlib.config import ConfigError, load_config, merge_overrides, parse_override
 from qdlib.data import DataError
-from qdlib.runs import LESSONS, RunDirError, run_course
+from qdlib.runs import LESSONS, RunDirError
+
+PROFILE_HELP = "a name in configs/ or a YAML path"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qd", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+# ---------------------------------------------------------------- qd run, qd train
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``qd run``: validate the settings first, then execute the lessons with papermill."""
+    from qdlib.course import run_course
+
+    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
+    cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts
+    lessons = tuple(x for x in LESSONS if x in args.only) if args.only else LESSONS
+    run_dir = run_course(
+        args.profile,
+        args.run_dir,
+        overrides,
+        overwrite=args.overwrite,
+        lessons=lessons,
+        resume=args.resume,
+    )
+    print(f"run finished ({cfg.profile}): {run_dir}")
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """``qd train``: prepare the data and train the adapter into a run directory, no notebooks."""
+    from qdlib.course import train_run
+
+    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
+    cfg = load_config(args.profile, **overrides)
+    train_run(cfg, args.run_dir, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def add_run_and_train(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="execute notebooks 01-06 with papermill into a run directory")
-    run.add_argument("--profile", default="cpu_small", help="a name in configs/ or a YAML path")
-    run.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
     run.add_argument(
         "--only", nargs="+", choices=LESSONS, help="run these lessons only (in course order)"
     )
+    run.set_defaults(func=run_command)
     train = sub.add_parser(
         "train",
         help="lessons 01 + 04 without notebooks; runs under torchrun / accelerate launch too",
     )
-    train.add_argument("--profile", default="cpu_small", help="a name in configs/ or a YAML path")
-    train.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
+    train.set_defaults(func=train_command)
     for cmd in (run, train):
+        cmd.add_argument("--profile", default="cpu_small", help=PROFILE_HELP)
+        cmd.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
         cmd.add_argument(
             "-p",
             "--param",
@@ -52,98 +88,9 @@ def _parser() -> argparse.ArgumentParser:
             "--resume", action="store_true", help="continue the run in --run-dir (checkpoints)"
         )
         keep.add_argument("--overwrite", action="store_true", help="replace a run that exists")
-    ev = sub.add_parser("eval", help="score base vs tuned on a run's eval split or a file")
-    ev.add_argument("--run-dir", type=Path, required=True, help="a run with adapter/")
-    ev.add_argument("--split", default="eval", help="'eval' (the run's split) or a .json/.jsonl")
-    data = sub.add_parser("data", help="data tools").add_subparsers(
-        dest="data_command", required=True
-    )
-    check = data.add_parser("check", help="report on a data file or source; exit 1 on errors")
-    check.add_argument("source", help="FILE, HUB_ID or FORMAT:FILE (strategyqa, break, musique)")
-    check.add_argument("--eval", help="held-out data to check for train/eval leakage")
-    check.add_argument("--profile", default="cpu_small", help="tokenizer and max_seq_length")
-    check.add_argument("--refs", choices=("keep", "words"), default="keep")
-    check.add_argument("--no-tokenizer", action="store_true", help="skip token lengths")
-    check.add_argument("--json", type=Path, help="also write the report as JSON here")
-
-    est = sub.add_parser("estimate", help="will this profile fit the GPU? (memory estimate)")
-    est.add_argument("--profile", default="rtx4060")
-    est.add_argument("--model", help="another model id (architecture shipped, or AutoConfig)")
-    est.add_argument("--seq-len", type=int)
-    est.add_argument("--batch", type=int)
-    est.add_argument("--card-gib", type=float, help="GPU memory; default: the profile's card")
-
-    dec = sub.add_parser("decompose", help="decompose questions with an exported model")
-    dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
-    dec.add_argument(
-        "--profile", help="whose model.trust_remote_code applies (default: off, no folder code)"
-    )
-    dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
-    dec.add_argument("--file", type=Path, help=".txt (one per line), .json or .jsonl")
-    dec.add_argument("--format", choices=("text", "json"), default="text")
-    dec.add_argument("--batch-size", type=int, default=16)
-    dec.add_argument("--max-new-tokens", type=int, default=128)
-
-    doc = sub.add_parser("doctor", help="is this machine ready? checks with fixes; 1 on a fail")
-    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
-    return parser
 
 
-def decompose_command(args: argparse.Namespace) -> int:
-    """``qd decompose``: print each question's sub-questions as text or JSON."""
-    from qdlib.export import decompose, load_exported, read_questions
-
-    questions = list(args.questions) + (read_questions(args.file) if args.file else [])
-    if not questions:
-        print("qd: give questions as arguments or --file.", file=sys.stderr)
-        return 2
-    trust = load_config(args.profile).model.trust_remote_code if args.profile else False
-    model, tokenizer = load_exported(args.model, trust_remote_code=trust)
-    results = decompose(
-        model,
-        tokenizer,
-        questions,
-        args.batch_size,
-        args.max_new_tokens,
-        progress=len(questions) > args.batch_size,
-    )
-    if args.format == "json":
-        print(json.dumps(results, ensure_ascii=False, indent=2))
-        return 0
-    for r in results:
-        print(f"Q: {r['question']}")
-        steps = r["sub_questions"]
-        lines = (
-            [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
-            if steps
-            else [f"  (not a list of sub-questions) {r['output']!r}"]
-        )
-        print("\n".join(lines) + "\n")
-    return 0
-
-
-def data_check_command(args: argparse.Namespace) -> int:
-    """``qd data check``: print the data report; 1 when records are invalid or eval leaks."""
-    from qdlib.config import PROJECT_ROOT
-    from qdlib.datacheck import check_data
-    from qdlib.runs import atomic_write_json
-
-    cfg = load_config(args.profile)
-    tokenizer = None
-    if not args.no_tokenizer:
-        from qdlib.model import load_tokenizer
-
-        try:
-            tokenizer = load_tokenizer(cfg)
-        except OSError as exc:  # a hub tokenizer while offline: report without token lengths
-            print(f"note: no token lengths ({cfg.model.name}: {exc})", file=sys.stderr)
-    report = check_data(
-        args.source, args.eval, tokenizer, cfg.data.max_seq_length, args.refs, root=PROJECT_ROOT
-    )
-    print(report)
-    if args.json:
-        atomic_write_json(args.json, report.to_dict())
-    return 0 if report.ok else 1
+# ---------------------------------------------------------------- qd eval
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -164,14 +111,55 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor_command(args: argparse.Namespace) -> int:
-    """``qd doctor``: check Python, torch, GPU, bitsandbytes, disk, RAM, hub and packages; 1 when
-    a check fails (warn does not)."""
-    from qdlib.doctor import report, run_checks, to_dict
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="score base vs tuned on a run's eval split or a file")
+    ev.add_argument("--run-dir", type=Path, required=True, help="a run with adapter/")
+    ev.add_argument("--split", default="eval", help="'eval' (the run's split) or a .json/.jsonl")
+    ev.set_defaults(func=evaluate_command)
 
-    checks = run_checks()
-    print(json.dumps(to_dict(checks), indent=2) if args.json else report(checks))
-    return 0 if to_dict(checks)["ok"] else 1
+
+# ---------------------------------------------------------------- qd data check
+
+
+def data_check_command(args: argparse.Namespace) -> int:
+    """``qd data check``: print the data report; 1 when records are invalid or eval leaks."""
+    from qdlib.config import PROJECT_ROOT
+    from qdlib.datacheck import check_data
+    from qdlib.io import atomic_write_json
+
+    cfg = load_config(args.profile)
+    tokenizer = None
+    if not args.no_tokenizer:
+        from qdlib.model import load_tokenizer
+
+        try:
+            tokenizer = load_tokenizer(cfg)
+        except OSError as exc:  # a hub tokenizer while offline: report without token lengths
+            print(f"note: no token lengths ({cfg.model.name}: {exc})", file=sys.stderr)
+    report = check_data(
+        args.source, args.eval, tokenizer, cfg.data.max_seq_length, args.refs, root=PROJECT_ROOT
+    )
+    print(report)
+    if args.json:
+        atomic_write_json(args.json, report.to_dict())
+    return 0 if report.ok else 1
+
+
+def add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="data tools").add_subparsers(
+        dest="data_command", required=True
+    )
+    check = data.add_parser("check", help="report on a data file or source; exit 1 on errors")
+    check.add_argument("source", help="FILE, HUB_ID or FORMAT:FILE (strategyqa, break, musique)")
+    check.add_argument("--eval", help="held-out data to check for train/eval leakage")
+    check.add_argument("--profile", default="cpu_small", help="tokenizer and max_seq_length")
+    check.add_argument("--refs", choices=("keep", "words"), default="keep")
+    check.add_argument("--no-tokenizer", action="store_true", help="skip token lengths")
+    check.add_argument("--json", type=Path, help="also write the report as JSON here")
+    check.set_defaults(func=data_check_command)
+
+
+# ---------------------------------------------------------------- qd estimate, qd doctor
 
 
 def estimate_command(args: argparse.Namespace) -> int:
@@ -184,49 +172,98 @@ def estimate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """``qd run``: validate the settings first, then execute the lessons with papermill."""
-    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
-    cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts
-    lessons = tuple(x for x in LESSONS if x in args.only) if args.only else LESSONS
-    run_dir = run_course(
-        args.profile,
-        args.run_dir,
-        overrides,
-        overwrite=args.overwrite,
-        lessons=lessons,
-        resume=args.resume,
+def doctor_command(args: argparse.Namespace) -> int:
+    """``qd doctor``: check Python, torch, GPU, bitsandbytes, disk, RAM, hub and packages; 1 when
+    a check fails (warn does not)."""
+    from qdlib.doctor import report, run_checks, to_dict
+
+    checks = run_checks()
+    print(json.dumps(to_dict(checks), indent=2) if args.json else report(checks))
+    return 0 if to_dict(checks)["ok"] else 1
+
+
+def add_estimate_and_doctor(sub: argparse._SubParsersAction) -> None:
+    est = sub.add_parser("estimate", help="will this profile fit the GPU? (memory estimate)")
+    est.add_argument("--profile", default="rtx4060", help=PROFILE_HELP)
+    est.add_argument("--model", help="another model id (architecture shipped, or AutoConfig)")
+    est.add_argument("--seq-len", type=int)
+    est.add_argument("--batch", type=int)
+    est.add_argument("--card-gib", type=float, help="GPU memory; default: the profile's card")
+    est.set_defaults(func=estimate_command)
+    doc = sub.add_parser("doctor", help="is this machine ready? checks with fixes; 1 on a fail")
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doc.set_defaults(func=doctor_command)
+
+
+# ---------------------------------------------------------------- qd decompose
+
+
+def decompose_command(args: argparse.Namespace) -> int:
+    """``qd decompose``: print each question's sub-questions as text or JSON, prompted and decoded
+    as the profile says (its instruction language, ``evaluation.max_new_tokens``)."""
+    from qdlib.evaluate import generation_settings
+    from qdlib.export import decompose, load_exported, read_questions
+
+    questions = list(args.questions) + (read_questions(args.file) if args.file else [])
+    if not questions:
+        print("qd: give questions as arguments or --file.", file=sys.stderr)
+        return 2
+    cfg = load_config(args.profile)
+    settings = generation_settings(cfg) | {"batch_size": args.batch_size}
+    if args.max_new_tokens:
+        settings["max_new_tokens"] = args.max_new_tokens
+    model, tokenizer = load_exported(args.model, trust_remote_code=cfg.model.trust_remote_code)
+    results = decompose(model, tokenizer, questions, progress=len(questions) > args.batch_size,
+                        **settings)  # fmt: skip
+    if args.format == "json":
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    for r in results:
+        print(f"Q: {r['question']}")
+        steps = r["sub_questions"]
+        lines = (
+            [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
+            if steps
+            else [f"  (not a list of sub-questions) {r['output']!r}"]
+        )
+        print("\n".join(lines) + "\n")
+    return 0
+
+
+def add_decompose(sub: argparse._SubParsersAction) -> None:
+    dec = sub.add_parser("decompose", help="decompose questions with an exported model")
+    dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
+    dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
+    dec.add_argument("--file", type=Path, help=".txt (one per line), .json or .jsonl")
+    dec.add_argument("--format", choices=("text", "json"), default="text")
+    dec.add_argument(
+        "--profile",
+        default="cpu_small",
+        help="the profile the model was trained with: its instruction language, "
+        "max_new_tokens and model.trust_remote_code",
     )
-    print(f"run finished ({cfg.profile}): {run_dir}")
-    return 0
+    dec.add_argument("--batch-size", type=int, default=16)
+    dec.add_argument("--max-new-tokens", type=int, help="default: the profile's")
+    dec.set_defaults(func=decompose_command)
 
 
-def train_command(args: argparse.Namespace) -> int:
-    """``qd train``: prepare the data and train the adapter into a run directory, no notebooks."""
-    from qdlib.train import train_run
-
-    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
-    cfg = load_config(args.profile, **overrides)
-    train_run(cfg, args.run_dir, resume=args.resume, overwrite=args.overwrite)
-    return 0
+# ---------------------------------------------------------------- the command line
 
 
-COMMANDS = {
-    "run": run_command,
-    "train": train_command,
-    "eval": evaluate_command,
-    "data": data_check_command,
-    "estimate": estimate_command,
-    "decompose": decompose_command,
-    "doctor": doctor_command,
-}
+def parser() -> argparse.ArgumentParser:
+    """``qd`` and its commands (each ``add_*`` function above builds one or two)."""
+    top = argparse.ArgumentParser(prog="qd", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in (add_run_and_train, add_eval, add_data, add_decompose, add_estimate_and_doctor):
+        add(sub)
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``qd`` command; a problem with the user's input or files exits 2 with its message."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return args.func(args)
     except (ConfigError, DataError, RunDirError, OSError) as exc:
         print(f"qd: {exc}", file=sys.stderr)
         return 2

@@ -36,7 +36,7 @@ def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
 
 
 @dataclass
-class SourceConfig:
+class SourceSection:
     """One data source in a mix: ``FILE``, ``HUB_ID`` or ``FORMAT:FILE`` (see DATA_FORMAT.md)."""
 
     spec: str = ""
@@ -45,11 +45,11 @@ class SourceConfig:
 
 
 @dataclass
-class DataConfig:
+class DataSection:
     """Where the records come from and how they are split and tokenized."""
 
     train_file: str | None = "data/teaching/decompose_teach.jsonl"
-    sources: list[SourceConfig] = field(default_factory=list)
+    sources: list[SourceSection] = field(default_factory=list)
     refs: Literal["keep", "words"] = "keep"
     eval_file: str | None = None
     eval_fraction: float = field(default=0.1, metadata=_range(0.0, 0.9))
@@ -61,7 +61,7 @@ class DataConfig:
 
 
 @dataclass
-class TinyModelConfig:
+class TinyModelSection:
     """Shape of the offline tiny model (used when ``model.name`` is ``tiny``)."""
 
     vocab_size: int = field(default=1900, metadata=_range(300, 65536))
@@ -73,7 +73,7 @@ class TinyModelConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelSection:
     """Which base model to load and how."""
 
     name: str = "tiny"
@@ -82,11 +82,11 @@ class ModelConfig:
     quantization: Literal["none", "4bit", "8bit"] = "none"
     trust_remote_code: bool = False
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
-    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    tiny: TinyModelSection = field(default_factory=TinyModelSection)
 
 
 @dataclass
-class LoraSettings:
+class LoraSection:
     """Where the adapters go and how big they are."""
 
     r: int = field(default=16, metadata=_range(1, 1024))
@@ -96,7 +96,7 @@ class LoraSettings:
 
 
 @dataclass
-class TrainingConfig:
+class TrainingSection:
     """Optimisation settings handed to ``transformers.TrainingArguments``."""
 
     epochs: float = field(default=1.0, metadata=_range(0.0))
@@ -122,7 +122,7 @@ class TrainingConfig:
 
 
 @dataclass
-class EvaluationConfig:
+class EvaluationSection:
     """How the held-out split is decoded and scored."""
 
     max_samples: int | None = field(default=200, metadata=_range(1))
@@ -133,7 +133,7 @@ class EvaluationConfig:
 
 
 @dataclass
-class ExportConfig:
+class ExportSection:
     """What notebook 06 writes."""
 
     parity_samples: int | None = field(default=None, metadata=_range(1))
@@ -149,12 +149,12 @@ class Config:
 
     profile: str = "cpu_tiny"
     seed: int = 42
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    export: ExportSection = field(default_factory=ExportSection)
     source: str = field(default="<defaults>", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

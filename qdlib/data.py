@@ -12,11 +12,17 @@ import random
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
+from qdlib.io import BadLine, jsonl_lines
+
 IGNORE_INDEX = -100
+# "#2" in a step means the answer of step 2 (StrategyQA, BREAK and MuSiQue write it so)
+STEP_REF = re.compile(r"#(\d+)")
 
 # The task, said once: the system turn of the chat (the question is the user's turn).
 INSTRUCTIONS = {
@@ -49,6 +55,10 @@ class Skipped:
     where: str
     reason: str
     kind: str = "invalid"
+
+    def located(self, source: str) -> Skipped:
+        """The same skip, its place prefixed with the file or source it came from."""
+        return replace(self, where=f"{source}, {self.where}")
 
 
 @dataclass
@@ -146,17 +156,7 @@ def read_utf8(path: Path) -> str:
 
 
 def _jsonl_items(path: Path, text: str) -> list[tuple[str, Any]]:
-    items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append((f"line {lineno}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            items.append(
-                (f"line {lineno}", _BadJson(f"not valid JSON ({exc.msg} at column {exc.colno})."))
-            )
-    return items
+    return [(f"line {lineno}", value) for lineno, value in jsonl_lines(text)]
 
 
 def _json_items(path: Path, text: str) -> list[tuple[str, Any]]:
@@ -174,21 +174,16 @@ def _json_items(path: Path, text: str) -> list[tuple[str, Any]]:
     return [(f"index {i}", item) for i, item in enumerate(data)]
 
 
-class _BadJson:
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 def _validate(items: list[tuple[str, Any]], source: str, strict: bool) -> LoadResult:
     result = LoadResult(records=[], source=source)
     for where, obj in items:
-        problem = obj.reason if isinstance(obj, _BadJson) else record_problem(obj)
+        problem = obj.reason if isinstance(obj, BadLine) else record_problem(obj)
         if problem is None:
             result.records.append(obj)
             continue
         if strict:
             more = (
-                sum(1 for _, o in items if isinstance(o, _BadJson) or record_problem(o) is not None)
+                sum(1 for _, o in items if isinstance(o, BadLine) or record_problem(o) is not None)
                 - 1
             )
             extra = f" ({more} more bad records in this file.)" if more else ""
@@ -212,16 +207,22 @@ def load_source(spec: str, strict: bool = True, root: Path | None = None) -> Loa
     return _load_hub_dataset(spec, strict)
 
 
-def _load_hub_dataset(name: str, strict: bool) -> LoadResult:
-    import datasets
+def hub_dataset(name: str, fix: str) -> Any:
+    """The ``train`` split of a Hugging Face dataset; when it cannot be had (offline, a typo, a
+    private set), a :class:`DataError` that says why and ``fix``."""
+    import datasets  # here, not at the top: `qd` imports this module and starts faster without
 
     try:
-        ds = datasets.load_dataset(name, split="train")
+        return datasets.load_dataset(name, split="train")
     except Exception as exc:  # offline, missing, private: say which and what to do
         raise DataError(
             f"{name}: not a local file, and loading it as a Hugging Face dataset failed "
-            f"({type(exc).__name__}: {exc}). Check the path, or go online / log in for a hub id."
+            f"({type(exc).__name__}: {exc}). {fix}"
         ) from exc
+
+
+def _load_hub_dataset(name: str, strict: bool) -> LoadResult:
+    ds = hub_dataset(name, "Check the path, or go online / log in for a hub id.")
     items = [(f"row {i}", dict(row)) for i, row in enumerate(ds)]
     return _validate(items, f"dataset {name}", strict)
 
@@ -270,15 +271,6 @@ def detect_language(text: str) -> str:
     return "ko" if letters and hangul / len(letters) >= 0.2 else "en"
 
 
-def in_languages(
-    records: list[dict[str, Any]], languages: list[str] | None
-) -> list[dict[str, Any]]:
-    """The records whose question is in one of ``languages`` (all of them when None)."""
-    if languages is None:
-        return records
-    return [r for r in records if detect_language(r["question"]) in languages]
-
-
 def step_count_histogram(records: list[dict[str, Any]]) -> dict[int, int]:
     return dict(sorted(Counter(len(r["sub_questions"]) for r in records).items()))
 
@@ -307,8 +299,6 @@ def render_prompt(question: str, tokenizer: Any, language: str = "auto") -> str:
     system role gets the instruction and the question in one user turn). Without a chat template
     (a base model): the instruction, the question, then a header after which the answer follows.
     """
-    from jinja2 import TemplateError
-
     system, user = prompt_messages(question, language)
     lang = detect_language(question) if language == "auto" else language
     together = f"{system['content']}\n\n{QUESTION_LABELS[lang]}{user['content']}"
@@ -353,6 +343,17 @@ def encode_example(
     The EOS is appended by id, so it is trained even when the tokenizer's pad token is the EOS
     (padding is masked by the collator's ``label_pad_token_id``, never by comparing to pad).
     Sequences longer than ``max_seq_length`` are cut on the right and marked ``truncated``.
+
+    >>> from qdlib.config import load_config
+    >>> from qdlib.model import load_tokenizer
+    >>> tok = load_tokenizer(load_config("cpu_tiny"))
+    >>> record = {"question": "Which is older, A or B?",
+    ...           "sub_questions": ["How old is A?", "How old is B?"]}
+    >>> example = encode_example(record, tok)
+    >>> example["labels"].count(-100) == len(prompt_ids(record["question"], tok))  # the prompt
+    True
+    >>> tok.decode([t for t in example["labels"] if t != -100])  # what the model learns to write
+    '1. How old is A?\\n2. How old is B?<|im_end|>'
     """
     p_ids = prompt_ids(record["question"], tokenizer, language)
     a_ids = tokenizer(render_answer(record["sub_questions"]), add_special_tokens=False)["input_ids"]
@@ -393,7 +394,7 @@ def tokenize_splits(
     language: str = "auto",
 ) -> TokenizedSplits:
     """Encode both splits; refuse examples that would leave nothing to train."""
-    import datasets
+    import datasets  # here, not at the top: see hub_dataset
 
     out, truncated = {}, {}
     for name, recs in (("train", train), ("eval", held_out)):
@@ -423,17 +424,9 @@ def show_trained_tokens(example: dict[str, Any], tokenizer: Any) -> str:
 # ---------------------------------------------------------------- saving and plots
 
 
-def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write records as UTF-8 JSONL, atomically."""
-    from qdlib.runs import atomic_write_text
-
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    atomic_write_text(path, text)
-
-
 def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) -> Any:
     """Histograms of sub-question counts and (with a tokenizer) token lengths."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # here, not at the top: `qd` starts faster without
 
     n = 2 if tokenizer is not None else 1
     fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.2), squeeze=False)
@@ -448,122 +441,3 @@ def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) ->
         axes[0][1].set(title="tokens per example (prompt + answer + EOS)", xlabel="tokens")
     fig.tight_layout()
     return fig
-
-
-# ---------------------------------------------------------------- the whole data step
-
-
-@dataclass
-class Splits:
-    """Train and eval records, and what was done to get them (for the data report)."""
-
-    train: list[dict[str, Any]]
-    eval: list[dict[str, Any]]
-    loaded: int
-    skipped: list[Skipped]
-    duplicates: int
-    leaked: int
-    mix: list[dict[str, Any]] = field(default_factory=list)
-    other_languages: int = 0  # records left out by data.languages
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "loaded": self.loaded,
-            "skipped": [vars(s) for s in self.skipped],
-            "duplicates_dropped": self.duplicates,
-            "other_languages_left_out": self.other_languages,
-            "eval_questions_dropped_from_train": self.leaked,
-            "train": len(self.train),
-            "eval": len(self.eval),
-            "train_steps_histogram": step_count_histogram(self.train),
-            "sources": self.mix,
-        }
-
-    def __str__(self) -> str:
-        n_other = self.other_languages
-        other = f"{n_other} in other languages left out, " if n_other else ""
-        lines = [
-            f"{self.loaded} records loaded, {len(self.skipped)} skipped, {other}"
-            f"{self.duplicates} duplicates dropped, "
-            f"{self.leaked} eval questions taken out of train "
-            f"-> train {len(self.train)}, eval {len(self.eval)}"
-        ]
-        if len(self.mix) > 1:
-            lines += [
-                f"  {m['spec']}: {m['records']} records, weight {m['weight']} -> "
-                f"train {m['train']}, eval {m['eval']}"
-                for m in self.mix
-            ]
-        return "\n".join(lines)
-
-
-def weight_records(
-    records: list[dict[str, Any]], weight: float, rng: random.Random
-) -> list[dict[str, Any]]:
-    """Down- or up-sample: weight 0.5 keeps a seeded half, 2.5 repeats all twice plus a half."""
-    whole = int(weight)
-    part = rng.sample(records, round((weight - whole) * len(records)))
-    return records * whole + part
-
-
-def prepare_splits(cfg: Any) -> Splits:
-    """Load every source, validate, dedup, cap, split each by seed, weight the training parts, mix.
-
-    Each source is split on its own (so every source is represented in eval), then training
-    records whose question is in eval, or already taken from an earlier source, are dropped
-    before weighting: a held-out question never reaches training.
-    """
-    from qdlib.config import PROJECT_ROOT, SourceConfig
-    from qdlib.sources import load_any
-
-    d = cfg.data
-    sources = d.sources or [SourceConfig(d.train_file, 1.0, d.max_samples)]
-    several = len(sources) > 1
-    skipped: list[Skipped] = []
-    loaded_total = dups = other = 0
-    parts = []
-    for i, src in enumerate(sources):
-        loaded = load_any(src.spec, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
-        loaded_total += len(loaded.records) + len(loaded.skipped)
-        skipped += [
-            Skipped(f"{src.spec}, {s.where}" if several else s.where, s.reason, s.kind)
-            for s in loaded.skipped
-        ]
-        records = in_languages(loaded.records, d.languages)
-        other += len(loaded.records) - len(records)
-        records, n = dedup(records)
-        dups += n
-        if src.max_samples is not None and len(records) > src.max_samples:
-            keep = random.Random(cfg.seed + i).sample(range(len(records)), src.max_samples)
-            records = [records[k] for k in sorted(keep)]
-        if d.eval_file:
-            parts.append((src, records, []))
-        else:
-            parts.append((src, *split_records(records, d.eval_fraction, cfg.seed + i)))
-    if d.eval_file:
-        held = load_any(d.eval_file, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
-        skipped += [Skipped(f"{d.eval_file}, {s.where}", s.reason, s.kind) for s in held.skipped]
-        held_out, _ = dedup(in_languages(held.records, d.languages))
-    else:
-        held_out, n = dedup([r for _, _, ev in parts for r in ev])
-        dups += n
-    taken = {normalize_question(r["question"]) for r in held_out}
-    train, mix, leaked = [], [], 0
-    for i, (src, tr, ev) in enumerate(parts):
-        kept = [r for r in tr if normalize_question(r["question"]) not in taken]
-        leaked += len(tr) - len(kept)
-        taken |= {normalize_question(r["question"]) for r in kept}
-        weighted = weight_records(kept, src.weight, random.Random(cfg.seed + i))
-        train += weighted
-        mix.append(
-            {
-                "spec": src.spec,
-                "records": len(tr) + len(ev),
-                "weight": src.weight,
-                "train": len(weighted),
-                "eval": len(ev),
-            }
-        )
-    if several:
-        random.Random(cfg.seed).shuffle(train)
-    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix, other)

@@ -134,7 +134,7 @@ def check_data(
     )
     if eval_spec:
         held = load_any(eval_spec, strict=False, refs=refs, root=root)
-        report.skipped += [Skipped(f"{eval_spec}, {s.where}", s.reason) for s in held.skipped]
+        report.skipped += [s.located(eval_spec) for s in held.skipped]
         train_keys = {normalize_question(r["question"]) for r in records}
         report.leaked = [
             r["question"] for r in held.records if normalize_question(r["question"]) in train_keys

@@ -3,7 +3,8 @@
 Each check is a small function returning a :class:`Check`; :func:`run_checks` runs them all (a check
 that crashes becomes a ``fail`` row with its error), :func:`report` renders a table a notebook can
 print, :func:`to_dict` the same for JSON. ``warn`` is worth reading; only ``fail`` makes
-``qd doctor`` exit 1.
+``qd doctor`` exit 1. A check imports the package it checks (torch, bitsandbytes) inside itself:
+a broken install is what it diagnoses, and it must fail its own row, not stop ``qd doctor``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import warnings
@@ -23,7 +25,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 from qdlib.config import PROJECT_ROOT
+from qdlib.runs import RUNS_ROOT
 
 Status = Literal["ok", "warn", "fail"]
 GiB = 2**30
@@ -54,34 +62,30 @@ def _pip() -> str:
     return f"{python} -m pip"
 
 
-def _lower_bounds() -> dict[str, str]:
-    """``{"torch": "2.13", ..., "python": "3.11"}`` from pyproject.toml (or installed metadata)."""
-    pyproject = PROJECT_ROOT / "pyproject.toml"
+def _lower_bounds(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> dict[str, str]:
+    """``{"torch": "2.13", ..., "python": "3.11"}``: each dependency's lower bound in
+    pyproject.toml (an installed qdlib without the file: its package metadata)."""
     if pyproject.exists():
-        import tomllib
-
         project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
         requirements, python = project["dependencies"], project.get("requires-python", "")
     else:
         requirements = metadata.requires("qdlib") or []
         python = metadata.metadata("qdlib").get("Requires-Python", "")
-    bounds = {"python": python.removeprefix(">=")}
-    for req in requirements:
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][^,;\s]*).*", req)
-        if match:
-            bounds[match[1].lower()] = match[2]
-    return bounds
+    bounds = {"python": _minimum(SpecifierSet(python))}
+    for text in requirements:
+        req = Requirement(text)
+        bounds[canonicalize_name(req.name)] = _minimum(req.specifier)
+    return {name: low for name, low in bounds.items() if low}
+
+
+def _minimum(spec: SpecifierSet) -> str | None:
+    """The lowest version a specifier allows by its own words (``>=2.13`` -> ``2.13``)."""
+    return next((s.version for s in spec if s.operator in (">=", "==", "~=")), None)
 
 
 def _older(installed: str, minimum: str) -> bool:
-    """True when version ``installed`` is below ``minimum`` (packaging if present, else numbers)."""
-    try:
-        from packaging.version import Version
-
-        return Version(installed) < Version(minimum)
-    except ImportError:
-        numbers = [[int(n) for n in re.findall(r"\d+", v)[:3]] for v in (installed, minimum)]
-        return numbers[0] < numbers[1]
+    """True when version ``installed`` is below ``minimum``."""
+    return Version(installed) < Version(minimum)
 
 
 def _installed(dist: str) -> str | None:
@@ -186,7 +190,8 @@ def check_gpu() -> Check:
     if torch.backends.mps.is_available():
         detail += " (an Apple GPU is here, but 4-bit and 8-bit training need CUDA)"
     fix = (
-        "use --profile cpu_tiny on this machine; run rtx4060 / runpod on a machine with an "
+        "use --profile cpu_small (or cpu_tiny) on this machine; run rtx4060 / runpod on a "
+        "machine with an "
         "NVIDIA GPU (check it with qd estimate --profile rtx4060)"
     )
     return Check("gpu", "warn", detail, fix)
@@ -285,8 +290,6 @@ def _free_disk_gib(path: Path) -> float:
 
 def check_disk() -> Check:
     """Free disk where run directories go (``QDLIB_RUNS`` or ``runs/``)."""
-    from qdlib.runs import RUNS_ROOT
-
     free = _free_disk_gib(RUNS_ROOT)
     detail = f"{free:.1f} GiB free at {RUNS_ROOT}"
     fix = (

@@ -6,7 +6,6 @@ default, and stops at the EOS. Outputs that are not a numbered list count as for
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterable
@@ -14,12 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as w
+import matplotlib.pyplot as plt
 import torch
 from tqdm.auto import tqdm
+from transformers import GenerationConfig, TrainerCallback
 
-from qdlib.data import detect_language, prompt_ids
+from qdlib.data import detect_language, load_records, prompt_ids
+from qdlib.io import atomic_write_json, atomic_write_text, save_figure
 from qdlib.metrics import aggregate, common_terms, score_example
-from qdlib.runs import atomic_write_bytes, atomic_write_json, atomic_write_text
+from qdlib.model import load_model, load_tokenizer, load_with_adapter
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
@@ -43,6 +46,13 @@ def parse_sub_questions(text: str) -> list[str] | None:
     ``Step 1:``, ``①``) numbered 1, 2, 3... without gaps; a bulleted list (``-``, ``*``, ``•``);
     one question per line (every line ends with ``?``). A single leading line ending in ``:``
     ("Sub-questions:") is skipped. Anything else is a format failure, never a guess.
+
+    >>> parse_sub_questions("1. How old is A?\\n2. How old is B?")
+    ['How old is A?', 'How old is B?']
+    >>> parse_sub_questions("Step 1: How old is A?\\nStep 2: How old is B?")
+    ['How old is A?', 'How old is B?']
+    >>> parse_sub_questions("A is older.") is None
+    True
     """
     text = text.strip()
     if text.startswith("["):
@@ -109,8 +119,6 @@ def generate(
     progress: bool = True,
 ) -> list[Generation]:
     """Greedy decompositions for ``questions``, in batches of similar prompt length."""
-    from transformers import GenerationConfig
-
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
@@ -302,20 +310,12 @@ def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[
         lines.append(json.dumps(line, ensure_ascii=False) + "\n")
     atomic_write_text(eval_dir / "predictions.jsonl", "".join(lines))
     atomic_write_text(eval_dir / "report.md", report_markdown(metrics, rows))
-    atomic_write_bytes(eval_dir / "metrics.png", figure_png(plot_metrics(metrics)))
+    save_figure(eval_dir / "metrics.png", plot_metrics(metrics))
     return metrics
-
-
-def figure_png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    return buf.getvalue()
 
 
 def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
     """Grouped bars of the 0-1 metrics, one colour per model."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(8, 3.4))
     plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     width = 0.8 / len(metrics)
@@ -328,6 +328,42 @@ def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- during training
+
+
+class GenerationMetricsCallback(TrainerCallback):
+    """Every ``every`` steps, decode a few eval questions and log task metrics beside the loss.
+
+    Eval loss can fall while the model still never stops or writes the wrong number of steps;
+    these numbers (``gen_format_valid``, ``gen_step_count_correct``, ``gen_sari``) show it. They go
+    wherever the Trainer logs: ``log_history``, TensorBoard or W&B.
+    """
+
+    def __init__(self, trainer: Any, records: list[dict[str, Any]], every: int, **gen: Any):
+        self.trainer, self.records, self.every, self.gen = trainer, records, every, gen
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.every:
+            return
+        model = self.trainer.model
+        questions = [r["question"] for r in self.records]
+        gens = generate(model, self.trainer.processing_class, questions, progress=False, **self.gen)
+        model.train()
+        m = summarize(score(self.records, gens))
+        keys = ("format_valid", "step_count_correct", "sari")
+        self.trainer.log({f"gen_{k}": round(m[k], 4) for k in keys})
+
+
+def watch_generation(trainer: Any, cfg: Any, eval_records: list[dict[str, Any]]) -> None:
+    """With ``evaluation.generate_every: N``, log task metrics on ``evaluation.generate_samples``
+    eval questions every N training steps (:class:`GenerationMetricsCallback`)."""
+    ev = cfg.evaluation
+    if ev.generate_every and eval_records:
+        records = eval_records[: ev.generate_samples]
+        gen = generation_settings(cfg)
+        trainer.add_callback(GenerationMetricsCallback(trainer, records, ev.generate_every, **gen))
 
 
 # ---------------------------------------------------------------- whole runs, widgets
@@ -347,9 +383,6 @@ def generation_settings(cfg: Any) -> dict[str, Any]:
 
 def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
     """Generate with the base model and with base + the run's adapter, score both, write reports."""
-    from qdlib.data import load_records
-    from qdlib.model import load_model, load_tokenizer, load_with_adapter
-
     tokenizer = load_tokenizer(cfg)
     adapter_dir = Path(run_dir) / "adapter"
     if not (adapter_dir / "adapter_config.json").exists():
@@ -371,8 +404,6 @@ def try_it(
     **settings: Any,
 ) -> Any:
     """An ipywidgets box: type a question (Korean or English), see each model's decomposition."""
-    import ipywidgets as w
-
     text = w.Textarea(
         value=question,
         placeholder="질문을 입력하세요 / Type a question",

@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from qdlib.config import Config
-from qdlib.model import load_with_adapter
+from qdlib.data import INSTRUCTIONS, DataError, prompt_ids, read_utf8, render_prompt
+from qdlib.evaluate import compare_table, decode_answer, generate, parse_sub_questions
+from qdlib.io import BadLine, atomic_dir, jsonl_lines, read_json
+from qdlib.model import device, load_with_adapter, resolve_dtype
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
-from qdlib.runs import atomic_dir
 
 
 class MergeRefused(RuntimeError):
@@ -46,8 +52,6 @@ def refuse_quantized(model: Any) -> None:
 
 def merge_adapter(cfg: Config, adapter_dir: Path, out_dir: Path) -> Path:
     """Merge the adapter into an unquantized copy of the base and save it, with the tokenizer."""
-    from transformers import AutoTokenizer
-
     model = load_with_adapter(cfg, adapter_dir, quantized=False)
     refuse_quantized(model.get_base_model())
     merged = model.merge_and_unload()
@@ -146,9 +150,6 @@ def parity_with_plain_transformers(
     trust_remote_code: bool = False,
 ) -> Parity:
     """Parity of an exported model, reloaded without qdlib, against ``reference`` generations."""
-    from qdlib.data import prompt_ids
-    from qdlib.evaluate import decode_answer
-
     prompts = [prompt_ids(q, tokenizer, language) for q in questions]
     ids = plain_transformers_ids(model_dir, prompts, max_new_tokens, batch_size, trust_remote_code)
     candidate = [decode_answer(row, tokenizer) for row in ids]
@@ -158,149 +159,67 @@ def parity_with_plain_transformers(
 # ---------------------------------------------------------------- model card, hub, GGUF
 
 
-def _metrics_table(metrics: dict[str, Any]) -> str:
-    from qdlib.evaluate import compare_table
+CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
+CARD_METRICS = ("format_valid", "step_count_correct", "exact_match", "content_recall", "sari")
 
-    return compare_table(metrics)
+
+def _card_data(cfg: Config, metrics: dict[str, Any] | None) -> ModelCardData:
+    """The card's metadata block: base model, library, tags, languages, datasets, scores."""
+    specs = [cfg.data.train_file] if cfg.data.train_file else [s.spec for s in cfg.data.sources]
+    hub_datasets = [s for s in specs if "/" in s and not cfg.resolve_path(s).exists()]
+    tuned = (metrics or {}).get("tuned", {})
+    results = [
+        EvalResult(task_type="text-generation", task_name="question decomposition",
+                   dataset_type="held-out", dataset_name="held-out split", metric_type=key,
+                   metric_value=round(tuned[key], 4))
+        for key in CARD_METRICS if tuned.get(key) is not None
+    ]  # fmt: skip
+    return ModelCardData(
+        base_model=None if cfg.model.name == "tiny" else cfg.model.name,
+        library_name="transformers",
+        tags=["question-decomposition", "lora", "peft", "qdlib"],
+        language=cfg.data.languages or ["ko", "en"],
+        datasets=hub_datasets or None,
+        model_name=f"{cfg.profile}-decompose",
+        eval_results=results or None,
+    )
 
 
 def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
-    """``export/README.md``: what the model is, how it was made and scored, and how to use it."""
-    from qdlib.data import INSTRUCTIONS, render_prompt
-
+    """``export/README.md`` from ``qdlib/templates/model_card.md``: what the model is, how it was
+    made and scored, and how to use it, under the hub's metadata block (``ModelCardData``)."""
     run_dir = Path(run_dir)
-    report = _read_json(run_dir / "data/report.json") or {}
-    metrics = _read_json(run_dir / "eval/metrics.json")
-    par = _read_json(run_dir / "export/parity.json")
-    t, lo = cfg.training, cfg.lora
-    base = cfg.model.name if cfg.model.name != "tiny" else "qdlib tiny model (random weights)"
-    example = render_prompt("서울과 부산 중 인구가 더 많은 도시는?", tokenizer)
-    lines = [
-        "---",
-        "library_name: transformers",
-        f"base_model: {cfg.model.name}" if cfg.model.name != "tiny" else "base_model: null",
-        "language: [ko, en]",
-        "tags: [question-decomposition, lora, qdlib]",
-        "---",
-        "",
-        f"# {base}, fine-tuned to decompose questions",
-        "",
-        "Given a complex question, the model writes the simple sub-questions that answer it, one",
-        "per line, numbered, then stops. Made with the qdlib course "
-        f"(profile `{cfg.profile}`, seed {cfg.seed}).",
-        "",
-        "## Training",
-        "",
-        f"- Base model: `{cfg.model.name}`, loaded in {cfg.model.dtype}, quantization "
-        f"{cfg.model.quantization}.",
-        f"- Data: `{cfg.data.train_file}`: {report.get('train', '?')} training and "
-        f"{report.get('eval', '?')} held-out records ({report.get('duplicates_dropped', 0)} "
-        f"duplicates and {len(report.get('skipped', []))} invalid records dropped).",
-        f"- LoRA: r={lo.r}, alpha={lo.alpha}, dropout={lo.dropout}, targets {lo.target_modules}.",
-        f"- Training: {t.epochs} epochs (max_steps {t.max_steps}), batch {t.batch_size} x "
-        f"{t.gradient_accumulation_steps}, lr {t.learning_rate} ({t.lr_scheduler}), "
-        f"optimizer {t.optimizer}, max_seq_length {cfg.data.max_seq_length}.",
-        "- Loss on the answer and its end-of-sequence token only (the prompt is masked).",
-        "",
-        "## Evaluation",
-        "",
-        _metrics_table(metrics) if metrics else "Not evaluated (run notebook 05 or `qd eval`).",
-        "",
-    ]
-    if par:
-        lines += [
-            f"Merged export vs base + adapter: {par['identical']}/{par['total']} "
-            "identical greedy outputs.",
-            "",
-        ]
-    lines += [
-        "## Prompt format",
-        "",
-        "The model answers the prompt it was trained with: this instruction as the system turn "
-        "(Korean questions get the Korean one) and the question as the user turn, inside the "
-        "chat template:",
-        "",
-        "```text",
-        example,
-        "```",
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "",
-        'tok = AutoTokenizer.from_pretrained("export/merged")',
-        'model = AutoModelForCausalLM.from_pretrained("export/merged")',
-        f"instruction = {INSTRUCTIONS['en']!r}",
-        'question = "Which city has more people, Seoul or Busan?"',
-        'messages = [{"role": "system", "content": instruction},',
-        '            {"role": "user", "content": question}]',
-        'ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")',
-        "out = model.generate(ids, max_new_tokens=128, do_sample=False)",
-        "print(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))",
-        "```",
-        "",
-        "With the adapter on top of the base model instead (`peft`):",
-        "",
-        "```python",
-        "from peft import AutoPeftModelForCausalLM",
-        'model = AutoPeftModelForCausalLM.from_pretrained("export/adapter")',
-        "```",
-        "",
-        'Or from the command line: `qd decompose --model export/merged "your question"`.',
-        "",
-        "## Limitations",
-        "",
-        "- It decomposes; it does not answer. Sub-questions can be wrong or miss a step: check "
-        "them before acting on them.",
-        "- It learned the kinds of questions in its training data; others decompose worse.",
-    ]
-    if cfg.model.name == "tiny":
-        lines.append(
-            "- This is the course's tiny random-weight model: it learned the structure of "
-            "decompositions, not language or facts. It is for learning, not for use."
-        )
-    return "\n".join(lines) + "\n"
+    report = _read_json_if(run_dir / "data/report.json") or {}
+    metrics = _read_json_if(run_dir / "eval/metrics.json")
+    specs = [cfg.data.train_file] if cfg.data.train_file else [s.spec for s in cfg.data.sources]
+    tiny = cfg.model.name == "tiny"
+    card = ModelCard.from_template(
+        _card_data(cfg, metrics),
+        template_path=str(CARD_TEMPLATE),
+        title=f"{'qdlib tiny model (random weights)' if tiny else cfg.model.name}, "
+        "fine-tuned to decompose questions",
+        profile=cfg.profile, seed=cfg.seed, base_model=cfg.model.name, dtype=cfg.model.dtype,
+        quantization=cfg.model.quantization, lora=cfg.lora, training=cfg.training,
+        max_seq_length=cfg.data.max_seq_length,
+        data_sources=", ".join(f"`{s}`" for s in specs),
+        n_train=report.get("train", "?"), n_eval=report.get("eval", "?"),
+        duplicates=report.get("duplicates_dropped", 0),
+        invalid=sum(s.get("kind", "invalid") == "invalid" for s in report.get("skipped", [])),
+        metrics_table=compare_table(metrics) if metrics else
+        "Not evaluated (run notebook 05 or `qd eval`).",
+        parity=_read_json_if(run_dir / "export/parity.json"),
+        example_prompt=render_prompt("서울과 부산 중 인구가 더 많은 도시는?", tokenizer),
+        instruction=repr(INSTRUCTIONS["en"]),
+        more_limits=["This is the course's tiny random-weight model: it learned the structure "
+                     "of decompositions, not language or facts. It is for learning, not for use."]
+        if tiny else [],
+    )  # fmt: skip
+    return str(card)
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def hub_token() -> str | None:
-    """The Hugging Face token from the environment, or from a ``.env`` file in the project."""
-    from qdlib.config import PROJECT_ROOT
-
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    env_file = PROJECT_ROOT / ".env"
-    if not token and env_file.exists():
-        for line in env_file.read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") and value.strip():
-                token = value.strip().strip("'\"")
-    return token or None
-
-
-def push_to_hub(folder: Path, repo_id: str) -> str:
-    """Upload ``folder`` to the hub; return what happened. Never prints or returns the token."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
-        return f"push to {repo_id} skipped: offline (HF_HUB_OFFLINE is set)."
-    token = hub_token()
-    if token is None:
-        return (
-            f"push to {repo_id} skipped: no token. Set HF_TOKEN in the environment or in "
-            ".env (never in a profile or a notebook)."
-        )
-    from huggingface_hub import HfApi
-
-    try:
-        api = HfApi(token=token)
-        api.create_repo(repo_id, exist_ok=True, private=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id)
-    except Exception as exc:  # network, permissions: report without the token
-        message = str(exc).replace(token, "***")
-        return f"push to {repo_id} failed: {type(exc).__name__}: {message}"
-    return f"pushed {folder.name} to https://huggingface.co/{repo_id} (private)."
+def _read_json_if(path: Path) -> Any:
+    """The JSON in ``path``, or None when an earlier lesson has not written it."""
+    return read_json(path) if path.exists() else None
 
 
 GGUF_HELP = (
@@ -349,10 +268,6 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
     An adapter folder names its base model in ``adapter_config.json``; it is loaded from there.
     Code shipped in either folder runs only with ``trust_remote_code`` (see :func:`pretrained`).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from qdlib.model import device, resolve_dtype
-
     model_dir = Path(model_dir)
     if (
         not (model_dir / "config.json").exists()
@@ -367,12 +282,8 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
         tokenizer.pad_token = tokenizer.eos_token
     dtype = resolve_dtype("auto")
     with quiet_hf():
-        if (model_dir / "adapter_config.json").exists():
-            from peft import AutoPeftModelForCausalLM
-
-            auto_class = AutoPeftModelForCausalLM
-        else:
-            auto_class = AutoModelForCausalLM
+        adapter = (model_dir / "adapter_config.json").exists()
+        auto_class = AutoPeftModelForCausalLM if adapter else AutoModelForCausalLM
         model = pretrained(
             auto_class, model_dir, trust_remote_code, dtype=dtype, use_safetensors=True
         )
@@ -380,24 +291,14 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
 
 
 def decompose(
-    model: Any,
-    tokenizer: Any,
-    questions: list[str],
-    batch_size: int = 16,
-    max_new_tokens: int = 128,
-    progress: bool = False,
+    model: Any, tokenizer: Any, questions: list[str], progress: bool = False, **settings: Any
 ) -> list[dict[str, Any]]:
-    """Decompose questions: ``{"question", "sub_questions" (None if unparsable), "output"}``."""
-    from qdlib.evaluate import generate, parse_sub_questions
+    """Decompose questions: ``{"question", "sub_questions" (None if unparsable), "output"}``.
 
-    gens = generate(
-        model,
-        tokenizer,
-        questions,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        progress=progress,
-    )
+    ``settings`` are :func:`qdlib.evaluate.generate`'s (``generation_settings(cfg)``: batch
+    size, ``max_new_tokens`` and the instruction language), so it decodes as evaluation did.
+    """
+    gens = generate(model, tokenizer, questions, progress=progress, **settings)
     return [
         {"question": q, "sub_questions": parse_sub_questions(g.text), "output": g.text}
         for q, g in zip(questions, gens, strict=True)
@@ -405,24 +306,35 @@ def decompose(
 
 
 def read_questions(path: Path) -> list[str]:
-    """Questions from a ``.txt`` (one per line) or ``.json``/``.jsonl`` (records or strings)."""
-    from qdlib.data import DataError
-
+    """Questions from a ``.txt`` (one per line) or a ``.json`` list / ``.jsonl`` file of records
+    or strings. Anything else is an error naming the file and the line or index."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_utf8(path)
     if path.suffix == ".txt":
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return [line.strip() for line in text.split("\n") if line.strip()]
     if path.suffix == ".jsonl":
-        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        items = [(f"line {n}", value) for n, value in jsonl_lines(text)]
     elif path.suffix == ".json":
-        items = json.loads(text)
+        data = _json_value(path, text)
+        if not isinstance(data, list):
+            raise DataError(f"{path}: a .json file of questions must hold a list; got "
+                            f"{type(data).__name__}.")  # fmt: skip
+        items = [(f"index {i}", value) for i, value in enumerate(data)]
     else:
         raise DataError(f"{path}: use .txt (one question per line), .json or .jsonl.")
     questions = []
-    for i, item in enumerate(items, start=1):
+    for where, item in items:
         q = item.get("question") if isinstance(item, dict) else item
+        if isinstance(item, BadLine):
+            raise DataError(f"{path}, {where}: {item.reason}")
         if not isinstance(q, str) or not q.strip():
-            where = f"line {i}" if path.suffix == ".jsonl" else f"index {i - 1}"
             raise DataError(f'{path}, {where}: expected a question string or {{"question": ...}}.')
         questions.append(q.strip())
     return questions
+
+
+def _json_value(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}).") from exc

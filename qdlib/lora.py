@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bitsandbytes as bnb
 import torch
+from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+from transformers import set_seed
 
 from qdlib.config import Config
+from qdlib.io import atomic_write_json, read_json
 from qdlib.notices import quiet_hf
-from qdlib.runs import atomic_write_json, read_json
 
 
 def linear_module_names(model: Any, include_output: bool = False) -> list[str]:
@@ -25,8 +28,6 @@ def linear_module_names(model: Any, include_output: bool = False) -> list[str]:
     The output head (``lm_head``) is left out unless ``include_output``: in a pretrained model
     adapting it is rarely worth its size.
     """
-    import bitsandbytes as bnb
-
     kinds = (torch.nn.Linear, bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
     output = model.get_output_embeddings()
     names = Counter(
@@ -39,8 +40,6 @@ def linear_module_names(model: Any, include_output: bool = False) -> list[str]:
 
 def lora_config(cfg: Config, model: Any) -> Any:
     """A ``peft.LoraConfig`` for causal-LM training, from the profile's ``lora`` section."""
-    from peft import LoraConfig, TaskType
-
     targets = cfg.lora.target_modules
     if targets == "all-linear":
         targets = linear_module_names(model)
@@ -70,9 +69,6 @@ def attach_lora(
 
     ``seed`` fixes the random start of the A matrices, so the same profile trains the same way.
     """
-    from peft import get_peft_model, prepare_model_for_kbit_training
-    from transformers import set_seed
-
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing
@@ -141,8 +137,6 @@ def save_lora_config(lora_cfg: Any, path: Path) -> None:
 
 def load_lora_config(path: Path) -> Any:
     """Read back a LoRA config written by :func:`save_lora_config`."""
-    from peft import LoraConfig
-
     d = read_json(path)
     fields = set(LoraConfig.__dataclass_fields__)
     return LoraConfig(**{k: v for k, v in d.items() if k in fields and k != "peft_type"})

@@ -10,94 +10,105 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import matplotlib.pyplot as plt
+import torch
+from transformers import AutoConfig
+
 from qdlib.config import Config
 from qdlib.remote_code import pretrained
 
 MiB = 2**20
-# Architecture numbers for the models the profiles and docs name (from their config.json).
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "Qwen/Qwen2.5-0.5B-Instruct": dict(hidden=896, layers=24, heads=14, kv_heads=2,
-                                       intermediate=4864, vocab=151936, tied=True, qkv_bias=True),
-    "Qwen/Qwen2.5-1.5B-Instruct": dict(hidden=1536, layers=28, heads=12, kv_heads=2,
-                                       intermediate=8960, vocab=151936, tied=True, qkv_bias=True),
-    "Qwen/Qwen2.5-3B-Instruct": dict(hidden=2048, layers=36, heads=16, kv_heads=2,
-                                     intermediate=11008, vocab=151936, tied=True, qkv_bias=True),
-    "Qwen/Qwen2.5-7B-Instruct": dict(hidden=3584, layers=28, heads=28, kv_heads=4,
-                                     intermediate=18944, vocab=152064, tied=False, qkv_bias=True),
-    "meta-llama/Llama-3.2-1B-Instruct": dict(hidden=2048, layers=16, heads=32, kv_heads=8,
-                                             intermediate=8192, vocab=128256, tied=True,
-                                             qkv_bias=False),
-    "meta-llama/Llama-3.2-3B-Instruct": dict(hidden=3072, layers=28, heads=24, kv_heads=8,
-                                             intermediate=8192, vocab=128256, tied=True,
-                                             qkv_bias=False),
-}  # fmt: skip
-CARDS_MIB = {"rtx4060": 8 * 1024, "runpod": 24 * 1024, "cpu_tiny": 8 * 1024}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The numbers of a decoder-only transformer that decide its memory (from its config.json)."""
+
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool  # the output layer shares the embedding's weights
+    qkv_bias: bool  # Qwen2 has biases on q, k and v
+
+
+# The models the profiles and docs name, so that estimates need no download.
+ARCHITECTURES: dict[str, Architecture] = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": Architecture(576, 30, 9, 3, 1536, 49152, True, False),
+    "Qwen/Qwen2.5-0.5B-Instruct": Architecture(896, 24, 14, 2, 4864, 151936, True, True),
+    "Qwen/Qwen2.5-1.5B-Instruct": Architecture(1536, 28, 12, 2, 8960, 151936, True, True),
+    "Qwen/Qwen2.5-3B-Instruct": Architecture(2048, 36, 16, 2, 11008, 151936, True, True),
+    "Qwen/Qwen2.5-7B-Instruct": Architecture(3584, 28, 28, 4, 18944, 152064, False, True),
+    "meta-llama/Llama-3.2-1B-Instruct": Architecture(2048, 16, 32, 8, 8192, 128256, True, False),
+    "meta-llama/Llama-3.2-3B-Instruct": Architecture(3072, 28, 24, 8, 8192, 128256, True, False),
+}
+CARDS_MIB = {"rtx4060": 8 * 1024, "runpod": 24 * 1024, "cpu_tiny": 8 * 1024, "cpu_small": 8 * 1024}
 BLOCK_4BIT, BLOCK_8BIT_OPT, MIN_8BIT_SIZE = 64, 256, 4096
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
 
 
-def architecture(cfg: Config, name: str | None = None) -> dict[str, Any]:
+def architecture(cfg: Config, name: str | None = None) -> Architecture:
     """Architecture numbers: shipped for known models, the tiny spec, or ``AutoConfig`` online."""
     name = name or cfg.model.name
     if name == "tiny":
         t = cfg.model.tiny
-        return dict(hidden=t.hidden_size, layers=t.num_layers, heads=t.num_heads,
-                    kv_heads=t.num_kv_heads, intermediate=t.intermediate_size,
-                    vocab=t.vocab_size, tied=False, qkv_bias=False)  # fmt: skip
+        return Architecture(hidden=t.hidden_size, layers=t.num_layers, heads=t.num_heads,
+                            kv_heads=t.num_kv_heads, intermediate=t.intermediate_size,
+                            vocab=t.vocab_size, tied=False, qkv_bias=False)  # fmt: skip
     if name in ARCHITECTURES:
         return ARCHITECTURES[name]
-    from transformers import AutoConfig
-
     c = pretrained(AutoConfig, name, cfg.model.trust_remote_code)
-    return dict(hidden=c.hidden_size, layers=c.num_hidden_layers, heads=c.num_attention_heads,
-                kv_heads=getattr(c, "num_key_value_heads", c.num_attention_heads),
-                intermediate=c.intermediate_size, vocab=c.vocab_size,
-                tied=bool(getattr(c, "tie_word_embeddings", False)),
-                qkv_bias=bool(getattr(c, "attention_bias", c.model_type == "qwen2")))  # fmt: skip
-
-
-def hf_config(a: dict[str, Any], layers: int | None = None) -> Any:
-    """A transformers config with these architecture numbers (Qwen2 with qkv bias, else Llama),
-    to build a random-weight model of the real shape; ``layers`` cuts the depth."""
-    from transformers import AutoConfig
-
-    return AutoConfig.for_model(
-        "qwen2" if a["qkv_bias"] else "llama", hidden_size=a["hidden"],
-        num_hidden_layers=layers or a["layers"], num_attention_heads=a["heads"],
-        num_key_value_heads=a["kv_heads"], intermediate_size=a["intermediate"],
-        vocab_size=a["vocab"], tie_word_embeddings=a["tied"], use_cache=False,
+    return Architecture(
+        hidden=c.hidden_size, layers=c.num_hidden_layers, heads=c.num_attention_heads,
+        kv_heads=getattr(c, "num_key_value_heads", c.num_attention_heads),
+        intermediate=c.intermediate_size, vocab=c.vocab_size,
+        tied=bool(getattr(c, "tie_word_embeddings", False)),
+        qkv_bias=bool(getattr(c, "attention_bias", c.model_type == "qwen2")),
     )  # fmt: skip
 
 
-def linear_shapes(a: dict[str, Any]) -> dict[str, tuple[int, int]]:
+def hf_config(a: Architecture, layers: int | None = None) -> Any:
+    """A transformers config with these architecture numbers (Qwen2 with qkv bias, else Llama),
+    to build a random-weight model of the real shape; ``layers`` cuts the depth."""
+    return AutoConfig.for_model(
+        "qwen2" if a.qkv_bias else "llama", hidden_size=a.hidden,
+        num_hidden_layers=layers or a.layers, num_attention_heads=a.heads,
+        num_key_value_heads=a.kv_heads, intermediate_size=a.intermediate,
+        vocab_size=a.vocab, tie_word_embeddings=a.tied, use_cache=False,
+    )  # fmt: skip
+
+
+def linear_shapes(a: Architecture) -> dict[str, tuple[int, int]]:
     """(in, out) of each linear layer kind in one transformer block."""
-    h, i = a["hidden"], a["intermediate"]
-    kv = a["kv_heads"] * (h // a["heads"])
+    h, i = a.hidden, a.intermediate
+    kv = a.kv_heads * (h // a.heads)
     return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
             "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}  # fmt: skip
 
 
-def parameter_counts(a: dict[str, Any]) -> dict[str, int]:
+def parameter_counts(a: Architecture) -> dict[str, int]:
     """Parameters by kind: block linears, biases and norms, embeddings, output head."""
     shapes = linear_shapes(a)
-    linear = a["layers"] * sum(i * o for i, o in shapes.values())
-    bias = a["layers"] * sum(shapes[k][1] for k in ("q_proj", "k_proj", "v_proj")) * a["qkv_bias"]
-    norms = (2 * a["layers"] + 1) * a["hidden"]
-    embed = a["vocab"] * a["hidden"]
-    head = 0 if a["tied"] else embed
+    linear = a.layers * sum(i * o for i, o in shapes.values())
+    bias = a.layers * sum(shapes[k][1] for k in ("q_proj", "k_proj", "v_proj")) * a.qkv_bias
+    norms = (2 * a.layers + 1) * a.hidden
+    embed = a.vocab * a.hidden
+    head = 0 if a.tied else embed
     return {"linear": linear, "other": bias + norms, "embed": embed, "head": head}
 
 
-def lora_parameters(a: dict[str, Any], r: int, targets: list[str]) -> int:
+def lora_parameters(a: Architecture, r: int, targets: list[str]) -> int:
     """``r * (in + out)`` for every targeted linear layer (``lm_head`` included if named)."""
     shapes = linear_shapes(a)
-    n = a["layers"] * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
+    n = a.layers * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
     if "lm_head" in targets:
-        n += r * (a["hidden"] + a["vocab"])
+        n += r * (a.hidden + a.vocab)
     return n
 
 
-def weight_bytes(a: dict[str, Any], quantization: str, dtype_bytes: int) -> int:
+def weight_bytes(a: Architecture, quantization: str, dtype_bytes: int) -> int:
     """Bytes of the base weights. 4-bit: NF4 block linears (half a byte each, one 8-bit absmax per
     64 weights with double quantization, plus a float32 per 256 absmax, per layer); 8-bit: int8
     linears and a float32 scale per output row. Embeddings, head, norms and biases stay in the
@@ -109,9 +120,9 @@ def weight_bytes(a: dict[str, Any], quantization: str, dtype_bytes: int) -> int:
         for i, o in linear_shapes(a).values():
             blocks = -(-i * o // BLOCK_4BIT)
             total += i * o // 2 + blocks + 4 * (-(-blocks // 256))
-        return a["layers"] * total + rest
+        return a.layers * total + rest
     if quantization == "8bit":
-        rows = a["layers"] * sum(o for _, o in linear_shapes(a).values())
+        rows = a.layers * sum(o for _, o in linear_shapes(a).values())
         return p["linear"] + 4 * rows + rest
     return p["linear"] * dtype_bytes + rest
 
@@ -128,13 +139,13 @@ def optimizer_bytes(tensor_sizes: list[int], optimizer: str) -> int:
     return total
 
 
-def lora_tensor_sizes(a: dict[str, Any], r: int, targets: list[str]) -> list[int]:
+def lora_tensor_sizes(a: Architecture, r: int, targets: list[str]) -> list[int]:
     """Sizes of each LoRA A and B matrix (the optimizer keeps state per tensor)."""
-    shapes = dict(linear_shapes(a), lm_head=(a["hidden"], a["vocab"]))
+    shapes = dict(linear_shapes(a), lm_head=(a.hidden, a.vocab))
     per_layer = [(k, shapes[k]) for k in targets if k in shapes and k != "lm_head"]
-    sizes = [n for _ in range(a["layers"]) for _, (i, o) in per_layer for n in (r * i, o * r)]
+    sizes = [n for _ in range(a.layers) for _, (i, o) in per_layer for n in (r * i, o * r)]
     if "lm_head" in targets:
-        sizes += [r * a["hidden"], a["vocab"] * r]
+        sizes += [r * a.hidden, a.vocab * r]
     return sizes
 
 
@@ -190,8 +201,6 @@ class Estimate:
 
     def chart(self) -> Any:
         """One stacked bar of the parts against the card's memory and the headroom line."""
-        import matplotlib.pyplot as plt
-
         fig, ax = plt.subplots(figsize=(7, 1.8))
         plt.close(fig)  # returned, not auto-shown: a notebook displays it once
         left = 0.0
@@ -206,27 +215,31 @@ class Estimate:
         return fig
 
 
-def activation_bytes(a: dict[str, Any], b: int, s: int, dtype_bytes: int, cfg: Config) -> int:
+def activation_bytes(
+    arch: Architecture, batch: int, seq_len: int, dtype_bytes: int, cfg: Config
+) -> int:
     """Activations kept for the backward pass (see ``ACTS_PER_TOKEN``).
 
     Without gradient checkpointing every layer keeps its values; with it, each layer keeps only
-    its input (``h`` per token) and one layer at a time is recomputed with all its values alive.
+    its input (``hidden`` values per token) and one layer at a time is recomputed with all its
+    values alive.
     """
-    ch, ci = ACTS_PER_TOKEN["dropout" if cfg.lora.dropout > 0 else "no_dropout"]
-    per_layer = b * s * (ch * a["hidden"] + ci * a["intermediate"]) * dtype_bytes
+    per_h, per_i = ACTS_PER_TOKEN["dropout" if cfg.lora.dropout > 0 else "no_dropout"]
+    tokens = batch * seq_len
+    per_layer = tokens * (per_h * arch.hidden + per_i * arch.intermediate) * dtype_bytes
     if cfg.training.gradient_checkpointing:
-        return a["layers"] * b * s * a["hidden"] * dtype_bytes + per_layer
-    return a["layers"] * per_layer
+        return arch.layers * tokens * arch.hidden * dtype_bytes + per_layer
+    return arch.layers * per_layer
 
 
-def logits_bytes(a: dict[str, Any], b: int, s: int, dtype_bytes: int) -> int:
+def logits_bytes(arch: Architecture, batch: int, seq_len: int, dtype_bytes: int) -> int:
     """The output layer's logits in the model's dtype, their float32 copy kept by the loss
-    (log-softmax) and its gradient: ``b*s*V*(dtype + 8)`` bytes at the peak."""
-    return b * s * a["vocab"] * (dtype_bytes + 8)
+    (log-softmax) and its gradient: ``batch * seq_len * vocab * (dtype + 8)`` bytes at the peak."""
+    return batch * seq_len * arch.vocab * (dtype_bytes + 8)
 
 
 def training_bytes(
-    cfg: Config, a: dict[str, Any], seq_len: int, batch: int, dtype_bytes: int
+    cfg: Config, a: Architecture, seq_len: int, batch: int, dtype_bytes: int
 ) -> dict[str, int]:
     """Bytes by part for one training step (no CUDA context or allocator overhead)."""
     targets = cfg.lora.target_modules
@@ -250,7 +263,7 @@ def estimate(
     seq_len: int | None = None,
     batch: int | None = None,
     card_mib: float | None = None,
-    arch: dict[str, Any] | None = None,
+    arch: Architecture | None = None,
 ) -> Estimate:
     """Estimate peak training memory for a profile (optionally another model, length, batch).
 
@@ -293,8 +306,6 @@ def fits_table(
 def saved_activation_bytes(model: Any, input_ids: Any) -> int:
     """Measured: bytes of the tensors autograd keeps for backward in one forward with labels
     (each storage counted once, parameters excluded). Works on any device."""
-    import torch
-
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     kept: dict[int, int] = {}
 

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from qdlib.data import normalize_question
+from qdlib.data import STEP_REF, normalize_question
 
 # ---------------------------------------------------------------- normalisation and structure
 
@@ -49,7 +49,6 @@ def step_count_error(gold: list[str], pred: list[str] | None) -> float:
     return float(abs(len(gold) - len(pred or [])))
 
 
-_REF = re.compile(r"#(\d+)")
 
 
 def references_valid(steps: list[str] | None) -> float:
@@ -57,7 +56,7 @@ def references_valid(steps: list[str] | None) -> float:
     if steps is None:
         return 0.0
     for i, step in enumerate(steps, start=1):
-        if any(not 1 <= int(k) < i for k in _REF.findall(step)):
+        if any(not 1 <= int(k) < i for k in STEP_REF.findall(step)):
             return 0.0
     return 1.0
 

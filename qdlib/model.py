@@ -15,12 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
 from qdlib.data import load_records, prompt_messages, render_answer
+from qdlib.io import atomic_dir
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import allow_remote_code, pretrained
-from qdlib.runs import atomic_dir
 from qdlib.weights import WeightsSource, cache_dir, resolve_weights
 
 TINY_FORMAT_VERSION = "3"  # 3: no token holds part of two characters; system-turn prompts
@@ -68,7 +79,7 @@ def check_quantization(kind: str, on: str | None = None) -> None:
     if kind == "none":
         return
     on = on or device()
-    try:
+    try:  # the import itself can fail on a machine without a bitsandbytes backend
         import bitsandbytes.functional as bnbf
 
         x = torch.randn(64, 64, device=on)
@@ -86,8 +97,6 @@ def check_quantization(kind: str, on: str | None = None) -> None:
 
 def quantization_config(cfg: Config, dtype: torch.dtype) -> Any:
     """A ``BitsAndBytesConfig`` for QLoRA (NF4 + double quantization) or 8-bit, or ``None``."""
-    from transformers import BitsAndBytesConfig
-
     if cfg.model.quantization == "4bit":
         return BitsAndBytesConfig(
             load_in_4bit=True,
@@ -136,9 +145,6 @@ def train_tiny_tokenizer(texts: list[str], vocab_size: int) -> Any:
     two of 울 leaves the model to finish a character with the next token, and when it picks wrong
     the decoded text gets U+FFFD in place of a syllable.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -171,8 +177,6 @@ def build_tiny_model(cfg: Config) -> Path:
     The same seed, spec and bundled data always give the same weights and tokenizer. The folder is
     written under a temporary name and renamed when complete, so a crash leaves no half model.
     """
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-
     target = tiny_model_dir(cfg)
     if (target / "config.json").exists():
         return target
@@ -229,8 +233,6 @@ def load_tokenizer(cfg: Config) -> Any:
     A pad token equal to EOS is safe here: labels are built explicitly and the collator pads them
     with -100, so the EOS that ends each answer keeps its label.
     """
-    from transformers import AutoTokenizer
-
     tok = pretrained(
         AutoTokenizer, model_path(cfg), allow_remote_code(cfg), revision=cfg.model.revision
     )
@@ -241,8 +243,6 @@ def load_tokenizer(cfg: Config) -> Any:
 
 def load_model(cfg: Config, quantized: bool = True) -> Any:
     """Load the base model in the profile's dtype (and 4/8-bit when asked and ``quantized``)."""
-    from transformers import AutoModelForCausalLM
-
     on = device()
     dtype = resolve_dtype(cfg.model.dtype, on)
     qcfg = None
@@ -307,8 +307,6 @@ def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
 
 def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) -> Any:
     """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate."""
-    from peft import PeftModel
-
     base = load_model(cfg, quantized=quantized)
     with quiet_hf():
         return PeftModel.from_pretrained(base, str(adapter_dir))

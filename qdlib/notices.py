@@ -15,6 +15,7 @@ bitsandbytes, transformers or peft, because some notices are logged at import ti
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,8 +65,20 @@ class _DemoteKnownNotices(logging.Filter):
         return True
 
 
+# Python warnings (not log records) that say nothing a learner can act on, and why.
+KNOWN_WARNINGS = {
+    "Setting `save_embedding_layers`": (
+        "peft, at every save when lm_head is a LoRA target (the cpu_tiny profile): it notes that "
+        "it saves that layer as an embedding layer, which is what we want."
+    ),
+}
+
+
 def install_notice_filters() -> None:
-    """Attach the filters to their loggers (once; loggers exist before their libraries load)."""
+    """Attach the filters to their loggers (once; loggers exist before their libraries load),
+    and ignore :data:`KNOWN_WARNINGS`."""
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message))
     for name in {n.logger for n in KNOWN_NOTICES}:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DemoteKnownNotices) for f in logger.filters):
@@ -77,7 +90,8 @@ def install_notice_filters() -> None:
 def quiet_hf() -> Iterator[None]:
     """Hide transformers' "Loading weights" bars and the deprecation notices transformers and peft
     raise inside their own calls: noise in a lesson that a learner cannot act on."""
-    from transformers.utils import logging as hf_logging  # transformers loads slowly: only here
+    # not at the top: `import qdlib` (which installs the filters) must not load transformers
+    from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()

@@ -1,29 +1,25 @@
-"""Run directories: the only state passed between notebooks, and the pipeline behind ``qd run``.
+"""Run directories: the only state passed between notebooks.
 
 A run directory holds ``config.yaml`` (the resolved profile), then what each lesson writes:
 ``data/`` (01), ``model.json`` (02), ``lora.json`` (03), ``checkpoints/`` and ``adapter/`` (04),
 ``eval/`` (05), ``export/`` (06), and, under ``qd run``, the executed notebooks in ``notebooks/``.
-Every file is written atomically: to a temporary name in the same folder, then renamed.
+Every file is written atomically (:mod:`qdlib.io`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from qdlib.config import PROJECT_ROOT, Config
+from qdlib.config import PROJECT_ROOT, Config, load_config
+from qdlib.io import atomic_write_text
 
 RUNS_ROOT = Path(os.environ.get("QDLIB_RUNS", PROJECT_ROOT / "runs"))
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 LESSONS = (
     "01_data_format",
     "02_model_load",
@@ -43,83 +39,6 @@ PRODUCED_BY = {
 
 class RunDirError(RuntimeError):
     """A run directory that is missing what a step needs, or that would be overwritten."""
-
-
-def naming_path(exc: OSError, path: Path) -> OSError:
-    """The same kind of error, naming ``path``: a full disk (ENOSPC) names no file by itself."""
-    if exc.errno is None:
-        return OSError(f"{exc}: {str(path)!r}")
-    named = OSError(exc.errno, exc.strerror or str(exc))  # PermissionError for EACCES, ...
-    named.filename = str(path)
-    return named
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    A failure (disk full, no permission, a file where a folder should be) names ``path``.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise naming_path(exc, path) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise naming_path(exc, path) from exc
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
-    """Run ``write(tmp_dir)``, then rename ``tmp_dir`` to ``target``: never a half-written folder.
-
-    A folder already at ``target`` is replaced only once the new one is complete. A failure
-    names ``target``.
-    """
-    target = Path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    except OSError as exc:
-        raise naming_path(exc, target) from exc
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise naming_path(exc, target) from exc
-        raise
-    return target
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -214,71 +133,15 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------- the papermill pipeline
+def start_lesson(
+    profile: str, run_dir: str | Path | None = None, **sections: Any
+) -> tuple[Config, RunDir]:
+    """What every notebook does after its ``parameters`` cell: the config and the run directory.
 
-
-def private_kernel() -> dict[str, Any]:
-    """Keyword arguments for papermill / nbclient that encrypt the traffic with the notebook kernel.
-
-    jupyter_client talks to a kernel over TCP on localhost, in plain text unless asked otherwise,
-    and ipykernel 7 prints a warning about it for every notebook it runs. jupyter_client 8.10 can
-    hand the kernel CurveZMQ keys when the kernel says it supports them (ipykernel 7 does): then
-    the traffic is encrypted and there is nothing to warn about. Without that support (older
-    packages, pyzmq without libsodium) nothing changes, and the kernel's warning stays true.
+    ``sections`` are the parameters cell's ``seed``, ``data``, ``model``, ... (``None``: take the
+    profile's value). Prints which profile and which run directory the lesson uses.
     """
-    import zmq
-    from jupyter_client.manager import KernelManager
-    from traitlets.config import Config as KernelSettings
-
-    if not (KernelManager.class_traits().get("transport_encryption") and zmq.has("curve")):
-        return {}
-    return {"config": KernelSettings({"KernelManager": {"transport_encryption": "auto"}})}
-
-
-def run_course(
-    profile: str,
-    run_dir: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    overwrite: bool = False,
-    lessons: tuple[str, ...] = LESSONS,
-    progress: bool = True,
-    resume: bool = False,
-) -> Path:
-    """Execute the lessons in order with papermill; executed notebooks go to ``run_dir/notebooks``.
-
-    A failing notebook stops the run and is kept, with its error, for debugging. An existing run
-    directory is never reused unless ``overwrite=True``, or ``resume=True``: then lesson 04
-    continues from the run's newest complete checkpoint (its ``resume`` parameter).
-    """
-    import papermill as pm
-
-    if resume and run_dir is None:
-        raise RunDirError("--resume continues a run: name it with --run-dir.")
-    run_dir = Path(run_dir) if run_dir else new_run_dir(Path(profile).stem)
-    if not run_dir.is_absolute():
-        run_dir = Path.cwd() / run_dir
-    check_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    params = {"profile": str(profile), "run_dir": str(run_dir), **(overrides or {})}
-    for i, lesson in enumerate(lessons, start=1):
-        print(f"[{i}/{len(lessons)}] {lesson}", flush=True)
-        out = run_dir / "notebooks" / f"{lesson}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        started = time.time()
-        try:
-            pm.execute_notebook(
-                str(NOTEBOOK_DIR / f"{lesson}.ipynb"),
-                str(out),
-                parameters=params | ({"resume": True} if resume and lesson == "04_train" else {}),
-                cwd=str(NOTEBOOK_DIR),
-                progress_bar=progress,
-                kernel_name="python3",
-                **private_kernel(),
-            )
-        except pm.PapermillExecutionError as exc:
-            raise RunDirError(
-                f"{lesson} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                f"The executed notebook, with the error, is at {out}"
-            ) from exc
-        print(f"      done in {time.time() - started:.0f}s -> {out}", flush=True)
-    return run_dir
+    cfg = load_config(profile, **sections)
+    run = open_run(run_dir, cfg)
+    print(f"profile: {cfg.profile}, run directory: {run}")
+    return cfg, run

@@ -18,27 +18,31 @@ import csv
 import io
 import json
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qdlib.data import (
+    STEP_REF,
     DataError,
     LoadResult,
     Skipped,
     detect_language,
+    hub_dataset,
+    load_source,
     read_utf8,
     record_problem,
 )
+from qdlib.io import BadLine, jsonl_lines
 
 FORMATS = ("records", "strategyqa", "break", "musique")
 REF_WORDS = {"en": "the answer to step {k}", "ko": "{k}단계의 답"}
-_REF = re.compile(r"#(\d+)")
 
 
 def rewrite_refs(step: str, language: str) -> str:
     """``"Is #2 before #1?"`` -> ``"Is the answer to step 2 before the answer to step 1?"``."""
-    return _REF.sub(lambda m: REF_WORDS[language].format(k=m.group(1)), step)
+    return STEP_REF.sub(lambda m: REF_WORDS[language].format(k=m.group(1)), step)
 
 
 def refs_in_words(rec: dict[str, Any]) -> dict[str, Any]:
@@ -126,16 +130,10 @@ def break_qdmr(path: Path, refs: str = "keep") -> LoadResult:
 def musique(path: Path, refs: str = "keep") -> LoadResult:
     """MuSiQue JSONL: ``{id, question, question_decomposition: [{question, ...}], answerable}``."""
     rows = []
-    for lineno, line in enumerate(read_utf8(Path(path)).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, item in jsonl_lines(read_utf8(Path(path))):
         where = f"line {lineno}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            rows.append(
-                (where, None, f"invalid: not valid JSON ({exc.msg} at column {exc.colno}).")
-            )
+        if isinstance(item, BadLine):
+            rows.append((where, None, f"invalid: {item.reason}"))
             continue
         steps = item.get("question_decomposition") if isinstance(item, dict) else None
         if not isinstance(steps, list) or not steps:
@@ -186,8 +184,6 @@ def load_any(
     ``strict`` applies to our own records format. A converter never stops on a row: dataset
     quirks (BREAK test rows without a decomposition, ...) are expected and go to the skip report.
     """
-    from qdlib.data import load_source
-
     fmt, target = parse_spec(spec)
     if fmt == "records":
         result = load_source(target, strict=strict, root=root)
@@ -204,17 +200,7 @@ def load_any(
 
 def _download(fmt: str, name: str) -> Path:
     """A hub dataset saved to a local file in the converter's layout (online only)."""
-    import tempfile
-
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(name, split="train")
-    except Exception as exc:
-        raise DataError(
-            f"{name}: not a local file, and loading it as a Hugging Face dataset failed "
-            f"({type(exc).__name__}: {exc}). Download the {fmt} files and give their path."
-        ) from exc
+    ds = hub_dataset(name, f"Download the {fmt} files and give their path.")
     out = Path(tempfile.mkdtemp(prefix="qdlib-")) / f"{fmt}.{'csv' if fmt == 'break' else 'json'}"
     rows = [dict(r) for r in ds]
     if fmt == "break":

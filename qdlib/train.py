@@ -10,39 +10,40 @@ that wastes no compute on padding, and keep its log. Two ways, per profile (``tr
   KV cache, so training turns the cache off, and :func:`check_packing` proves isolation on the
   real model before the first step.
 
-:func:`train_run` is lessons 01 and 04 in one call (``qd train``), in one process or several
-(``torchrun``, ``accelerate launch``); :func:`last_complete_checkpoint` finds where to resume.
+:func:`finish_training` saves what a run keeps; :func:`last_complete_checkpoint` finds where to
+resume. ``qd train`` (:mod:`qdlib.course`) calls the same pieces without a notebook.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import sys
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
-from transformers import TrainerCallback
+from safetensors import safe_open
+from transformers import (
+    DataCollatorForSeq2Seq,
+    DataCollatorWithFlattening,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 
 from qdlib.config import Config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits
-from qdlib.runs import RunDirError, atomic_dir, atomic_write_bytes, atomic_write_json
-
-# When lm_head is a LoRA target (the tiny profile), peft notes at every save that it treats it as
-# an embedding layer; the note says nothing a learner can act on.
-warnings.filterwarnings("ignore", message="Setting `save_embedding_layers`")
+from qdlib.io import atomic_dir, atomic_write_json, save_figure
+from qdlib.runs import RunDirError
 
 
 def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) -> Any:
     """``TrainingArguments`` from the profile's ``training`` section."""
-    from transformers import TrainingArguments
-
     t = cfg.training
     on_gpu = torch.cuda.is_available()
     return TrainingArguments(
@@ -84,8 +85,6 @@ def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) 
 
 def data_collator(tokenizer: Any, packing: bool) -> Any:
     """The batch builder: padding-free packing, or padding to the longest example in the batch."""
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
-
     if packing:
         # Labels of each example's first token become -100, so no example learns to predict the
         # start of the next one (ours are prompt tokens, masked anyway).
@@ -139,22 +138,13 @@ def check_packing(model: Any, examples: list[list[int]]) -> float:
 
 
 def build_trainer(
-    model: Any,
-    tokenizer: Any,
-    splits: TokenizedSplits,
-    cfg: Config,
-    output_dir: Path,
-    eval_records: list[dict[str, Any]] | None = None,
+    model: Any, tokenizer: Any, splits: TokenizedSplits, cfg: Config, output_dir: Path
 ) -> Any:
     """A ``Trainer`` that pads each batch to its longest example or packs it (``training.packing``).
 
-    With ``evaluation.generate_every`` set and ``eval_records`` given, task metrics on
-    ``evaluation.generate_samples`` of them are logged during training too.
+    To also log task metrics on generated answers during training, pass the trainer to
+    :func:`qdlib.evaluate.watch_generation` (lesson 05's code, so it is added from outside).
     """
-    from transformers import Trainer, set_seed
-
-    from qdlib.evaluate import generation_settings
-
     set_seed(cfg.seed)
     # A KV cache is for generation; built during training it would also switch off the packed
     # attention mask (generation turns it back on for itself).
@@ -170,16 +160,6 @@ def build_trainer(
         data_collator=data_collator(tokenizer, cfg.training.packing),
         processing_class=tokenizer,
     )
-    ev = cfg.evaluation
-    if ev.generate_every and eval_records:
-        trainer.add_callback(
-            GenerationMetricsCallback(
-                trainer,
-                eval_records[: ev.generate_samples],
-                ev.generate_every,
-                **generation_settings(cfg),
-            )
-        )
     return trainer
 
 
@@ -202,8 +182,6 @@ def checkpoint_problem(folder: Path, world_size: int = 1) -> str | None:
     cut. Only headers and zip indexes are read here; nothing is unpickled. A checkpoint saved by
     another number of processes is an error, not a skip: skipping it would silently start over.
     """
-    from safetensors import safe_open
-
     folder = Path(folder)
     try:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
@@ -245,12 +223,12 @@ def checkpoint_problem(folder: Path, world_size: int = 1) -> str | None:
 
 
 def last_complete_checkpoint(
-    output_dir: Path, world_size: int = 1, report: Callable[[str], Any] | None = print
+    output_dir: Path, world_size: int = 1, log: Callable[[str], Any] | None = print
 ) -> Path | None:
     """The newest checkpoint under ``output_dir`` that is complete, or None.
 
     A run killed while saving leaves a folder with missing or cut files; loading it would fail or,
-    worse, resume from half a state. Such folders are skipped, and ``report`` says which and why.
+    worse, resume from half a state. Such folders are skipped, and ``log`` says which and why.
     """
     folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir()]
     folders = [p for p in folders if p.name.rsplit("-", 1)[-1].isdigit()]
@@ -258,8 +236,8 @@ def last_complete_checkpoint(
         problem = checkpoint_problem(folder, world_size)
         if problem is None:
             return folder
-        if report:
-            report(f"skipping {folder}: {problem} (the run stopped while saving it)")
+        if log:
+            log(f"skipping {folder}: {problem} (the run stopped while saving it)")
     return None
 
 
@@ -273,14 +251,8 @@ def save_adapter(model: Any, tokenizer: Any, path: Path) -> Path:
     return atomic_dir(path, write)
 
 
-def save_log_history(log_history: list[dict[str, Any]], path: Path) -> None:
-    atomic_write_json(path, log_history)
-
-
 def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     """Training loss (and eval loss when there is one) against the step."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(7, 3.6))
     plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
@@ -309,32 +281,7 @@ def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     return fig
 
 
-class GenerationMetricsCallback(TrainerCallback):
-    """Every ``every`` steps, decode a few eval questions and log task metrics beside the loss.
-
-    Eval loss can fall while the model still never stops or writes the wrong number of steps;
-    these numbers (``gen_format_valid``, ``gen_step_count_correct``, ``gen_sari``) show it. They go
-    wherever the Trainer logs: ``log_history``, TensorBoard or W&B.
-    """
-
-    def __init__(self, trainer: Any, records: list[dict[str, Any]], every: int, **gen: Any):
-        self.trainer, self.records, self.every, self.gen = trainer, records, every, gen
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step % self.every:
-            return
-        from qdlib.evaluate import generate, score, summarize
-
-        model = self.trainer.model
-        questions = [r["question"] for r in self.records]
-        gens = generate(model, self.trainer.processing_class, questions, progress=False, **self.gen)
-        model.train()
-        m = summarize(score(self.records, gens))
-        keys = ("format_valid", "step_count_correct", "sari")
-        self.trainer.log({f"gen_{k}": round(m[k], 4) for k in keys})
-
-
-# ---------------------------------------------------------------- lessons 01 + 04 in one call
+# ---------------------------------------------------------------- after training
 
 
 class NothingLeftToTrain(Exception):
@@ -381,116 +328,25 @@ def save_trained_adapter(trainer: Any, path: Path) -> Path:
     return path
 
 
-def prepare_run_data(
-    cfg: Config, run_dir: Path, resume: bool, log: Callable[[str], Any]
-) -> dict[str, Any] | None:
-    """Lesson 01's part: ``config.yaml``, then the splits in ``data/``; returns their report
-    (``train_run`` adds the truncation counts once it has tokenized them), or None when resuming:
-    training continues on the data it started with.
-    """
-    from qdlib.data import prepare_splits, write_jsonl
-    from qdlib.model import load_tokenizer
-    from qdlib.runs import open_run
-
-    run = open_run(run_dir, cfg)
-    if resume and (run / "data/train.jsonl").exists():
-        log("resuming: keeping the run's data splits")
-        return None
-    splits = prepare_splits(cfg)
-    log(str(splits))
-    load_tokenizer(cfg)  # builds the tiny model once, before other processes load it
-    write_jsonl(run / "data/train.jsonl", splits.train)
-    write_jsonl(run / "data/eval.jsonl", splits.eval)
-    return splits.report()
-
-
-def train_run(
-    cfg: Config, run_dir: Path | None = None, resume: bool = False, overwrite: bool = False
-) -> Path:
-    """Lessons 01 and 04 without notebooks (``qd train``): splits, LoRA, Trainer, adapter.
-
-    Started by ``torchrun`` or ``accelerate launch``, each process trains on its share of every
-    batch (DDP keeps their weights identical); only the main process writes into the run
-    directory, and the others wait for it. ``resume`` continues from the newest complete
-    checkpoint. An existing run is never replaced unless ``overwrite``.
-    """
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    from qdlib.data import load_records, tokenize_splits
-    from qdlib.lora import attach_lora, lora_config, save_lora_config
-    from qdlib.model import load_model, load_tokenizer
-    from qdlib.runs import RunDir, check_run_dir, new_run_dir
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # joins the launcher's processes
-    rank, world, main = state.process_index, state.num_processes, state.is_main_process
-
-    def log(msg: str) -> None:
-        """Print, tagged with this process's rank when there are several."""
-        line = f"[rank {rank}/{world}] {msg}\n" if world > 1 else f"{msg}\n"
-        sys.stdout.write(line)  # one write: lines of several processes never interleave
-        sys.stdout.flush()
-
-    path = Path(run_dir).absolute() if run_dir else new_run_dir(cfg.profile)
-    path = broadcast_object_list([path])[0]  # one folder for all, chosen by the main process
-    check_run_dir(path, overwrite=overwrite, resume=resume)  # every process, before any write
-    state.wait_for_everyone()
-    run = RunDir(path, cfg)
-    report = None  # the new splits' report, written once they are tokenized
-    if main:
-        how = f" ({state.distributed_type.value}, {state.backend})" if world > 1 else ""
-        log(f"run directory {path}; training on {world} process(es){how}")
-        if overwrite and not resume and (run / "checkpoints").exists():
-            shutil.rmtree(run / "checkpoints")  # or a later --resume would continue the old run
-            log("--overwrite: removed the earlier run's checkpoints")
-        report = prepare_run_data(cfg, path, resume, log)
-    state.wait_for_everyone()
-
-    train_records = load_records(run.require("data/train.jsonl")).records
-    eval_records = load_records(run.require("data/eval.jsonl")).records
-    tokenizer = load_tokenizer(cfg)
-    tokenized = tokenize_splits(
-        train_records, eval_records, tokenizer, cfg.data.max_seq_length, cfg.data.language
-    )
-    if main and report is not None:
-        atomic_write_json(run / "data/report.json", report | {"truncated": tokenized.truncated})
-    model = load_model(cfg)
-    lora_cfg = lora_config(cfg, model)
-    model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
-    trainer = build_trainer(model, tokenizer, tokenized, cfg, run / "checkpoints", eval_records)
-    if main:
-        save_lora_config(lora_cfg, run / "lora.json")
-    checkpoint = None
-    if resume:
-        checkpoint = last_complete_checkpoint(run / "checkpoints", world, log if main else None)
-        if main:
-            log(f"resuming from {checkpoint}" if checkpoint else "no complete checkpoint: step 0")
-    trainer.add_callback(StopWhenFinished())
-    try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except NothingLeftToTrain as done:
-        if main:
-            log(f"nothing left to train: {checkpoint} is at {done}")
-    step = trainer.state.global_step
-    trained = [p.detach().double().sum().item() for p in model.parameters() if p.requires_grad]
-    log(f"at step {step}; sum of adapter weights {sum(trained):.12g}")
-
-    save_trained_adapter(trainer, run / "adapter")
-    if main:
-        history = trainer.state.log_history
-        save_log_history(history, run / "train/log_history.json")
-        png = io.BytesIO()
-        plot_loss(history).savefig(png, format="png", dpi=120)
-        atomic_write_bytes(run / "train/loss.png", png.getvalue())
+def finish_training(trainer: Any, run_dir: Path, resumed_from: Path | None = None) -> Any:
+    """After ``trainer.train()``: the adapter in ``adapter/``, and in ``train/`` the log
+    (``log_history.json``), the loss curve (``loss.png``) and ``summary.json``, each written
+    whole. Every process calls it (only the main one writes); returns the loss figure."""
+    run_dir = Path(run_dir)
+    save_trained_adapter(trainer, run_dir / "adapter")
+    history = trainer.state.log_history
+    fig = plot_loss(history)
+    if trainer.accelerator.is_main_process:
+        state = trainer.accelerator.state
+        atomic_write_json(run_dir / "train/log_history.json", history)
+        save_figure(run_dir / "train/loss.png", fig)
         summary = {
-            "world_size": world,
+            "world_size": state.num_processes,
             "distributed_type": state.distributed_type.value,
-            "global_step": step,
+            "global_step": trainer.state.global_step,
             "epoch": trainer.state.epoch,
-            "resumed_from": checkpoint.name if checkpoint else None,
+            "resumed_from": resumed_from.name if resumed_from else None,
             "train_loss": next((h["train_loss"] for h in history[::-1] if "train_loss" in h), None),
         }
-        atomic_write_json(run / "train/summary.json", summary)
-        log(f"wrote {run / 'adapter'} and {run / 'train'}")
-    state.wait_for_everyone()
-    return path
+        atomic_write_json(run_dir / "train/summary.json", summary)
+    return fig

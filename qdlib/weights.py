@@ -19,10 +19,15 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
+import torch
+from huggingface_hub import snapshot_download
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
+from qdlib.hub import hub_offline
+from qdlib.io import atomic_dir
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
-from qdlib.runs import atomic_dir
 
 # The requirement pin lives in requirements/offline-model.txt (installed with --no-deps: the
 # package's own dependencies serve a command-line plugin we don't use).
@@ -101,9 +106,6 @@ def convert_gguf(gguf: Path, sha256: str, target: Path) -> Path:
     weights are loaded into it, and that is saved, with the tokenizer and its chat template.
     Written under a temporary name and renamed when complete: a failure leaves nothing behind.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf = Path(gguf)
     found = sha256_of(gguf)
     if found != sha256:
@@ -140,15 +142,8 @@ def packaged_folder(packaged: PackagedGGUF) -> Path:
     return cache_dir() / f"{name}-{packaged.quantization.lower()}-{packaged.sha256[:12]}"
 
 
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set (as ``make`` and the tests set it)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def hub_snapshot(hub_id: str, revision: str | None, local_only: bool) -> Path | None:
     """The model's folder from the hub (downloaded when ``local_only`` is false) or its cache."""
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(
             snapshot_download(

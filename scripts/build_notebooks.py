@@ -17,7 +17,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
-from qdlib.runs import private_kernel
+from qdlib.course import private_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "notebooks" / "src"

@@ -25,16 +25,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import re
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from qdlib.io import write_jsonl
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "data" / "teaching" / "decompose_teach.jsonl"
 DEFAULT_PER_TEMPLATE = 90
@@ -608,28 +607,6 @@ def generate(seed: int = 0, per_template: int = DEFAULT_PER_TEMPLATE) -> list[di
     return records
 
 
-def _current_umask() -> int:
-    """Return the process umask (there is no way to read it without setting it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_jsonl(records: Sequence[dict], out: Path) -> None:
-    """Write UTF-8 JSONL atomically (temp file in the same folder, then os.replace)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates the file as 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -653,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Generate the set, write it and print a short summary."""
     args = parse_args(argv)
     records = generate(args.seed, args.per_template)
-    write_jsonl(records, args.out)
+    write_jsonl(args.out, records)
     langs = Counter(r["lang"] for r in records)
     summary = ", ".join(f"{lang}={n}" for lang, n in sorted(langs.items()))
     print(f"wrote {len(records)} records ({summary}) to {args.out}")

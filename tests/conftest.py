@@ -17,10 +17,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
-from qdlib.data import prepare_splits, tokenize_splits, write_jsonl
+from qdlib.data import tokenize_splits
+from qdlib.evaluate import watch_generation
+from qdlib.io import write_jsonl
 from qdlib.lora import attach_lora, lora_config
 from qdlib.model import load_model, load_tokenizer
 from qdlib.runs import open_run
+from qdlib.splits import prepare_splits
 from qdlib.train import build_trainer, save_adapter
 
 
@@ -42,9 +45,8 @@ def short_run(tmp_path, **overrides):
     model = load_model(cfg)
     lora_cfg = lora_config(cfg, model)
     peft_model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
-    trainer = build_trainer(
-        peft_model, tok, tokenized, cfg, tmp_path / "checkpoints", eval_records=splits.eval
-    )
+    trainer = build_trainer(peft_model, tok, tokenized, cfg, tmp_path / "checkpoints")
+    watch_generation(trainer, cfg, splits.eval)
     trainer.train()
     return cfg, tok, trainer, splits
 
@@ -64,6 +66,7 @@ def trained(tmp_path_factory):
         },
     )
     open_run(run_dir, cfg)
+    write_jsonl(run_dir / "data/train.jsonl", splits.train[:400])
     write_jsonl(run_dir / "data/eval.jsonl", splits.eval)
     save_adapter(trainer.model, tok, run_dir / "adapter")
     return cfg, tok, trainer, run_dir
@@ -137,7 +140,7 @@ def course_run(tmp_path_factory) -> PlantedRun:
 
     # The kernels import the copy, so its .env is the one qdlib reads.
     probe = (
-        "import sys\nfrom qdlib.config import PROJECT_ROOT\nfrom qdlib.export import hub_token\n"
+        "import sys\nfrom qdlib.config import PROJECT_ROOT\nfrom qdlib.hub import hub_token\n"
         "print(str(PROJECT_ROOT) == sys.argv[1], hub_token() in sys.argv[2:])"
     )
     without_env_tokens = {k: v for k, v in env.items() if k not in SECRET_VARS}

@@ -46,3 +46,25 @@ def test_failing_notebook_stops_the_run_and_is_kept_with_its_error(tmp_path, cap
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
     assert any(o.output_type == "error" and o.ename == "DataError" for o in outputs)
     assert not (run / "notebooks/02_model_load.ipynb").exists()
+
+
+def test_qd_decompose_prompts_and_decodes_as_the_profile_says(tmp_path, monkeypatch, capsys):
+    """Its instruction language and max_new_tokens (it used to ignore both, and cut at 128)."""
+    from qdlib import export
+    from qdlib.evaluate import Generation
+
+    seen = {}
+
+    def fake_generate(model, tokenizer, questions, progress=False, **settings):
+        seen.update(settings)
+        return [Generation("1. A?", True, [1]) for _ in questions]
+
+    monkeypatch.setattr(export, "generate", fake_generate)
+    monkeypatch.setattr(export, "load_exported", lambda path, trust_remote_code: (None, None))
+    profile = tmp_path / "ko.yaml"
+    profile.write_text("profile: ko\ndata: {language: ko}\nevaluation: {max_new_tokens: 40}\n")
+    assert main(["decompose", "--model", str(tmp_path), "--profile", str(profile), "Q?"]) == 0
+    assert (seen["language"], seen["max_new_tokens"]) == ("ko", 40)
+    assert main(["decompose", "--model", str(tmp_path), "--max-new-tokens", "12", "Q?"]) == 0
+    assert seen["max_new_tokens"] == 12
+    assert "1. A?" in capsys.readouterr().out

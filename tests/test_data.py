@@ -240,7 +240,7 @@ def test_a_chat_template_without_a_system_role_gets_one_user_turn(tiny_cfg):
 
 def test_data_languages_keeps_one_language_and_says_how_many_it_left_out():
     from qdlib.config import load_config
-    from qdlib.data import prepare_splits
+    from qdlib.splits import prepare_splits
 
     cfg = load_config("cpu_tiny", data={"languages": ["en"], "max_samples": 100})
     splits = prepare_splits(cfg)

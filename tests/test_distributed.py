@@ -64,6 +64,7 @@ def launched(request, tmp_path_factory):
     launcher = LAUNCHERS[request.param]
     params = [a for k, v in SMALL.items() for a in ("-p", k, v)]
     cmd = [str(BIN / launcher[0]), *launcher[1:], str(free_port()), "-m", "qdlib.cli", "train"]
+    cmd += ["--profile", "cpu_tiny"]
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [*cmd, "--run-dir", str(run_dir), *params],
@@ -77,11 +78,8 @@ def launched(request, tmp_path_factory):
     return run_dir, proc.stdout
 
 
-def test_both_processes_trained_the_same_weights(launched):
-    run_dir, out = launched
-    done = dict(re.findall(r"\[rank (\d)/2\] at step 6; sum of adapter weights (\S+)", out))
-    assert sorted(done) == ["0", "1"]
-    assert done["0"] == done["1"]  # DDP averaged the gradients: one model on both processes
+def test_two_processes_share_each_epoch(launched):
+    run_dir, _ = launched
     summary = json.loads((run_dir / "train/summary.json").read_text(encoding="utf-8"))
     assert summary["world_size"] == 2
     # each process got half of every epoch's examples, so an epoch took half the steps

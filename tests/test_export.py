@@ -147,7 +147,7 @@ def test_question_file_errors_name_the_line(tmp_path):
 def test_model_card_describes_the_run(tmp_path, tiny_cfg, tiny_tokenizer):
     from qdlib.evaluate import Generation, score, write_report
     from qdlib.export import model_card
-    from qdlib.runs import atomic_write_json
+    from qdlib.io import atomic_write_json
 
     card = model_card(tiny_cfg, tmp_path, tiny_tokenizer)
     assert "Not evaluated" in card and f"r={tiny_cfg.lora.r}" in card
@@ -164,40 +164,6 @@ def test_model_card_describes_the_run(tmp_path, tiny_cfg, tiny_tokenizer):
 
 
 # ---------------------------------------------------------------- secrets and optional tools
-
-
-def test_push_skips_without_token_or_offline(tmp_path, monkeypatch):
-    from qdlib import export
-
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    monkeypatch.setattr(export, "hub_token", lambda: None)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    assert "skipped: no token" in export.push_to_hub(tmp_path, "me/model")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert "skipped: offline" in export.push_to_hub(tmp_path, "me/model")
-
-
-def test_token_never_appears_in_push_messages(tmp_path, monkeypatch, capsys):
-    import huggingface_hub
-
-    from qdlib import export
-
-    planted = "hf_PLANTEDsecret1234567890"
-    monkeypatch.setenv("HF_TOKEN", planted)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-
-    class FailingApi:
-        def __init__(self, token):
-            self.token = token
-
-        def create_repo(self, *args, **kwargs):
-            raise PermissionError(f"401 for token {self.token}")
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FailingApi)
-    message = export.push_to_hub(tmp_path, "me/model")
-    assert "failed" in message and planted not in message and "***" in message
-    assert planted not in capsys.readouterr().out
 
 
 def test_gguf_without_converter_says_what_to_install(tmp_path, monkeypatch):

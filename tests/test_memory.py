@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -25,11 +27,11 @@ def test_parameter_and_lora_counts_match_the_real_architecture(name):
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
     a = ARCHITECTURES[name]
-    config_class = Qwen2Config if a["qkv_bias"] else LlamaConfig
+    config_class = Qwen2Config if a.qkv_bias else LlamaConfig
     config = config_class(
-        hidden_size=a["hidden"], num_hidden_layers=a["layers"], num_attention_heads=a["heads"],
-        num_key_value_heads=a["kv_heads"], intermediate_size=a["intermediate"],
-        vocab_size=a["vocab"], tie_word_embeddings=a["tied"],
+        hidden_size=a.hidden, num_hidden_layers=a.layers, num_attention_heads=a.heads,
+        num_key_value_heads=a.kv_heads, intermediate_size=a.intermediate,
+        vocab_size=a.vocab, tie_word_embeddings=a.tied,
     )  # fmt: skip
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
@@ -129,7 +131,7 @@ def test_activation_model_matches_what_autograd_keeps(checkpointing):
     from qdlib.lora import attach_lora, lora_config
     from qdlib.memory import hf_config, saved_activation_bytes, training_bytes
 
-    a = dict(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers=2)
+    a = replace(ARCHITECTURES["Qwen/Qwen2.5-0.5B-Instruct"], layers=2)
     config = hf_config(a)
     cfg = load_config(
         "rtx4060",
@@ -142,10 +144,10 @@ def test_activation_model_matches_what_autograd_keeps(checkpointing):
     b, s = 2, 96
     measured = saved_activation_bytes(model, torch.randint(0, 1000, (b, s)))
     parts = training_bytes(cfg, a, s, b, 4)
-    log_softmax = b * s * a["vocab"] * 4  # the one logits-sized tensor autograd keeps
+    log_softmax = b * s * a.vocab * 4  # the one logits-sized tensor autograd keeps
     if checkpointing:  # the recomputed layer is alive during backward only: not saved here
-        per_layer = parts["activations"] - 2 * b * s * a["hidden"] * 4
-        estimated = 2 * b * s * a["hidden"] * 4 + log_softmax
+        per_layer = parts["activations"] - 2 * b * s * a.hidden * 4
+        estimated = 2 * b * s * a.hidden * 4 + log_softmax
         assert per_layer > 0
     else:
         estimated = parts["activations"] + log_softmax

@@ -205,3 +205,22 @@ def test_real_tiny_model_answers_score_low_on_content():
     teaching = load_records(PROJECT_ROOT / "data/teaching/decompose_teach.jsonl").records
     m = summarize(score(rows, gens, [r["question"] for r in teaching]))
     assert m["content_recall"] < 0.3 and m["sari"] > 0.55 and m["format_valid"] > 0.9
+
+
+CHRF_PAIRS = [
+    ("서울의 인구는 얼마인가?", "부산의 인구는 얼마인가?"),
+    ("안창호는 몇 년에 태어났는가?", "이이는 몇 년에 태어났는가? 그리고 더"),
+    ("영화 괴물을 연출한 감독은 누구인가?", "괴물 감독"),
+    ("What is the population of Seoul?", "What is the population of Busan?"),
+    ("In which country was Frida Kahlo born?", "Where was Frida Kahlo born?"),
+    ("Is #2 before #1?", "Is the answer to step 2 before the answer to step 1?"),
+    ("a", "b"),
+]
+
+
+@pytest.mark.parametrize(("reference", "candidate"), CHRF_PAIRS)
+def test_chrf_equals_sacrebleus_sentence_chrf(reference, candidate):
+    from sacrebleu.metrics import CHRF
+
+    expected = CHRF().sentence_score(candidate, [reference]).score / 100
+    assert chrf(reference, candidate) == pytest.approx(expected, abs=1e-9)

@@ -8,7 +8,7 @@ import errno
 import pytest
 
 from qdlib.cli import main
-from qdlib.runs import atomic_dir, atomic_write_json, atomic_write_text
+from qdlib.io import atomic_dir, atomic_write_json, atomic_write_text
 
 
 def a_run(tmp_path):
@@ -88,7 +88,7 @@ def test_a_file_in_the_way_names_the_path(tmp_path):
 
 def test_qd_train_reports_a_full_disk_with_the_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("os.replace", full_disk)
-    assert main(["train", "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["train", "--profile", "cpu_tiny", "--run-dir", str(tmp_path / "r")]) == 2
     assert f"No space left on device: '{tmp_path / 'r/config.yaml'}'" in capsys.readouterr().err
 
 
@@ -98,7 +98,8 @@ def test_qd_train_overwrite_replaces_the_run_and_its_old_checkpoints(tmp_path, m
     run = a_run(tmp_path)
     small = ["-p", "training.max_steps", "1", "-p", "data.max_samples", "40"]
     off = ["-p", "training.eval_steps", "null", "-p", "evaluation.generate_every", "null"]
-    assert main(["train", "--run-dir", str(run), "--overwrite", *small, *off]) == 0
+    tiny = ["--profile", "cpu_tiny"]
+    assert main(["train", "--run-dir", str(run), "--overwrite", *tiny, *small, *off]) == 0
     assert not (run / "checkpoints/checkpoint-99").exists()  # --resume must not find it later
     assert (run / "checkpoints/checkpoint-1").is_dir()
     assert (run / "adapter/adapter_model.safetensors").exists()

@@ -17,7 +17,7 @@ import pytest
 from conftest import FORCE_AVX512BF16
 
 from qdlib.config import PROJECT_ROOT
-from qdlib.runs import private_kernel
+from qdlib.course import private_kernel
 
 KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
 TCP_WARNING = "Kernel is running over TCP without encryption"
@@ -92,7 +92,7 @@ def executed_stderr(tmp_path, private: bool) -> str:
     done = python(
         f"""
         import papermill as pm
-        from qdlib.runs import private_kernel
+        from qdlib.course import private_kernel
         kw = private_kernel() if {private} else {{}}
         pm.execute_notebook({str(tmp_path / "in.ipynb")!r}, {str(tmp_path / "out.ipynb")!r},
                             kernel_name="python3", progress_bar=False, **kw)

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from qdlib.config import load_config
-from qdlib.data import IGNORE_INDEX, TokenizedSplits, prepare_splits, tokenize_splits
+from qdlib.data import IGNORE_INDEX, TokenizedSplits, tokenize_splits
 from qdlib.lora import attach_lora, lora_config
 from qdlib.memory import ARCHITECTURES, hf_config
 from qdlib.model import load_model
+from qdlib.splits import prepare_splits
 from qdlib.train import build_trainer, check_packing, data_collator, packing_cross_talk
 
 ATOL = 1e-4

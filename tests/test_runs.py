@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qdlib.runs import RunDirError, atomic_write_text, open_run
+from qdlib.io import atomic_write_text
+from qdlib.runs import RunDirError, open_run
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import io
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from conftest import finished, planted_tokens  # the course run and its tokens: see conftest.py
 
-from qdlib.config import CONFIG_DIR, PROJECT_ROOT, ConfigError, ModelConfig, load_config
+from qdlib.config import CONFIG_DIR, PROJECT_ROOT, ConfigError, ModelSection, load_config
 from qdlib.runs import LESSONS
 
 SOURCE_DIRS = ("qdlib", "scripts", "benchmarks", "notebooks/src")
@@ -277,7 +278,7 @@ def test_remote_code_is_off_in_every_shipped_profile_and_by_default():
     assert profiles
     for path in profiles:
         assert load_config(path).model.trust_remote_code is False, path
-    assert ModelConfig().trust_remote_code is False
+    assert ModelSection().trust_remote_code is False
 
 
 def test_a_profile_without_the_key_gets_remote_code_off(tmp_path):
@@ -421,16 +422,20 @@ LOADING_COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("stdin", ["y\n", "yes\n" * 20, None], ids=["y", "yes-pipe", "closed"])
+@pytest.mark.parametrize("stdin", ["y\n", "yes\n" * 20, ""], ids=["y", "yes-pipe", "closed"])
 @pytest.mark.parametrize("command", LOADING_COMMANDS)
-def test_no_command_runs_code_planted_in_a_model_folder(tmp_path, command, stdin):
-    """Whatever is typed on stdin: refused with the setting named, nothing run, no traceback."""
+def test_no_command_runs_code_planted_in_a_model_folder(tmp_path, monkeypatch, capsys, command,
+                                                          stdin):  # fmt: skip
+    """Whatever is typed on stdin: refused with the setting named, nothing run, no prompt."""
+    from qdlib.cli import main
+
     folder, marker = planted_model_folder(tmp_path)
-    done = qd(LOADING_COMMANDS[command](folder), stdin, tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))  # "": closed, reading it hits the end
+    assert main(LOADING_COMMANDS[command](folder)) == 2
+    out = capsys.readouterr()
     assert not marker.exists(), "the folder's own code ran"
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "model.trust_remote_code" in done.stderr and str(folder) in done.stderr
-    assert "Traceback" not in done.stderr and "[y/N]" not in done.stdout + done.stderr
+    assert "model.trust_remote_code" in out.err and str(folder) in out.err
+    assert "[y/N]" not in out.out + out.err
 
 
 def from_pretrained_calls_without_the_setting(source: str, filename: str) -> list[str]:

@@ -138,6 +138,16 @@ def test_check_counts_dataset_skips_without_failing(capsys):
     assert "skipped line 4: empty decomposition" in capsys.readouterr().out
 
 
+def test_converter_skips_in_the_eval_file_are_not_errors_either(capsys):
+    """They used to lose their kind on the way into the report, and fail the check."""
+    from qdlib.cli import main
+
+    spec = f"break:{FIX / 'break_qdmr_small.csv'}"
+    train = str(FIX / "check_train.jsonl")
+    assert main(["data", "check", train, "--eval", spec, "--no-tokenizer"]) == 0
+    assert "empty decomposition" in capsys.readouterr().out
+
+
 def test_nfd_fixture_really_is_nfd():
     import json
 
@@ -160,7 +170,8 @@ MIX = {
 
 def test_mix_is_deterministic_weighted_and_leak_free():
     from qdlib.config import load_config
-    from qdlib.data import normalize_question, prepare_splits
+    from qdlib.data import normalize_question
+    from qdlib.splits import prepare_splits
 
     cfg = load_config("cpu_tiny", data=MIX)
     a, b = prepare_splits(cfg), prepare_splits(cfg)
@@ -194,7 +205,7 @@ def test_train_file_and_sources_are_exclusive():
 
 def test_one_profile_line_uses_a_dataset():
     from qdlib.config import load_config
-    from qdlib.data import prepare_splits
+    from qdlib.splits import prepare_splits
 
     cfg = load_config(
         "cpu_tiny", data={"train_file": f"break:{FIX / 'break_qdmr_small.csv'}", "refs": "words"}

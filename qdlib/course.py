@@ -1,0 +1,208 @@
+"""The course without a notebook open: every lesson through papermill (``qd run``), or lessons 01
+and 04 in one process (``qd train``, also under ``torchrun`` and ``accelerate launch``).
+
+This module sits above the lessons: it calls them in order and owns no logic of its own beyond
+the order, the run directory checks and, for ``qd train``, which process writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import papermill as pm
+import torch
+import zmq
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+from jupyter_client.manager import KernelManager
+from traitlets.config import Config as KernelSettings
+
+from qdlib.config import PROJECT_ROOT, Config
+from qdlib.data import load_records, tokenize_splits
+from qdlib.evaluate import watch_generation
+from qdlib.io import atomic_write_json, write_jsonl
+from qdlib.lora import attach_lora, lora_config, save_lora_config
+from qdlib.model import load_model, load_tokenizer
+from qdlib.runs import LESSONS, RunDir, RunDirError, check_run_dir, new_run_dir, open_run
+from qdlib.splits import prepare_splits
+from qdlib.train import (
+    NothingLeftToTrain,
+    StopWhenFinished,
+    build_trainer,
+    finish_training,
+    last_complete_checkpoint,
+)
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+
+
+# ---------------------------------------------------------------- qd run: the notebooks
+
+
+def private_kernel() -> dict[str, Any]:
+    """Keyword arguments for papermill / nbclient that encrypt the traffic with the notebook kernel.
+
+    jupyter_client talks to a kernel over TCP on localhost, in plain text unless asked otherwise,
+    and ipykernel 7 prints a warning about it for every notebook it runs. jupyter_client 8.10 can
+    hand the kernel CurveZMQ keys when the kernel says it supports them (ipykernel 7 does): then
+    the traffic is encrypted and there is nothing to warn about. Without that support (older
+    packages, pyzmq without libsodium) nothing changes, and the kernel's warning stays true.
+    """
+    if not (KernelManager.class_traits().get("transport_encryption") and zmq.has("curve")):
+        return {}
+    return {"config": KernelSettings({"KernelManager": {"transport_encryption": "auto"}})}
+
+
+def run_course(
+    profile: str,
+    run_dir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    lessons: tuple[str, ...] = LESSONS,
+    progress: bool = True,
+    resume: bool = False,
+) -> Path:
+    """Execute the lessons in order with papermill; executed notebooks go to ``run_dir/notebooks``.
+
+    A failing notebook stops the run and is kept, with its error, for debugging. An existing run
+    directory is never reused unless ``overwrite=True``, or ``resume=True``: then lesson 04
+    continues from the run's newest complete checkpoint (its ``resume`` parameter).
+    """
+    if resume and run_dir is None:
+        raise RunDirError("--resume continues a run: name it with --run-dir.")
+    run_dir = Path(run_dir) if run_dir else new_run_dir(Path(profile).stem)
+    if not run_dir.is_absolute():
+        run_dir = Path.cwd() / run_dir
+    check_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = {"profile": str(profile), "run_dir": str(run_dir), **(overrides or {})}
+    for i, lesson in enumerate(lessons, start=1):
+        print(f"[{i}/{len(lessons)}] {lesson}", flush=True)
+        out = run_dir / "notebooks" / f"{lesson}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        try:
+            pm.execute_notebook(
+                str(NOTEBOOK_DIR / f"{lesson}.ipynb"),
+                str(out),
+                parameters=params | ({"resume": True} if resume and lesson == "04_train" else {}),
+                cwd=str(NOTEBOOK_DIR),
+                progress_bar=progress,
+                kernel_name="python3",
+                **private_kernel(),
+            )
+        except pm.PapermillExecutionError as exc:
+            raise RunDirError(
+                f"{lesson} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                f"The executed notebook, with the error, is at {out}"
+            ) from exc
+        print(f"      done in {time.time() - started:.0f}s -> {out}", flush=True)
+    return run_dir
+
+
+# ---------------------------------------------------------------- qd train: lessons 01 + 04
+
+
+def rank_logger(state: PartialState) -> Callable[[str], None]:
+    """Print, tagged with this process's rank when there are several (one write per line, so
+    lines of several processes never interleave)."""
+    tag = f"[rank {state.process_index}/{state.num_processes}] " if state.num_processes > 1 else ""
+
+    def log(msg: str) -> None:
+        sys.stdout.write(f"{tag}{msg}\n")
+        sys.stdout.flush()
+
+    return log
+
+
+def prepare_run_data(
+    cfg: Config, run_dir: Path, resume: bool, log: Callable[[str], Any]
+) -> dict[str, Any] | None:
+    """Lesson 01's part: ``config.yaml``, then the splits in ``data/``; returns their report
+    (the truncation counts are added once they are tokenized), or None when resuming: training
+    continues on the data it started with.
+    """
+    run = open_run(run_dir, cfg)
+    if resume and (run / "data/train.jsonl").exists():
+        log("resuming: keeping the run's data splits")
+        return None
+    splits = prepare_splits(cfg)
+    log(str(splits))
+    load_tokenizer(cfg)  # builds (or converts) the model once, before other processes load it
+    write_jsonl(run / "data/train.jsonl", splits.train)
+    write_jsonl(run / "data/eval.jsonl", splits.eval)
+    return splits.report()
+
+
+def run_trainer(
+    cfg: Config, run: RunDir, data_report: dict[str, Any] | None, main: bool
+) -> Any:
+    """Lesson 04's part: tokenize the run's splits, attach LoRA, build the Trainer. The main
+    process writes ``data/report.json`` (with the truncation counts) and ``lora.json``."""
+    train_records = load_records(run.require("data/train.jsonl")).records
+    eval_records = load_records(run.require("data/eval.jsonl")).records
+    tokenizer = load_tokenizer(cfg)
+    tokenized = tokenize_splits(
+        train_records, eval_records, tokenizer, cfg.data.max_seq_length, cfg.data.language
+    )
+    if main and data_report is not None:
+        truncated = {"truncated": tokenized.truncated}
+        atomic_write_json(run / "data/report.json", data_report | truncated)
+    model = load_model(cfg)
+    lora_cfg = lora_config(cfg, model)
+    model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
+    trainer = build_trainer(model, tokenizer, tokenized, cfg, run / "checkpoints")
+    watch_generation(trainer, cfg, eval_records)
+    if main:
+        save_lora_config(lora_cfg, run / "lora.json")
+    return trainer
+
+
+def train_run(
+    cfg: Config, run_dir: Path | None = None, resume: bool = False, overwrite: bool = False
+) -> Path:
+    """Lessons 01 and 04 without notebooks (``qd train``): splits, LoRA, Trainer, adapter.
+
+    Started by ``torchrun`` or ``accelerate launch``, each process trains on its share of every
+    batch (DDP keeps their weights identical); only the main process writes into the run
+    directory, and the others wait for it. ``resume`` continues from the newest complete
+    checkpoint. An existing run is never replaced unless ``overwrite``.
+    """
+    state = PartialState(cpu=not torch.cuda.is_available())  # joins the launcher's processes
+    main, world, log = state.is_main_process, state.num_processes, rank_logger(state)
+    path = Path(run_dir).absolute() if run_dir else new_run_dir(cfg.profile)
+    path = broadcast_object_list([path])[0]  # one folder for all, chosen by the main process
+    check_run_dir(path, overwrite=overwrite, resume=resume)  # every process, before any write
+    state.wait_for_everyone()
+    run = RunDir(path, cfg)
+    data_report = None
+    if main:
+        how = f" ({state.distributed_type.value}, {state.backend})" if world > 1 else ""
+        log(f"run directory {path}; training on {world} process(es){how}")
+        if overwrite and not resume and (run / "checkpoints").exists():
+            shutil.rmtree(run / "checkpoints")  # or a later --resume would continue the old run
+            log("--overwrite: removed the earlier run's checkpoints")
+        data_report = prepare_run_data(cfg, path, resume, log)
+    state.wait_for_everyone()
+    trainer = run_trainer(cfg, run, data_report, main)
+    checkpoint = None
+    if resume:
+        checkpoint = last_complete_checkpoint(run / "checkpoints", world, log if main else None)
+        if main:
+            log(f"resuming from {checkpoint}" if checkpoint else "no complete checkpoint: step 0")
+    trainer.add_callback(StopWhenFinished())
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except NothingLeftToTrain as done:
+        if main:
+            log(f"nothing left to train: {checkpoint} is at {done}")
+    finish_training(trainer, run.path, resumed_from=checkpoint)
+    if main:
+        log(f"wrote {run / 'adapter'} and {run / 'train'}")
+    state.wait_for_everyone()
+    return path

@@ -1,0 +1,60 @@
+"""The Hugging Face hub: whether to use it, whose token, and uploads. The token is never printed.
+
+A token is looked up where the hub's own tools look, plus the project's ``.env``: ``HF_TOKEN``
+(or ``HUGGING_FACE_HUB_TOKEN``) in the environment, then ``.env`` in the project folder, then
+``huggingface_hub.get_token()`` (the token ``hf auth login`` saved, and the hub's other places).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token
+
+from qdlib.config import PROJECT_ROOT
+
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (as ``make`` and the tests set it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def dotenv_token(path: Path | None = None) -> str | None:
+    """``HF_TOKEN`` (or ``HUGGING_FACE_HUB_TOKEN``) from a ``.env`` file (the project's)."""
+    path = path or PROJECT_ROOT / ".env"
+    if not path.exists():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().removeprefix("export ").strip() in TOKEN_VARIABLES and value.strip():
+            return value.strip().strip("'\"")
+    return None
+
+
+def hub_token() -> str | None:
+    """The token to use: the environment, the project's ``.env``, then the hub's own lookup."""
+    from_environment = next((os.environ[v] for v in TOKEN_VARIABLES if os.environ.get(v)), None)
+    return from_environment or dotenv_token() or get_token() or None
+
+
+def push_to_hub(folder: Path, repo_id: str) -> str:
+    """Upload ``folder`` to a private hub repo; return what happened. Never shows the token."""
+    if hub_offline():
+        return f"push to {repo_id} skipped: offline (HF_HUB_OFFLINE is set)."
+    token = hub_token()
+    if token is None:
+        return (
+            f"push to {repo_id} skipped: no token. Log in with `hf auth login`, or set HF_TOKEN "
+            "in the environment or in .env (never in a profile or a notebook)."
+        )
+    try:
+        api = HfApi(token=token)
+        api.create_repo(repo_id, exist_ok=True, private=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id)
+    except Exception as exc:  # network, permissions: report without the token
+        message = str(exc).replace(token, "***")
+        return f"push to {repo_id} failed: {type(exc).__name__}: {message}"
+    return f"pushed {Path(folder).name} to https://huggingface.co/{repo_id} (private)."

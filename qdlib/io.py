@@ -1,0 +1,133 @@
+"""Files, written whole or not at all: the bottom layer every other module writes through.
+
+One implementation of each: a file (:func:`atomic_write_bytes` and its text, JSON, JSONL and
+figure forms) and a folder (:func:`atomic_dir`) are written under a temporary name in the same
+folder, then renamed, so a reader sees the old one or the new one, never half. New files get the
+usual permissions (``0o666`` and folders ``0o777``, less the process umask), as ``open`` would
+give them. A failure (disk full, no permission, a file where a folder should be) names the path.
+JSONL is read line by line at ``\\n`` only, so a U+2028 inside a JSON string stays text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BytesIO  # the standard library's io (this module is qdlib.io)
+from pathlib import Path
+from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # there is no way to read the umask without setting it
+    os.umask(mask)
+    return mask
+
+
+def naming_path(exc: OSError, path: Path) -> OSError:
+    """The same kind of error, naming ``path``: a full disk (ENOSPC) names no file by itself."""
+    if exc.errno is None:
+        return OSError(f"{exc}: {str(path)!r}")
+    named = OSError(exc.errno, exc.strerror or str(exc))  # PermissionError for EACCES, ...
+    named.filename = str(path)
+    return named
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise naming_path(exc, path) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise naming_path(exc, path) from exc
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` atomically (``\\n`` line ends on every system)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON (Korean stays readable), atomically."""
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as UTF-8 JSONL, one per line, atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def save_figure(path: Path, fig: Any, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
+    """Run ``write(tmp_dir)``, then rename ``tmp_dir`` to ``target``: never a half-written folder.
+
+    A folder already at ``target`` is replaced only once the new one is complete.
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise naming_path(exc, target) from exc
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise naming_path(exc, target) from exc
+        raise
+    return target
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in a UTF-8 file."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclass
+class BadLine:
+    """A JSONL line that is not JSON, and why."""
+
+    reason: str
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of JSONL ``text``; a line that does not
+    parse gives a :class:`BadLine` instead of a value, so the caller decides what it means."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield lineno, BadLine(f"not valid JSON ({exc.msg} at column {exc.colno}).")

@@ -1,0 +1,15 @@
+"""The ``>>>`` examples in qdlib's docstrings run, so what a learner reads with ``??`` is true."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from qdlib import data, evaluate, metrics
+
+
+@pytest.mark.parametrize("module", [data, evaluate, metrics], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

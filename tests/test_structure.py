@@ -1,0 +1,145 @@
+"""The house stays in order: imports go down the layers (no loop), functions stay short, and no
+block of code stands twice in qdlib. ARCHITECTURE's picture, checked from the code itself."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from qdlib.config import PROJECT_ROOT
+
+QDLIB = PROJECT_ROOT / "qdlib"
+# Lower never imports higher (the lessons in course order, the tools beside them).
+LAYERS = {
+    "qdlib.io": 0, "qdlib.notices": 0,
+    "qdlib.config": 1,
+    "qdlib.remote_code": 2, "qdlib.hub": 2, "qdlib.runs": 2,
+    "qdlib.data": 3, "qdlib.weights": 3, "qdlib.memory": 3, "qdlib.doctor": 3,
+    "qdlib.sources": 4, "qdlib.metrics": 4,
+    "qdlib.splits": 5, "qdlib.datacheck": 5,
+    "qdlib.model": 6,  # 02
+    "qdlib.lora": 7,  # 03
+    "qdlib.train": 8,  # 04
+    "qdlib.evaluate": 9,  # 05
+    "qdlib.export": 10,  # 06
+    "qdlib.course": 11,
+    "qdlib.cli": 12,
+}  # fmt: skip
+MAX_FUNCTION_LINES = 60
+DUPLICATE_LINES = 8
+
+
+def modules() -> dict[str, Path]:
+    """qdlib's modules by dotted name (the package face and the standalone worker left out: the
+    worker must not import qdlib at all, and a test of its own checks that)."""
+    return {
+        ".".join(p.relative_to(PROJECT_ROOT).with_suffix("").parts): p
+        for p in QDLIB.glob("*.py")
+        if p.name != "__init__.py"
+    }
+
+
+def imports(path: Path) -> set[str]:
+    """The qdlib modules a file imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("qdlib"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("qdlib.")}
+    return found & set(modules())
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import loop, each as the path that closes it."""
+    found, done = [], set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            found.append([*path[path.index(node) :], node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, [*path, node])
+        done.add(node)
+
+    for start in sorted(graph):
+        visit(start, [])
+    return found
+
+
+def test_every_module_has_a_layer():
+    assert sorted(set(modules()) - set(LAYERS)) == [], "place the new module in LAYERS"
+
+
+def test_no_import_loop():
+    graph = {name: imports(path) for name, path in modules().items()}
+    assert cycles(graph) == []
+
+
+def test_the_loop_finder_finds_a_loop():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_imports_go_down_the_layers():
+    up = [
+        f"{name} (layer {LAYERS[name]}) imports {other} (layer {LAYERS[other]})"
+        for name, path in modules().items()
+        for other in sorted(imports(path))
+        if LAYERS.get(other, 99) >= LAYERS.get(name, -1) and other != name
+    ]
+    assert up == []
+
+
+def long_functions(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_is_longer_than_60_lines():
+    assert [f for p in sorted(QDLIB.rglob("*.py")) for f in long_functions(p)] == []
+
+
+def code_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the lines that carry code: stripped, without blank lines,
+    comments, imports and lone brackets."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith(("#", "import ", "from ")) or text in ")]}),":
+            continue
+        out.append((n, text))
+    return out
+
+
+def repeated_blocks(paths: list[Path], size: int = DUPLICATE_LINES) -> list[str]:
+    """Places where the same ``size`` code lines stand more than once."""
+    seen: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for path in paths:
+        lines = code_lines(path)
+        for i in range(len(lines) - size + 1):
+            window = tuple(text for _, text in lines[i : i + size])
+            seen[window].append(f"{path.relative_to(PROJECT_ROOT)}:{lines[i][0]}")
+    return sorted(" = ".join(places) for places in seen.values() if len(places) > 1)
+
+
+def test_no_block_of_8_lines_stands_twice_in_qdlib():
+    assert repeated_blocks(sorted(QDLIB.rglob("*.py"))) == []
+
+
+def test_the_block_finder_finds_a_copy(tmp_path):
+    body = "".join(f"    x{i} = f({i})\n" for i in range(DUPLICATE_LINES))
+    (tmp_path / "a.py").write_text(f"def a():\n{body}", encoding="utf-8")
+    (tmp_path / "b.py").write_text(f"def b():\n{body}", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(globals(), "PROJECT_ROOT", tmp_path)
+        assert len(repeated_blocks(sorted(tmp_path.glob("*.py")))) == 1
