@@ -17,7 +17,7 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint notebooks benchmark benchmark-training clean-venv
+.PHONY: run test test-fast lint notebooks benchmark benchmark-training clean-venv
 
 $(STAMP): pyproject.toml requirements/offline-model.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks
 	QDLIB_RUNS=$$(mktemp -d) $(BIN)/python -m pytest tests notebooks --nbval-lax -v --durations=15
+
+# The quick loop while you work: ruff and every test not marked slow (no training runs, no
+# notebooks); about a minute. `make test` before you push.
+test-fast: $(STAMP)
+	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks
+	QDLIB_RUNS=$$(mktemp -d) $(BIN)/python -m pytest tests -m "not slow" -q --durations=5
 
 lint: $(STAMP)
 	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks

@@ -26,13 +26,10 @@ export = None
 # results for the next one.
 
 # %%
-from qdlib.config import load_config
-from qdlib.runs import open_run
+from qdlib.runs import start_lesson
 
-cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
-                  training=training, evaluation=evaluation, export=export)
-run = open_run(run_dir, cfg)
-print(f"profile: {cfg.profile}, run directory: {run}")
+cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lora=lora,
+                        training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
 # ## A record
@@ -82,7 +79,7 @@ print(report.report().replace(str(cfg.resolve_path(".")) + "/", ""))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from qdlib.data import prepare_splits
+from qdlib.splits import prepare_splits
 
 splits = prepare_splits(cfg)
 print(splits)
@@ -111,6 +108,7 @@ print(splits)
 # NBVAL_CHECK_OUTPUT
 from IPython.display import Markdown
 
+from qdlib.config import load_config
 from qdlib.datacheck import tokenizer_costs
 from qdlib.model import load_tokenizer
 
@@ -195,8 +193,7 @@ print(tokenized.report())
 # ## Save the splits for the next lessons
 
 # %%
-from qdlib.data import write_jsonl
-from qdlib.runs import atomic_write_json
+from qdlib.io import atomic_write_json, write_jsonl
 
 write_jsonl(run / "data/train.jsonl", splits.train)
 write_jsonl(run / "data/eval.jsonl", splits.eval)

@@ -20,13 +20,10 @@ evaluation = None
 export = None
 
 # %%
-from qdlib.config import load_config
-from qdlib.runs import open_run
+from qdlib.runs import start_lesson
 
-cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
-                  training=training, evaluation=evaluation, export=export)
-run = open_run(run_dir, cfg)
-print(f"profile: {cfg.profile}, run directory: {run}")
+cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lora=lora,
+                        training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
 # ## Is this machine ready?
@@ -97,6 +94,7 @@ print(f"this profile: {resolve_dtype(cfg.model.dtype)}, quantization {cfg.model.
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from qdlib.config import load_config
 from qdlib.memory import estimate
 
 card = estimate(load_config("rtx4060"))
@@ -139,7 +137,7 @@ for rec, out in zip(held_out, outputs):
     print(f"Q: {rec['question']}\nA: {out.text[:200]!r} (stopped by itself: {out.stopped})\n")
 
 # %%
-from qdlib.runs import atomic_write_json
+from qdlib.io import atomic_write_json
 
 atomic_write_json(run / "model.json", vars(summary))
 

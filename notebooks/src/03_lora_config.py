@@ -21,13 +21,10 @@ evaluation = None
 export = None
 
 # %%
-from qdlib.config import load_config
-from qdlib.runs import open_run
+from qdlib.runs import start_lesson
 
-cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
-                  training=training, evaluation=evaluation, export=export)
-run = open_run(run_dir, cfg)
-print(f"profile: {cfg.profile}, run directory: {run}")
+cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lora=lora,
+                        training=training, evaluation=evaluation, export=export)
 
 # %%
 from qdlib.model import load_model
@@ -75,6 +72,7 @@ for r in (4, 8, 16, 32, 64):
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from qdlib.config import load_config
 from qdlib.memory import estimate
 
 variants = {

@@ -20,13 +20,10 @@ export = None
 resume = False  # True: continue from the newest complete checkpoint in run_dir (qd run --resume)
 
 # %%
-from qdlib.config import load_config
-from qdlib.runs import open_run
+from qdlib.runs import start_lesson
 
-cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
-                  training=training, evaluation=evaluation, export=export)
-run = open_run(run_dir, cfg)
-print(f"profile: {cfg.profile}, run directory: {run}")
+cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lora=lora,
+                        training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
 # ## Inputs from earlier lessons
@@ -84,12 +81,14 @@ for name, (rows, width) in ways.items():
 # and TRL's `SFTTrainer` (see the README).
 
 # %%
+from qdlib.evaluate import watch_generation
 from qdlib.lora import attach_lora
 from qdlib.model import load_model
 from qdlib.train import build_trainer
 
 peft_model = attach_lora(load_model(cfg), lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
-trainer = build_trainer(peft_model, tokenizer, tokenized, cfg, run / "checkpoints", eval_records)
+trainer = build_trainer(peft_model, tokenizer, tokenized, cfg, run / "checkpoints")
+watch_generation(trainer, cfg, eval_records)  # with evaluation.generate_every: task metrics too
 t = cfg.training
 print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps} accumulation, "
       f"lr {t.learning_rate}, {t.optimizer}, {len(tokenized.train)} examples")
@@ -113,7 +112,12 @@ result = trainer.train(resume_from_checkpoint=checkpoint)
 print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
 
 # %% [markdown]
-# ## The loss curve
+# ## Save the adapter, and look at the loss curve
+# `finish_training` keeps what the run needs: the adapter in `adapter/` (the LoRA weights as
+# safetensors, its config and the tokenizer: a few megabytes instead of the whole model), and in
+# `train/` the log, the loss curve and a summary, each file written whole. `qd train` finishes
+# with the same call.
+#
 # The loss is measured on answer tokens only. A falling eval loss (red) means the model learns
 # the task rather than memorising the training questions. The dashed lines (right axis) are the
 # generated answers: how often they are well formed and have the right number of steps.
@@ -121,11 +125,9 @@ print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
 # %%
 from IPython.display import display
 
-from qdlib.train import plot_loss, save_log_history
+from qdlib.train import finish_training
 
-save_log_history(trainer.state.log_history, run / "train/log_history.json")
-fig = plot_loss(trainer.state.log_history)
-fig.savefig(run / "train/loss.png", dpi=120)
+fig = finish_training(trainer, run.path, resumed_from=checkpoint)
 display(fig)
 
 # %%
@@ -134,17 +136,10 @@ losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
 print("optimizer steps:", trainer.state.global_step)
 print("loss fell by more than half:", losses[-1] < losses[0] / 2)
 
-# %% [markdown]
-# ## Save the adapter
-# Only the adapter weights are saved (safetensors), with its config and the tokenizer: a few
-# megabytes instead of the whole model.
-
 # %%
 # NBVAL_CHECK_OUTPUT
-from qdlib.train import save_adapter
-
-adapter_dir = save_adapter(trainer.model, tokenizer, run / "adapter")
-print(sorted(p.name for p in adapter_dir.iterdir() if p.suffix in (".json", ".safetensors")))
+print(sorted(p.name for p in (run / "adapter").iterdir() if p.suffix in (".json", ".safetensors")))
+print(sorted(p.name for p in (run / "train").iterdir()))
 
 # %% [markdown]
 # ## When to leave the notebook: multi-GPU and long runs

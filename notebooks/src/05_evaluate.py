@@ -20,13 +20,10 @@ evaluation = None
 export = None
 
 # %%
-from qdlib.config import load_config
-from qdlib.runs import open_run
+from qdlib.runs import start_lesson
 
-cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
-                  training=training, evaluation=evaluation, export=export)
-run = open_run(run_dir, cfg)
-print(f"profile: {cfg.profile}, run directory: {run}")
+cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lora=lora,
+                        training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
 # ## The questions

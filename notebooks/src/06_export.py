@@ -21,13 +21,10 @@ evaluation = None
 export = None
 
 # %%
-from qdlib.config import load_config
-from qdlib.runs import open_run
+from qdlib.runs import start_lesson
 
-cfg = load_config(profile, seed=seed, data=data, model=model, lora=lora,
-                  training=training, evaluation=evaluation, export=export)
-run = open_run(run_dir, cfg)
-print(f"profile: {cfg.profile}, run directory: {run}")
+cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lora=lora,
+                        training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
 # ## The adapter on its own
@@ -82,7 +79,7 @@ for m in check.mismatches[:3]:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from qdlib.runs import atomic_write_json
+from qdlib.io import atomic_write_json
 
 atomic_write_json(run / "export/parity.json", vars(check) | {"rate": check.rate})
 print("at least 99% identical:", check.rate >= 0.99)
@@ -96,7 +93,7 @@ print("at least 99% identical:", check.rate >= 0.99)
 from IPython.display import Markdown
 
 from qdlib.export import model_card
-from qdlib.runs import atomic_write_text
+from qdlib.io import atomic_write_text
 
 card = model_card(cfg, run.path, tokenizer)
 atomic_write_text(run / "export/README.md", card)
@@ -110,7 +107,8 @@ Markdown(card[card.index("## Training"):card.index("## Prompt format")])
 # and Ollama with llama.cpp's own converter, which you install yourself.
 
 # %%
-from qdlib.export import convert_to_gguf, push_to_hub
+from qdlib.export import convert_to_gguf
+from qdlib.hub import push_to_hub
 
 if cfg.export.push_to_hub:
     print(push_to_hub(run / "export", cfg.export.push_to_hub))
