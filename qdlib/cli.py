@@ -21,22 +21,65 @@ import json
 import sys
 from pathlib import Path
 
-from qdlib.config import ConfigError, load_config, merge_overrides, parse_override
-from qdlib.data import DataError
-from qdlib.runs import LESSONS, RunDirError
+from qdlib.config import (
+    ConfigError,
+    bounded,
+    load_config,
+    merge_overrides,
+    parse_override,
+    setting_type,
+)
+from qdlib.data import DataError, escaped, shown, text_problem
+from qdlib.runs import LESSONS, RunDirError, RunInterrupted, check_run_dir
+from qdlib.sources import FORMATS
 
 PROFILE_HELP = "a name in configs/ or a YAML path"
+PATH_SETTINGS = ("data.train_file", "data.eval_file", "export.llama_cpp_dir")
+DATA_SUFFIXES = (".json", ".jsonl", ".csv")
+
+
+def from_here(spec: str) -> str:
+    """A data spec given on the command line, its relative path taken from the working
+    directory, as every command-line tool does (paths inside a profile are the project's).
+    A hub id (``user/name``, no such file here) is left as it is."""
+    fmt, sep, rest = spec.partition(":")
+    prefix, target = (f"{fmt}:", rest) if sep and fmt in FORMATS else ("", spec)
+    path = Path(target).expanduser()
+    if path.is_absolute() or not (path.exists() or path.suffix.lower() in DATA_SUFFIXES):
+        return spec
+    return prefix + str(Path.cwd() / path)
+
+
+def overrides_from_flags(pairs: list[list[str]]) -> dict:
+    """The ``-p KEY VALUE`` flags as one override mapping; path settings from the working dir."""
+    overrides = merge_overrides(*(parse_override(k, v) for k, v in pairs))
+    for key in PATH_SETTINGS:
+        section, name = key.split(".")
+        value = overrides.get(section, {}).get(name)
+        if isinstance(value, str):
+            overrides[section][name] = from_here(value)
+    return overrides
 
 
 # ---------------------------------------------------------------- qd run, qd train
+
+
+def profile_of(args: argparse.Namespace) -> str:
+    """The profile a run uses: ``--profile``, or, with ``--resume``, the run's own config.yaml
+    (the run continues as it was set up; ``-p`` may change only what may change mid-run)."""
+    if args.resume and args.run_dir:
+        check_run_dir(args.run_dir, resume=True)
+        return str(Path(args.run_dir).absolute() / "config.yaml")
+    return args.profile
 
 
 def run_command(args: argparse.Namespace) -> int:
     """``qd run``: validate the settings first, then execute the lessons with papermill."""
     from qdlib.course import run_course
 
-    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
-    cfg = load_config(args.profile, **overrides)  # fail here, before any notebook starts
+    overrides = overrides_from_flags(args.param)
+    args.profile = profile_of(args)
+    cfg = load_config(args.profile, overrides_from="-p", **overrides)  # before any notebook
     lessons = tuple(x for x in LESSONS if x in args.only) if args.only else LESSONS
     run_dir = run_course(
         args.profile,
@@ -54,8 +97,8 @@ def train_command(args: argparse.Namespace) -> int:
     """``qd train``: prepare the data and train the adapter into a run directory, no notebooks."""
     from qdlib.course import train_run
 
-    overrides = merge_overrides(*(parse_override(k, v) for k, v in args.param))
-    cfg = load_config(args.profile, **overrides)
+    overrides = overrides_from_flags(args.param)
+    cfg = load_config(profile_of(args), overrides_from="-p", **overrides)
     train_run(cfg, args.run_dir, resume=args.resume, overwrite=args.overwrite)
     return 0
 
@@ -72,7 +115,9 @@ def add_run_and_train(sub: argparse._SubParsersAction) -> None:
     )
     train.set_defaults(func=train_command)
     for cmd in (run, train):
-        cmd.add_argument("--profile", default="cpu_small", help=PROFILE_HELP)
+        cmd.add_argument(
+            "--profile", default="cpu_small", help=PROFILE_HELP + " (--resume: the run's own)"
+        )
         cmd.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>")
         cmd.add_argument(
             "-p",
@@ -96,14 +141,15 @@ def add_run_and_train(sub: argparse._SubParsersAction) -> None:
 def evaluate_command(args: argparse.Namespace) -> int:
     """``qd eval``: the run's config and adapter, on its eval split or on a file of records."""
     from qdlib.data import load_records
-    from qdlib.evaluate import compare_table, evaluate_run
+    from qdlib.evaluate import compare_table, evaluate_run, split_report_dir
+    from qdlib.runs import existing_run
 
-    run_dir, split = args.run_dir, args.split
+    run_dir, split = existing_run(args.run_dir), args.split
     cfg = load_config(run_dir / "config.yaml")
     if split == "eval":
         source, out_dir = run_dir / "data/eval.jsonl", run_dir / "eval"
     else:
-        source, out_dir = Path(split), run_dir / "eval" / Path(split).stem
+        source, out_dir = Path(split), split_report_dir(run_dir, Path(split))
     records = load_records(source).records[: cfg.evaluation.max_samples]
     metrics = evaluate_run(cfg, run_dir, records, out_dir)
     print(compare_table(metrics))
@@ -136,9 +182,11 @@ def data_check_command(args: argparse.Namespace) -> int:
             tokenizer = load_tokenizer(cfg)
         except OSError as exc:  # a hub tokenizer while offline: report without token lengths
             print(f"note: no token lengths ({cfg.model.name}: {exc})", file=sys.stderr)
+    held_out = from_here(args.eval) if args.eval else None
     report = check_data(
-        args.source, args.eval, tokenizer, cfg.data.max_seq_length, args.refs, root=PROJECT_ROOT
-    )
+        from_here(args.source), held_out, tokenizer, cfg.data.max_seq_length, args.refs,
+        root=PROJECT_ROOT,
+    )  # fmt: skip
     print(report)
     if args.json:
         atomic_write_json(args.json, report.to_dict())
@@ -186,9 +234,11 @@ def add_estimate_and_doctor(sub: argparse._SubParsersAction) -> None:
     est = sub.add_parser("estimate", help="will this profile fit the GPU? (memory estimate)")
     est.add_argument("--profile", default="rtx4060", help=PROFILE_HELP)
     est.add_argument("--model", help="another model id (architecture shipped, or AutoConfig)")
-    est.add_argument("--seq-len", type=int)
-    est.add_argument("--batch", type=int)
-    est.add_argument("--card-gib", type=float, help="GPU memory; default: the profile's card")
+    est.add_argument("--seq-len", type=setting_type("data.max_seq_length"))
+    est.add_argument("--batch", type=setting_type("training.batch_size"))
+    est.add_argument(
+        "--card-gib", type=bounded(float, 0.5, 4096.0), help="GPU memory; default: the profile's"
+    )
     est.set_defaults(func=estimate_command)
     doc = sub.add_parser("doctor", help="is this machine ready? checks with fixes; 1 on a fail")
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
@@ -208,6 +258,10 @@ def decompose_command(args: argparse.Namespace) -> int:
     if not questions:
         print("qd: give questions as arguments or --file.", file=sys.stderr)
         return 2
+    for i, question in enumerate(questions, start=1):
+        problem = text_problem(question, f"question {i}")
+        if problem:
+            raise DataError(problem)
     cfg = load_config(args.profile)
     settings = generation_settings(cfg) | {"batch_size": args.batch_size}
     if args.max_new_tokens:
@@ -219,12 +273,12 @@ def decompose_command(args: argparse.Namespace) -> int:
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return 0
     for r in results:
-        print(f"Q: {r['question']}")
+        print(f"Q: {escaped(r['question'])}")
         steps = r["sub_questions"]
         lines = (
-            [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
+            [f"  {i}. {escaped(s)}" for i, s in enumerate(steps, 1)]
             if steps
-            else [f"  (not a list of sub-questions) {r['output']!r}"]
+            else [f"  (not a list of sub-questions) {shown(r['output'], 200)}"]
         )
         print("\n".join(lines) + "\n")
     return 0
@@ -242,8 +296,12 @@ def add_decompose(sub: argparse._SubParsersAction) -> None:
         help="the profile the model was trained with: its instruction language, "
         "max_new_tokens and model.trust_remote_code",
     )
-    dec.add_argument("--batch-size", type=int, default=16)
-    dec.add_argument("--max-new-tokens", type=int, help="default: the profile's")
+    dec.add_argument("--batch-size", type=setting_type("evaluation.batch_size"), default=16)
+    dec.add_argument(
+        "--max-new-tokens",
+        type=setting_type("evaluation.max_new_tokens"),
+        help="default: profile's",
+    )
     dec.set_defaults(func=decompose_command)
 
 
@@ -264,6 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunInterrupted as exc:  # what the run directory kept, and how to continue
+        print(f"qd: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(
+            "qd: interrupted; every file qd writes is written whole or not at all.", file=sys.stderr
+        )
+        return 130
     except (ConfigError, DataError, RunDirError, OSError) as exc:
         print(f"qd: {exc}", file=sys.stderr)
         return 2

@@ -11,16 +11,21 @@ Every problem is reported with the file, the key and what is allowed, e.g.::
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import re
 import types
 import typing
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from qdlib.io import NotUTF8, read_utf8
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -31,7 +36,11 @@ class ConfigError(ValueError):
     """A profile or override that cannot be used; the message says where and why."""
 
 
-def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+MAX_COUNT = 10**9  # the bound of counts (steps, samples) that have no natural one
+
+
+def _range(lo: float, hi: float) -> dict[str, Any]:
+    """Field metadata: every number in a profile has a finite range, checked on load."""
     return {"range": (lo, hi)}
 
 
@@ -41,7 +50,7 @@ class SourceSection:
 
     spec: str = ""
     weight: float = field(default=1.0, metadata=_range(0.0, 100.0))
-    max_samples: int | None = field(default=None, metadata=_range(1))
+    max_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
 
 
 @dataclass
@@ -53,7 +62,7 @@ class DataSection:
     refs: Literal["keep", "words"] = "keep"
     eval_file: str | None = None
     eval_fraction: float = field(default=0.1, metadata=_range(0.0, 0.9))
-    max_samples: int | None = field(default=None, metadata=_range(1))
+    max_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     language: Literal["auto", "ko", "en"] = "auto"
     languages: list[str] | None = None  # keep questions in these languages only (ko, en); null: all
     max_seq_length: int = field(default=256, metadata=_range(16, 131072))
@@ -90,7 +99,7 @@ class LoraSection:
     """Where the adapters go and how big they are."""
 
     r: int = field(default=16, metadata=_range(1, 1024))
-    alpha: float = field(default=32.0, metadata=_range(0.0))
+    alpha: float = field(default=32.0, metadata=_range(0.0, 4096.0))
     dropout: float = field(default=0.05, metadata=_range(0.0, 0.9))
     target_modules: str | list[str] = "all-linear"
 
@@ -99,25 +108,25 @@ class LoraSection:
 class TrainingSection:
     """Optimisation settings handed to ``transformers.TrainingArguments``."""
 
-    epochs: float = field(default=1.0, metadata=_range(0.0))
-    max_steps: int = field(default=-1, metadata=_range(-1))
+    epochs: float = field(default=1.0, metadata=_range(0.0, 1000.0))
+    max_steps: int = field(default=-1, metadata=_range(-1, MAX_COUNT))
     batch_size: int = field(default=8, metadata=_range(1, 4096))
     gradient_accumulation_steps: int = field(default=1, metadata=_range(1, 4096))
     learning_rate: float = field(default=2.0e-4, metadata=_range(0.0, 1.0))
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = field(default=0.03, metadata=_range(0.0, 0.5))
     weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    max_grad_norm: float = field(default=1.0, metadata=_range(0.0))
+    max_grad_norm: float = field(default=1.0, metadata=_range(0.0, 1e6))
     optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"] = (
         "adamw_torch"
     )
     gradient_checkpointing: bool = False
     group_by_length: bool = True
     packing: bool = False  # true: each batch is one padding-free row (position_ids restart)
-    logging_steps: int = field(default=10, metadata=_range(1))
-    eval_steps: int | None = field(default=None, metadata=_range(1))
-    save_steps: int = field(default=200, metadata=_range(1))
-    save_total_limit: int = field(default=2, metadata=_range(1))
+    logging_steps: int = field(default=10, metadata=_range(1, MAX_COUNT))
+    eval_steps: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
+    save_steps: int = field(default=200, metadata=_range(1, MAX_COUNT))
+    save_total_limit: int = field(default=2, metadata=_range(1, 1000))
     report_to: Literal["none", "tensorboard", "wandb"] = "none"
 
 
@@ -125,10 +134,10 @@ class TrainingSection:
 class EvaluationSection:
     """How the held-out split is decoded and scored."""
 
-    max_samples: int | None = field(default=200, metadata=_range(1))
+    max_samples: int | None = field(default=200, metadata=_range(1, MAX_COUNT))
     batch_size: int = field(default=16, metadata=_range(1, 4096))
     max_new_tokens: int = field(default=96, metadata=_range(1, 8192))
-    generate_every: int | None = field(default=None, metadata=_range(1))
+    generate_every: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     generate_samples: int = field(default=32, metadata=_range(1, 100000))
 
 
@@ -136,7 +145,7 @@ class EvaluationSection:
 class ExportSection:
     """What notebook 06 writes."""
 
-    parity_samples: int | None = field(default=None, metadata=_range(1))
+    parity_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     push_to_hub: str | None = None  # "user/repo": upload export/ (token from HF_TOKEN or .env)
     gguf: bool = False  # convert the merged model with llama.cpp (see llama_cpp_dir)
     gguf_outtype: Literal["f32", "f16", "bf16", "q8_0"] = "f16"
@@ -148,7 +157,7 @@ class Config:
     """A whole profile: which machine, which model, which data, how to train."""
 
     profile: str = "cpu_tiny"
-    seed: int = 42
+    seed: int = field(default=42, metadata=_range(0, 2**32 - 1))
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     lora: LoraSection = field(default_factory=LoraSection)
@@ -184,41 +193,100 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def load_config(profile: str | Path = "cpu_tiny", **overrides: Any) -> Config:
+class ProfileLoader(yaml.SafeLoader):
+    """YAML as profiles need it: ``true``/``false`` are the only booleans (YAML 1.2; ``on``,
+    ``yes``, ``no`` stay text, so a boolean key refuses them), and few aliases (a short file
+    cannot expand into a huge one)."""
+
+    max_aliases = 20
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen = getattr(self, "aliases_seen", 0) + 1
+            if self.aliases_seen > self.max_aliases:
+                raise yaml.YAMLError(
+                    f"more than {self.max_aliases} aliases (*name): a profile does not need them"
+                )
+        return super().compose_node(parent, index)
+
+
+ProfileLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ProfileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """Parse profile YAML (see :class:`ProfileLoader`); errors name ``where``, briefly."""
+    try:
+        return yaml.load(text, Loader=ProfileLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {str(exc)[:500]}") from None
+
+
+def load_config(
+    profile: str | Path = "cpu_tiny", overrides_from: str = "override", **overrides: Any
+) -> Config:
     """Read a profile YAML, apply overrides, validate, and return a :class:`Config`.
 
     ``overrides`` are top-level keys; a section may be given partly
     (``training={"max_steps": 10}`` changes one value). ``None`` means "keep the profile's value",
-    which is how the notebooks' ``parameters`` cell passes what papermill did not set.
+    which is how the notebooks' ``parameters`` cell passes what papermill did not set. A bad
+    value is reported as coming from the profile file or from ``overrides_from`` (``-p``).
     """
     path = profile_path(profile)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(
             f"{path}: no such profile. Available profiles: {', '.join(available_profiles())}; "
             "or pass the path to your own YAML file."
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        text = read_utf8(path)
+    except NotUTF8 as exc:
+        raise ConfigError(str(exc)) from None
+    raw = read_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a profile must be a mapping of keys to values.")
-    for key, value in overrides.items():
-        if value is None:
-            continue
+    given = {k: v for k, v in overrides.items() if v is not None}
+    changed = set(_dotted_keys(given))
+
+    def where(key: str) -> str:
+        return overrides_from if any(_within(key, k) for k in changed) else str(path)
+
+    for key, value in given.items():
         if key in SECTIONS and isinstance(value, dict) and isinstance(raw.get(key), dict):
             raw[key] = _deep_merge(raw[key], value)
         else:
             raw[key] = value
-    cfg = _build(Config, raw, str(path), prefix="")
+    cfg = _build(Config, raw, where, prefix="")
     cfg.source = str(path)
     _check_consistency(cfg)
     return cfg
 
 
+def _dotted_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        out += _dotted_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else []
+        out.append(f"{prefix}{key}")
+    return out
+
+
+def _within(key: str, changed: str) -> bool:
+    """Whether setting ``key`` was given (or is inside/around) the overridden ``changed``."""
+    key, changed = key.split("[")[0], str(changed)
+    return key == changed or key.startswith(changed + ".") or changed.startswith(key + ".")
+
+
 def parse_override(key: str, value: str) -> dict[str, Any]:
-    """``("training.max_steps", "20")`` -> ``{"training": {"max_steps": 20}}`` (YAML value)."""
-    parsed = yaml.safe_load(value) if value != "" else ""
+    """``("training.max_steps", "20")`` -> ``{"training": {"max_steps": 20}}`` (the value is
+    YAML, read as profiles are). Errors name the ``-p`` they came from."""
+    if not key or not all(part.isidentifier() for part in key.split(".")):
+        raise ConfigError(f"-p {key!r:.80}: a key is dotted names, e.g. training.max_steps.")
+    parsed = read_yaml(value, f"-p {key}") if value != "" else ""
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")
@@ -226,6 +294,38 @@ def parse_override(key: str, value: str) -> dict[str, Any]:
         node = node.setdefault(part, {})
     node[parts[-1]] = parsed
     return out
+
+
+def _finite(value: float) -> bool:
+    """Not NaN or infinity (an int always is, however long: it must not become a float)."""
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def bounded(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
+    """A command-line ``type=``: the text as ``kind`` (int or float), finite, from lo to hi."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is None or not _finite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {noun} from {lo} to {hi}; got {text!r:.40}")
+        return value
+
+    return parse
+
+
+def setting_type(key: str) -> Callable[[str], Any]:
+    """A command-line ``type=`` for a flag that stands for a profile setting (``"training.
+    batch_size"``): the setting's own type and range, so each is written once."""
+    cls, fld = Config, None
+    for part in key.split("."):
+        fld = next(f for f in dataclasses.fields(cls) if f.name == part)
+        cls = typing.get_type_hints(cls)[part]
+    kind = int if int in _union_args(cls) else float
+    return bounded(kind, *fld.metadata["range"])
 
 
 def merge_overrides(*parts: dict[str, Any]) -> dict[str, Any]:
@@ -246,45 +346,68 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
+Where = Callable[[str], str]  # a setting's dotted key -> where its value came from
+
+
+def _build(cls: type, raw: Any, where: Where, prefix: str) -> Any:
     """Turn a mapping into dataclass ``cls``, checking keys, types and ranges."""
+    section = prefix.rstrip(".")
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{source}: {prefix.rstrip('.') or 'the file'} must be a mapping of settings; "
-            f"got {type(raw).__name__} {raw!r:.60}."
+            f"{where(section)}: {section or 'the file'} must be a mapping of settings; "
+            f"got {type(raw).__name__} {_short(raw)}."
         )
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in raw:
+        if not isinstance(key, str):
+            raise ConfigError(
+                f"{where(section)}: the keys{' in ' + section if section else ''} must be text; "
+                f"got {_short(key)} ({type(key).__name__})."
+            )
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!s}. "
-            f"Allowed keys{' in ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)}."
+            f"{where(prefix + unknown[0])}: unknown key {prefix}{_key_text(unknown[0])}. "
+            f"Allowed keys{' in ' + section if section else ''}: {', '.join(fields)}."
         )
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in raw.items():
-        values[name] = _check_value(hints[name], value, fields[name], source, prefix + name)
+        values[name] = _check_value(hints[name], value, fields[name], where, prefix + name)
     return cls(**values)
 
 
-def _check_value(tp: Any, value: Any, fld: dataclasses.Field, source: str, key: str) -> Any:
+def _key_text(key: str) -> str:
+    """A key as written when it is a plain name; escaped and cut otherwise."""
+    return key if key.isprintable() and len(key) <= 60 else _short(key)
+
+
+def _short(value: Any) -> str:
+    """A value as an error shows it: escaped, and cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_value(tp: Any, value: Any, fld: dataclasses.Field, where: Where, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, source, key + ".")
+        return _build(tp, value if value is not None else {}, where, key + ".")
     item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
     if item is not None and dataclasses.is_dataclass(item):
         if not isinstance(value, list):
-            raise ConfigError(f"{source}: {key} must be a list of mappings; got {value!r:.60}.")
-        return [_build(item, v, source, f"{key}[{i}].") for i, v in enumerate(value)]
+            raise ConfigError(
+                f"{where(key)}: {key} must be a list of mappings; got {_short(value)}."
+            )
+        return [_build(item, v, where, f"{key}[{i}].") for i, v in enumerate(value)]
     value = _coerce(tp, value)
     if not _matches(tp, value):
-        raise ConfigError(f"{source}: {key} must be {_describe(tp)}; got {value!r}.")
-    lo, hi = fld.metadata.get("range", (None, None))
+        raise ConfigError(f"{where(key)}: {key} must be {_describe(tp)}; got {_short(value)}.")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            bounds = " and ".join(
-                s for s in (lo is not None and f">= {lo}", hi is not None and f"<= {hi}") if s
+        lo, hi = fld.metadata["range"]
+        if not (_finite(value) and lo <= value <= hi):
+            raise ConfigError(
+                f"{where(key)}: {key} must be {_describe(tp)} from {lo} to {hi}; "
+                f"got {_short(value)}."
             )
-            raise ConfigError(f"{source}: {key} must be {_describe(tp)} {bounds}; got {value!r}.")
     return value
 
 
@@ -377,6 +500,12 @@ def _check_consistency(cfg: Config) -> None:
     for i, s in enumerate(cfg.data.sources):
         if not s.spec:
             raise ConfigError(f"{src}: data.sources[{i}].spec must name a file or dataset.")
+    targets = cfg.lora.target_modules
+    if not targets or (isinstance(targets, list) and not all(t.strip() for t in targets)):
+        raise ConfigError(
+            f"{src}: lora.target_modules must name layers (e.g. [q_proj, v_proj]) or be "
+            f"'all-linear'; got {targets!r}."
+        )
     if cfg.training.max_steps == 0:
         raise ConfigError(f"{src}: training.max_steps must be -1 (use epochs) or >= 1; got 0.")
     if cfg.model.quantization != "none" and cfg.model.name == "tiny":

@@ -7,10 +7,10 @@ the order, the run directory checks and, for ``qd train``, which process writes.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,31 @@ from accelerate.utils import broadcast_object_list
 from jupyter_client.manager import KernelManager
 from traitlets.config import Config as KernelSettings
 
-from qdlib.config import PROJECT_ROOT, Config
+from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import load_records, tokenize_splits
 from qdlib.evaluate import watch_generation
 from qdlib.io import atomic_write_json, write_jsonl
 from qdlib.lora import attach_lora, lora_config, save_lora_config
 from qdlib.model import load_model, load_tokenizer
-from qdlib.runs import LESSONS, RunDir, RunDirError, check_run_dir, new_run_dir, open_run
+from qdlib.runs import (
+    LESSONS,
+    RunDir,
+    RunDirError,
+    check_run_dir,
+    new_run_dir,
+    open_run,
+    refuse_unresumable_changes,
+    writing_run,
+)
 from qdlib.splits import prepare_splits
 from qdlib.train import (
     NothingLeftToTrain,
     StopWhenFinished,
     build_trainer,
     finish_training,
-    last_complete_checkpoint,
+    resume_point,
 )
+from qdlib.weights import check_model_source
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -78,9 +88,22 @@ def run_course(
     run_dir = Path(run_dir) if run_dir else new_run_dir(Path(profile).stem)
     if not run_dir.is_absolute():
         run_dir = Path.cwd() / run_dir
-    check_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(profile, overrides_from="-p", **(overrides or {}))
+    if resume and "04_train" in lessons:
+        check_inputs(cfg, run_dir, resume=True)
+    elif not resume:
+        check_inputs(cfg, run_dir, resume=False)
     params = {"profile": str(profile), "run_dir": str(run_dir), **(overrides or {})}
+    with writing_run(run_dir, "qd run", overwrite, resume):
+        run_lessons(lessons, params, run_dir, resume, progress)
+    return run_dir
+
+
+def run_lessons(
+    lessons: tuple[str, ...], params: dict[str, Any], run_dir: Path, resume: bool, progress: bool
+) -> None:
+    """Each lesson's notebook, executed by papermill into ``run_dir/notebooks``; the first that
+    fails stops the run, and is kept with its error."""
     for i, lesson in enumerate(lessons, start=1):
         print(f"[{i}/{len(lessons)}] {lesson}", flush=True)
         out = run_dir / "notebooks" / f"{lesson}.ipynb"
@@ -102,7 +125,6 @@ def run_course(
                 f"The executed notebook, with the error, is at {out}"
             ) from exc
         print(f"      done in {time.time() - started:.0f}s -> {out}", flush=True)
-    return run_dir
 
 
 # ---------------------------------------------------------------- qd train: lessons 01 + 04
@@ -139,9 +161,7 @@ def prepare_run_data(
     return splits.report()
 
 
-def run_trainer(
-    cfg: Config, run: RunDir, data_report: dict[str, Any] | None, main: bool
-) -> Any:
+def run_trainer(cfg: Config, run: RunDir, data_report: dict[str, Any] | None, main: bool) -> Any:
     """Lesson 04's part: tokenize the run's splits, attach LoRA, build the Trainer. The main
     process writes ``data/report.json`` (with the truncation counts) and ``lora.json``."""
     train_records = load_records(run.require("data/train.jsonl")).records
@@ -163,6 +183,25 @@ def run_trainer(
     return trainer
 
 
+def check_inputs(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool,
+    world: int = 1,
+    log: Callable[[str], Any] | None = print,
+) -> Path | None:
+    """Everything that can be checked before a run directory is touched: the model's source;
+    the data (a new run); with ``resume``, the settings that changed and the checkpoint to
+    continue from, which is returned. Reads only: every process can call it."""
+    check_model_source(cfg)
+    if not resume:
+        prepare_splits(cfg)  # the run makes them again; here only to refuse bad data early
+        return None
+    check_run_dir(run_dir, resume=True)  # a run is there to continue
+    refuse_unresumable_changes(run_dir, cfg)
+    return resume_point(run_dir / "checkpoints", world, log)  # says which it skips, and why
+
+
 def train_run(
     cfg: Config, run_dir: Path | None = None, resume: bool = False, overwrite: bool = False
 ) -> Path:
@@ -170,39 +209,35 @@ def train_run(
 
     Started by ``torchrun`` or ``accelerate launch``, each process trains on its share of every
     batch (DDP keeps their weights identical); only the main process writes into the run
-    directory, and the others wait for it. ``resume`` continues from the newest complete
-    checkpoint. An existing run is never replaced unless ``overwrite``.
+    directory (under :func:`qdlib.runs.writing_run`), and the others wait for it. ``resume``
+    continues from the newest complete checkpoint, or refuses. A run is replaced only with
+    ``overwrite``, and only once the new one is finished.
     """
     state = PartialState(cpu=not torch.cuda.is_available())  # joins the launcher's processes
     main, world, log = state.is_main_process, state.num_processes, rank_logger(state)
     path = Path(run_dir).absolute() if run_dir else new_run_dir(cfg.profile)
     path = broadcast_object_list([path])[0]  # one folder for all, chosen by the main process
-    check_run_dir(path, overwrite=overwrite, resume=resume)  # every process, before any write
-    state.wait_for_everyone()
-    run = RunDir(path, cfg)
-    data_report = None
-    if main:
-        how = f" ({state.distributed_type.value}, {state.backend})" if world > 1 else ""
-        log(f"run directory {path}; training on {world} process(es){how}")
-        if overwrite and not resume and (run / "checkpoints").exists():
-            shutil.rmtree(run / "checkpoints")  # or a later --resume would continue the old run
-            log("--overwrite: removed the earlier run's checkpoints")
-        data_report = prepare_run_data(cfg, path, resume, log)
-    state.wait_for_everyone()
-    trainer = run_trainer(cfg, run, data_report, main)
-    checkpoint = None
-    if resume:
-        checkpoint = last_complete_checkpoint(run / "checkpoints", world, log if main else None)
+    checkpoint = check_inputs(cfg, path, resume, world, log if main else None)
+    writing = writing_run(path, "qd train", overwrite, resume) if main else nullcontext()
+    with writing:
+        state.wait_for_everyone()
+        data_report = None
         if main:
-            log(f"resuming from {checkpoint}" if checkpoint else "no complete checkpoint: step 0")
-    trainer.add_callback(StopWhenFinished())
-    try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except NothingLeftToTrain as done:
+            how = f" ({state.distributed_type.value}, {state.backend})" if world > 1 else ""
+            log(f"run directory {path}; training on {world} process(es){how}")
+            data_report = prepare_run_data(cfg, path, resume, log)
+            if checkpoint:
+                log(f"resuming from {checkpoint}")
+        state.wait_for_everyone()
+        trainer = run_trainer(cfg, RunDir(path, cfg), data_report, main)
+        trainer.add_callback(StopWhenFinished())
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except NothingLeftToTrain as done:
+            if main:
+                log(f"nothing left to train: {checkpoint} is at {done}")
+        finish_training(trainer, path, resumed_from=checkpoint)
         if main:
-            log(f"nothing left to train: {checkpoint} is at {done}")
-    finish_training(trainer, run.path, resumed_from=checkpoint)
-    if main:
-        log(f"wrote {run / 'adapter'} and {run / 'train'}")
-    state.wait_for_everyone()
+            log(f"wrote {path / 'adapter'} and {path / 'train'}")
+        state.wait_for_everyone()
     return path

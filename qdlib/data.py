@@ -8,6 +8,7 @@ numbered sub-questions and the end-of-sequence token after them; the prompt is n
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import unicodedata
@@ -18,6 +19,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from qdlib import io
 from qdlib.io import BadLine, jsonl_lines
 
 IGNORE_INDEX = -100
@@ -78,6 +80,30 @@ class LoadResult:
 # ---------------------------------------------------------------- validation and loading
 
 
+MAX_TEXT_CHARS = 2000  # a question or a sub-question; the longest in the public datasets is ~500
+MAX_STEPS = 32
+
+
+def text_problem(text: Any, field_name: str) -> str | None:
+    """What is wrong with one text field: not a string, empty, too long, a control character,
+    or nothing visible (only zero-width or format characters)."""
+    if not isinstance(text, str):
+        return f"{field_name} must be a non-empty string; got {_kind(text)}."
+    if not text.strip():
+        return f"{field_name} must be a non-empty string; got an empty string."
+    if len(text) > MAX_TEXT_CHARS:
+        return (
+            f"{field_name} is {len(text):,} characters long; at most {MAX_TEXT_CHARS:,} are "
+            f"allowed (it starts {shown(text, 40)})."
+        )
+    for i, c in enumerate(text):
+        if unicodedata.category(c) == "Cc" and c not in "\t\n\r":
+            return f"{field_name} holds a control character (U+{ord(c):04X}) at position {i}."
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+        return f"{field_name} has no visible text (only zero-width or format characters)."
+    return None
+
+
 def record_problem(obj: Any) -> str | None:
     """What is wrong with one record, or ``None`` when it is valid."""
     if not isinstance(obj, dict):
@@ -86,11 +112,9 @@ def record_problem(obj: Any) -> str | None:
         )
     if "question" not in obj:
         return 'field "question" is missing.'
-    q = obj["question"]
-    if not isinstance(q, str):
-        return f'field "question" must be a non-empty string; got {_kind(q)}.'
-    if not q.strip():
-        return 'field "question" must be a non-empty string; got an empty string.'
+    problem = text_problem(obj["question"], 'field "question"')
+    if problem:
+        return problem
     if "sub_questions" not in obj:
         return 'field "sub_questions" is missing.'
     subs = obj["sub_questions"]
@@ -98,14 +122,30 @@ def record_problem(obj: Any) -> str | None:
         return f'field "sub_questions" must be a non-empty list of strings; got {_kind(subs)}.'
     if not subs:
         return 'field "sub_questions" must be a non-empty list of strings; got an empty list.'
-    for i, s in enumerate(subs):
-        if not isinstance(s, str):
-            return f'field "sub_questions" item {i} must be a string; got {_kind(s)}.'
-        if not s.strip():
-            return (
-                f'field "sub_questions" item {i} must be a non-empty string; got an empty string.'
-            )
+    if len(subs) > MAX_STEPS:
+        return f'field "sub_questions" has {len(subs)} steps; at most {MAX_STEPS} are allowed.'
+    for i, step in enumerate(subs):
+        problem = text_problem(step, f'field "sub_questions" item {i}')
+        if problem:
+            return problem
     return None
+
+
+def escaped(text: str) -> str:
+    """``text`` with every control and format character written as an escape (``\\x1b``), so
+    that a terminal shows it instead of obeying it. Newlines and tabs stay."""
+    return "".join(
+        c if c in "\n\t" or (c.isprintable() and unicodedata.category(c) != "Cf")
+        else repr(c)[1:-1]
+        for c in text
+    )  # fmt: skip
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """Text from data as a message shows it: on one line, quoted, escaped, cut at ``limit``."""
+    one_line = escaped(text).replace("\n", "\\n").replace("\t", "\\t")
+    cut = one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
+    return f"'{cut}'"
 
 
 def _kind(v: Any) -> str:
@@ -130,8 +170,12 @@ def load_records(path: str | Path, strict: bool = True) -> LoadResult:
     bad records are skipped and listed in ``result.skipped``: never dropped silently.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
+    check_readable_file(path)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        raise DataError(
+            f"{path}: a CSV file is not our records format. If it is BREAK's, give it as "
+            f"break:{path}; otherwise convert it to JSONL (see data/DATA_FORMAT.md)."
+        )
     text = read_utf8(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected records in JSON or JSONL.")
@@ -142,17 +186,29 @@ def load_records(path: str | Path, strict: bool = True) -> LoadResult:
     return _validate(items, str(path), strict)
 
 
+def check_readable_file(path: Path) -> None:
+    """A :class:`DataError` that says what is wrong with ``path``: missing, a folder, a link to
+    nothing or a loop of links."""
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            raise DataError(f"{path}: a symbolic link loop (it points back at itself).") from None
+        except FileNotFoundError:
+            raise DataError(f"{path}: a symbolic link to nothing ({os.readlink(path)}).") from None
+    if not path.exists():
+        raise DataError(f"{path}: no such file (looked in {Path.cwd()} for relative paths).")
+    if path.is_dir():
+        raise DataError(f"{path}: a folder; give a .json or .jsonl file.")
+
+
 def read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
+    """The file's text, or a :class:`DataError` naming the line that is not UTF-8."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: the file is not UTF-8 (byte {raw[exc.start]:#04x} at offset "
-            f"{exc.start}). Save it as UTF-8 "
-            "(`iconv -f cp949 -t utf-8` converts Korean Windows files)."
-        ) from exc
+        return io.read_utf8(path)
+    except io.NotUTF8 as exc:
+        raise DataError(str(exc)) from None
 
 
 def _jsonl_items(path: Path, text: str) -> list[tuple[str, Any]]:
@@ -166,6 +222,8 @@ def _json_items(path: Path, text: str) -> list[tuple[str, Any]]:
         raise DataError(
             f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
         ) from exc
+    except RecursionError:
+        raise DataError(f"{path}: not usable JSON: nested too deeply.") from None
     if not isinstance(data, list):
         raise DataError(
             f"{path}: a .json data file must hold a list of records; got {_kind(data)}. "
@@ -193,8 +251,27 @@ def _validate(items: list[tuple[str, Any]], source: str, strict: bool) -> LoadRe
             )
         result.skipped.append(Skipped(where, problem))
     if not result.records:
-        raise DataError(f"{source}: no valid records ({len(result.skipped)} skipped).")
+        reasons = [f"  {s.where}: {s.reason}" for s in result.skipped[:5]]
+        more = len(result.skipped) - len(reasons)
+        raise DataError(
+            f"{source}: no valid records ({len(result.skipped)} skipped).{layout_hint(items)}\n"
+            + "\n".join(reasons)
+            + (f"\n  ... and {more} more." if more > 0 else "")
+        )
     return result
+
+
+def layout_hint(items: list[tuple[str, Any]]) -> str:
+    """A hint when the records look like a public dataset's layout (``FORMAT:FILE`` reads it)."""
+    first = next((obj for _, obj in items if isinstance(obj, dict)), {})
+    layouts = {
+        "decomposition": ("StrategyQA", "strategyqa"),
+        "question_decomposition": ("MuSiQue", "musique"),
+    }
+    for key, (name, prefix) in layouts.items():
+        if key in first and "sub_questions" not in first:
+            return f" This looks like {name}: give it as {prefix}:PATH."
+    return ""
 
 
 def load_source(spec: str, strict: bool = True, root: Path | None = None) -> LoadResult:

@@ -20,9 +20,17 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, TrainerCallback
 
 from qdlib.data import detect_language, load_records, prompt_ids
-from qdlib.io import atomic_write_json, atomic_write_text, save_figure
+from qdlib.io import (
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    safetensors_problem,
+    save_figure,
+)
 from qdlib.metrics import aggregate, common_terms, score_example
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
+from qdlib.runs import RunDirError
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
@@ -292,14 +300,14 @@ def report_markdown(metrics: dict[str, Any], rows: dict[str, list[dict[str, Any]
 
 
 def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Write the four report files (each atomically) and return the metrics.
+    """Write the report's four files as one folder, whole or not at all, and return the metrics.
 
     ``metrics.json`` (per model and metric, with counts), ``predictions.jsonl`` (one line per
-    question: gold, every model's output and scores), ``report.md`` and ``metrics.png``.
+    question: gold, every model's output and scores), ``report.md`` and ``metrics.png``. They go
+    into a temporary folder that replaces ``eval_dir`` once all four are written: a full disk
+    or a kill never leaves new metrics beside old predictions.
     """
-    eval_dir = Path(eval_dir)
     metrics = {name: summarize(r, breakdowns=True) for name, r in rows.items()}
-    atomic_write_json(eval_dir / "metrics.json", metrics)
     names = list(rows)
     lines = []
     for i, first in enumerate(rows[names[0]]):
@@ -308,9 +316,14 @@ def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[
             r = rows[n][i]
             line[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
         lines.append(json.dumps(line, ensure_ascii=False) + "\n")
-    atomic_write_text(eval_dir / "predictions.jsonl", "".join(lines))
-    atomic_write_text(eval_dir / "report.md", report_markdown(metrics, rows))
-    save_figure(eval_dir / "metrics.png", plot_metrics(metrics))
+
+    def write(folder: Path) -> None:
+        atomic_write_json(folder / "metrics.json", metrics)
+        atomic_write_text(folder / "predictions.jsonl", "".join(lines))
+        atomic_write_text(folder / "report.md", report_markdown(metrics, rows))
+        save_figure(folder / "metrics.png", plot_metrics(metrics))
+
+    atomic_dir(Path(eval_dir), write)
     return metrics
 
 
@@ -383,18 +396,40 @@ def generation_settings(cfg: Any) -> dict[str, Any]:
 
 def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
     """Generate with the base model and with base + the run's adapter, score both, write reports."""
-    tokenizer = load_tokenizer(cfg)
     adapter_dir = Path(run_dir) / "adapter"
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
+    check_adapter(adapter_dir)  # before any generating: a cut adapter is found in a second
+    tokenizer = load_tokenizer(cfg)
     settings = generation_settings(cfg)
     questions = [r["question"] for r in records]
-    base = generate(load_model(cfg), tokenizer, questions, **settings)
     tuned = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
+    base = generate(load_model(cfg), tokenizer, questions, **settings)
     train = Path(run_dir) / "data/train.jsonl"
     seen = [r["question"] for r in load_records(train).records] if train.exists() else []
     rows = {"base": score(records, base, seen), "tuned": score(records, tuned, seen)}
     return write_report(out_dir, rows)
+
+
+def check_adapter(adapter_dir: Path) -> None:
+    """A :class:`~qdlib.runs.RunDirError` when an adapter folder is missing, or its config or its
+    weights are not whole (a cut file is found here, not after an hour of generating)."""
+    adapter_dir = Path(adapter_dir)
+    config = adapter_dir / "adapter_config.json"
+    if not config.is_file():
+        raise RunDirError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
+    try:
+        read_json(config)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{config}: unreadable ({exc}); train the adapter again.") from None
+    problem = safetensors_problem(adapter_dir / "adapter_model.safetensors")
+    if problem:
+        raise RunDirError(f"{adapter_dir}: {problem}; train the adapter again (or --resume).")
+
+
+def split_report_dir(run_dir: Path, split: Path) -> Path:
+    """Where ``qd eval --split FILE`` writes: ``eval-splits/<file's name>`` in the run, never on
+    top of the run's own ``eval/`` (odd names are made safe)."""
+    name = re.sub(r"[^\w.-]+", "_", Path(split).stem).strip("._") or "split"
+    return Path(run_dir) / "eval-splits" / name
 
 
 def try_it(

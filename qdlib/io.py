@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO  # the standard library's io (this module is qdlib.io)
@@ -86,6 +87,10 @@ def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
     A folder already at ``target`` is replaced only once the new one is complete.
     """
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(
+            f"{target} is a file where a folder is written; move it away, nothing was changed."
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -107,6 +112,24 @@ def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
             raise naming_path(exc, target) from exc
         raise
     return target
+
+
+class NotUTF8(ValueError):
+    """A text file that is not UTF-8; the message names the file, the line and the byte."""
+
+
+def read_utf8(path: Path) -> str:
+    """A UTF-8 text file (a BOM is dropped), or :class:`NotUTF8` saying where it is not."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise NotUTF8(
+            f"{path}, line {line}: the file is not UTF-8 (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}). Save it as UTF-8 "
+            "(`iconv -f cp949 -t utf-8` converts Korean Windows files, `-f latin1` Western ones)."
+        ) from None
 
 
 def read_json(path: Path) -> Any:
@@ -131,3 +154,46 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, Any]]:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
             yield lineno, BadLine(f"not valid JSON ({exc.msg} at column {exc.colno}).")
+        except RecursionError:
+            yield lineno, BadLine("not valid here: JSON nested too deeply.")
+
+
+# ---------------------------------------------------------------- is a file whole?
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is unusable (missing, cut, a header that does not parse or that
+    names more bytes than the file holds), or None when its tensors are all there."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            size = path.stat().st_size
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{path.name} is cut (only {size} bytes)"
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                return f"{path.name} is cut: its header alone needs {n} bytes"
+            header = json.loads(fh.read(n))
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, ValueError) as exc:
+        return f"{path.name} has an unreadable header ({exc})"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    if 8 + n + max(ends, default=0) != size:
+        return f"{path.name} is cut: it holds {size} bytes, its header names {8 + n + max(ends)}"
+    return None
+
+
+def zip_problem(path: Path) -> str | None:
+    """Why a zip file (what ``torch.save`` writes) is unusable: missing, cut (its index comes
+    last), or a member whose bytes no longer match their CRC (a flipped bit)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        return f"{path.name} is incomplete ({exc})"
+    return f"{path.name} is damaged ({bad} fails its checksum)" if bad else None

@@ -1,15 +1,37 @@
-"""Run directories: the only state passed between notebooks.
+"""Run directories: the only state passed between notebooks, and the contract that keeps them.
 
 A run directory holds ``config.yaml`` (the resolved profile), then what each lesson writes:
 ``data/`` (01), ``model.json`` (02), ``lora.json`` (03), ``checkpoints/`` and ``adapter/`` (04),
 ``eval/`` (05), ``export/`` (06), and, under ``qd run``, the executed notebooks in ``notebooks/``.
-Every file is written atomically (:mod:`qdlib.io`).
+
+The contract (``qd run`` and ``qd train``; :func:`writing_run`):
+
+1. Everything that can be checked (the config, the data, the model's source, the checkpoint to
+   resume from, the settings that changed since) is checked before the run directory is
+   created, changed or deleted. A refused command changes nothing.
+2. One writer at a time: a second command on the same directory is refused, naming the first.
+3. A run is never overwritten unless asked. ``--overwrite`` moves the old run aside, keeps it
+   until the new one has finished, and puts it back if the new one fails.
+4. ``--resume`` continues from the newest complete checkpoint (every file whole, checksums
+   right), or refuses with the reason; it never restarts from step 0. Settings that cannot
+   change mid-run (:data:`RESUMABLE` lists those that can) are refused.
+5. A failed or interrupted attempt leaves its evidence and ``.qdlib-run.json`` says how it
+   ended; the same command retried keeps that attempt beside the folder (``<name>.failed-1``)
+   and starts again. Ctrl-C ends with one line that says what was kept and how to resume.
+6. Every file is written whole (:mod:`qdlib.io`): reports (``eval/``) and exports as whole
+   folders, into a temporary name that replaces the old one once complete.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +39,10 @@ from typing import Any
 import yaml
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
-from qdlib.io import atomic_write_text
+from qdlib.io import atomic_write_json, atomic_write_text, read_json, read_utf8
 
 RUNS_ROOT = Path(os.environ.get("QDLIB_RUNS", PROJECT_ROOT / "runs"))
+STATUS = ".qdlib-run.json"  # how the last qd run / qd train attempt on a run directory ended
 LESSONS = (
     "01_data_format",
     "02_model_load",
@@ -70,6 +93,16 @@ class RunDir:
             return str(self.path)
 
 
+def existing_run(path: Path) -> Path:
+    """A run directory that a command reads: it must exist and hold ``config.yaml``."""
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(f"{path}: no such run directory.")
+    if not (path / "config.yaml").is_file():
+        raise RunDirError(f"{path}: not a run directory (no config.yaml); give a folder qd wrote.")
+    return path
+
+
 def default_run_dir(cfg: Config) -> Path:
     """Where a notebook opened by hand works: ``runs/<profile>``, shared by lessons 01-06."""
     return RUNS_ROOT / cfg.profile
@@ -86,18 +119,171 @@ def new_run_dir(profile: str) -> Path:
     return path
 
 
-def check_run_dir(path: Path, overwrite: bool = False, resume: bool = False) -> None:
-    """Refuse a folder that already holds a run, unless told to continue it or replace it.
+class RunInterrupted(RunDirError):
+    """Ctrl-C: the message says what the run directory kept and how to continue."""
 
-    Reads only, so every process of a distributed run can check before any of them writes.
-    """
+
+def run_status(path: Path) -> dict[str, Any] | None:
+    """What ``qd run`` / ``qd train`` last recorded in a run directory (:data:`STATUS`)."""
+    try:
+        status = read_json(Path(path) / STATUS)
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def check_run_dir(path: Path, overwrite: bool = False, resume: bool = False) -> str:
+    """What a writing command may do with ``path`` (reads only): ``"new"``, ``"resume"``,
+    ``"replace"`` (``--overwrite``) or ``"retry"`` (the last attempt failed or was interrupted:
+    it is kept beside the folder, then the run starts again); else a :class:`RunDirError`."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise RunDirError(f"{path} is a symbolic link to nothing ({os.readlink(path)}).")
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} is a file, not a run directory. Choose another --run-dir.")
-    if not (resume or overwrite) and path.exists() and any(path.iterdir()):
+    empty = not path.exists() or not any(path.iterdir())
+    if resume:
+        if empty or not (path / "config.yaml").is_file():
+            raise RunDirError(f"{path}: no run to resume there (no config.yaml). Nothing changed.")
+        for name in ("checkpoints", "data", "adapter", "train", "eval", "export"):
+            if (path / name).exists() and not (path / name).is_dir():
+                raise RunDirError(
+                    f"{path / name} is a file where the run keeps a folder; move it away."
+                )
+        return "resume"
+    if empty:
+        return "new"
+    if overwrite:
+        return "replace"
+    status = run_status(path) or {}
+    stopped = status.get("status") == "running" and not _alive(status.get("pid"))
+    if status.get("status") in ("failed", "interrupted") or stopped:
+        return "retry"
+    raise RunDirError(
+        f"{path} already holds a run. Choose another --run-dir, continue it with --resume, "
+        "or replace it with --overwrite (the old run is kept until the new one is done)."
+    )
+
+
+# Settings that may change when a run is resumed: how it logs and saves, what lessons 05-06 do.
+# Any other change (the data, the model, LoRA, the optimizer, the schedule) would not apply to
+# the restored state, or would mix two runs in one adapter: it is refused.
+RESUMABLE = (
+    "training.logging_steps", "training.save_steps", "training.save_total_limit",
+    "training.report_to", "training.eval_steps", "evaluation.", "export.", "data.strict",
+)  # fmt: skip
+
+
+def refuse_unresumable_changes(path: Path, cfg: Config) -> None:
+    """With ``--resume``: refuse settings that differ from the run's ``config.yaml`` and cannot
+    change mid-run (see :data:`RESUMABLE`), before anything is written."""
+    recorded = Path(path) / "config.yaml"
+    try:
+        before = yaml.safe_load(read_utf8(recorded))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{recorded}: unreadable ({exc}); the run cannot be resumed.") from None
+    changed = _diff(before if isinstance(before, dict) else {}, cfg.to_dict())
+    fixed = [c for c in changed if not c.startswith(RESUMABLE)]
+    if fixed:
         raise RunDirError(
-            f"{path} already holds a run. Choose another --run-dir, continue it with --resume, "
-            "or replace it with --overwrite."
+            f"{path}: --resume continues the run as it was set up, and these settings differ "
+            f"from its config.yaml: {'; '.join(fixed)}. Nothing was changed. Use them in a new "
+            "run (another --run-dir, or --overwrite)."
+        )
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Move a run directory to ``<name>.<why>-<n>`` beside it (the first free n); return that."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.{why}-{n}")).exists():
+        n += 1
+    os.replace(path, aside)
+    return aside
+
+
+def write_status(path: Path, status: str, command: str, **more: Any) -> None:
+    atomic_write_json(
+        path / STATUS,
+        {"status": status, "command": command, "pid": os.getpid(), "time": time.ctime()} | more,
+    )
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Only one ``qd`` command writes a run directory at a time: a second is refused, naming
+    the first. The lock is an exclusive ``flock`` on a file in the system's temporary folder,
+    named after the run directory's full path, so nothing is added beside the run."""
+    key = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:32]
+    lock = Path(tempfile.gettempdir()) / "qdlib-locks" / f"{key}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RunDirError(
+                f"{path} is being written by {holder}. Wait for it to finish, or choose "
+                "another --run-dir."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"another qd command (pid {os.getpid()}, since {time.ctime()})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def writing_run(
+    path: Path, command: str, overwrite: bool = False, resume: bool = False
+) -> Iterator[Path]:
+    """The run-directory contract around a command that writes ``path`` (its inputs already
+    checked): one writer at a time; a failed or interrupted attempt is kept beside the folder
+    before a retry; ``--overwrite`` keeps the old run until the new one is finished, and puts it
+    back if the new one fails; ``.qdlib-run.json`` says how the last attempt ended."""
+    path = Path(path)
+    with run_lock(path):
+        action = check_run_dir(path, overwrite=overwrite, resume=resume)
+        if action == "retry":
+            print(f"{path}: the last attempt did not finish; kept at {set_aside(path, 'failed')}")
+        old = set_aside(path, "replaced") if action == "replace" else None
+        path.mkdir(parents=True, exist_ok=True)
+        write_status(path, "running", command)
+        try:
+            yield path
+        except BaseException as exc:
+            _ended_badly(path, command, exc, old)
+            if isinstance(exc, KeyboardInterrupt):
+                raise RunInterrupted(
+                    f"interrupted: {path} keeps what was done so far (checkpoints included); "
+                    f"continue with: {command} --resume --run-dir {path}"
+                ) from None
+            raise
+        write_status(path, "finished", command)
+        if old is not None:
+            shutil.rmtree(old)
+
+
+def _ended_badly(path: Path, command: str, exc: BaseException, old: Path | None) -> None:
+    """Record how the attempt ended; with ``--overwrite``, the old run goes back in place."""
+    how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    write_status(path, how, command, error=f"{type(exc).__name__}: {str(exc)[:500]}")
+    if old is not None:
+        kept = set_aside(path, how)
+        os.replace(old, path)
+        print(
+            f"{path}: the new run {how}; the old run is back in place, the new one kept at {kept}"
         )
 
 

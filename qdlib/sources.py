@@ -19,7 +19,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,17 +104,23 @@ def break_qdmr(path: Path, refs: str = "keep") -> LoadResult:
     have an empty decomposition and are skipped with a reason.
     """
     reader = csv.DictReader(io.StringIO(read_utf8(Path(path))))
+    try:
+        return _finish(list(_break_rows(reader, path)), str(path), refs)
+    except csv.Error as exc:  # a field over the csv module's limit, a stray NUL, ...
+        raise DataError(f"{path}, line {reader.line_num}: not readable as CSV ({exc}).") from None
+
+
+def _break_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[str, Any, str]]:
     need = {"question_id", "question_text", "decomposition"}
     if not need <= set(reader.fieldnames or []):
         raise DataError(
             f"{path}: a BREAK CSV needs the columns {sorted(need)}; got {reader.fieldnames}."
         )
-    rows = []
     for row in reader:
         where = f"line {reader.line_num}"
         decomposition = (row["decomposition"] or "").strip()
         if not decomposition:
-            rows.append((where, None, "empty decomposition (a BREAK test-set row)."))
+            yield where, None, "empty decomposition (a BREAK test-set row)."
             continue
         steps = [re.sub(r"^\s*return\s+", "", s).strip() for s in decomposition.split(";")]
         rec = {
@@ -123,8 +129,7 @@ def break_qdmr(path: Path, refs: str = "keep") -> LoadResult:
             "sub_questions": steps,
             "source": "break",
         }
-        rows.append((where, rec, ""))
-    return _finish(rows, str(path), refs)
+        yield where, rec, ""
 
 
 def musique(path: Path, refs: str = "keep") -> LoadResult:
@@ -156,6 +161,8 @@ def _json(path: Path) -> Any:
         raise DataError(
             f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
         ) from exc
+    except RecursionError:
+        raise DataError(f"{path}: not usable JSON: nested too deeply.") from None
 
 
 CONVERTERS: dict[str, Callable[..., LoadResult]] = {

@@ -19,14 +19,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
-from safetensors import safe_open
 from transformers import (
     DataCollatorForSeq2Seq,
     DataCollatorWithFlattening,
@@ -38,7 +36,13 @@ from transformers import (
 
 from qdlib.config import Config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits
-from qdlib.io import atomic_dir, atomic_write_json, save_figure
+from qdlib.io import (
+    atomic_dir,
+    atomic_write_json,
+    safetensors_problem,
+    save_figure,
+    zip_problem,
+)
 from qdlib.runs import RunDirError
 
 
@@ -163,24 +167,15 @@ def build_trainer(
     return trainer
 
 
-def _torch_file_problem(path: Path) -> str | None:
-    """Why a ``torch.save`` file is unusable: missing, or cut (its zip index comes last)."""
-    try:
-        zipfile.ZipFile(path).close()
-    except FileNotFoundError:
-        return f"{path.name} is missing"
-    except (OSError, zipfile.BadZipFile) as exc:
-        return f"{path.name} is incomplete ({exc})"
-    return None
-
-
 def checkpoint_problem(folder: Path, world_size: int = 1) -> str | None:
     """Why a checkpoint folder cannot be resumed from (cut off mid-write), or None when complete.
 
     The Trainer writes the weights, optimizer, scheduler, each process's RNG state, and last
     ``trainer_state.json``, without syncing to disk: after a crash any of them can be missing or
-    cut. Only headers and zip indexes are read here; nothing is unpickled. A checkpoint saved by
-    another number of processes is an error, not a skip: skipping it would silently start over.
+    cut, or a bit may have flipped on disk: the safetensors header must cover the whole file and
+    every zip member (what ``torch.save`` writes) must match its checksum. Nothing is unpickled.
+    A checkpoint saved by another number of processes is an error, not a skip: skipping it would
+    silently start over.
     """
     folder = Path(folder)
     try:
@@ -207,19 +202,10 @@ def checkpoint_problem(folder: Path, world_size: int = 1) -> str | None:
     if not (list(folder.glob("pytorch_model_fsdp_*")) or (folder / "latest").exists()):
         # plain (DDP or one process); FSDP and DeepSpeed save weights and optimizer their own way
         names += ["optimizer.pt", "scheduler.pt"]
-        weights = folder / "adapter_model.safetensors"
-        try:
-            with safe_open(str(weights), "pt") as f:
-                f.keys()
-        except FileNotFoundError:
-            return f"{weights.name} is missing"
-        except Exception as exc:  # safetensors raises its own error type for a cut header
-            return f"{weights.name} is incomplete ({exc})"
-    for name in names:
-        problem = _torch_file_problem(folder / name)
+        problem = safetensors_problem(folder / "adapter_model.safetensors")
         if problem:
             return problem
-    return None
+    return next((p for p in (zip_problem(folder / name) for name in names) if p), None)
 
 
 def last_complete_checkpoint(
@@ -350,3 +336,21 @@ def finish_training(trainer: Any, run_dir: Path, resumed_from: Path | None = Non
         }
         atomic_write_json(run_dir / "train/summary.json", summary)
     return fig
+
+
+def resume_point(
+    output_dir: Path, world_size: int = 1, log: Callable[[str], Any] | None = print
+) -> Path:
+    """The checkpoint ``--resume`` continues from: the newest complete one, or a
+    :class:`~qdlib.runs.RunDirError` that says why there is none (never a silent restart)."""
+    skipped: list[str] = []
+    checkpoint = last_complete_checkpoint(output_dir, world_size, skipped.append)
+    for line in skipped if log else []:
+        log(line)
+    if checkpoint is None:
+        why = "; ".join(skipped) or f"{output_dir} holds none"
+        raise RunDirError(
+            f"no complete checkpoint to resume from ({why}). Nothing was changed. Start the run "
+            "again with --overwrite (the old one is kept until the new one is done)."
+        )
+    return checkpoint

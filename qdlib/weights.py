@@ -202,3 +202,29 @@ def _from_package(packaged: PackagedGGUF) -> tuple[str, str, str]:
     print(f"converting {gguf.name} to safetensors in {folder} (once)...", flush=True)
     convert_gguf(gguf, packaged.sha256, folder)
     return str(folder), "packaged GGUF", detail
+
+
+def check_model_source(cfg: Config) -> None:
+    """Before anything is written: a model folder that does not exist or holds no model or no
+    tokenizer, or a hub model that cannot be had here, is an error naming it."""
+    name = cfg.model.name
+    if name == "tiny":
+        return
+    folder = cfg.resolve_path(name)
+    looks_like_a_path = name.startswith((".", "/", "~")) or name.count("/") != 1
+    if folder.exists() or looks_like_a_path:
+        if not folder.is_dir():
+            raise ConfigError(f"model.name {name}: no such model folder ({folder}).")
+        missing = [n for n in ("config.json",) if not (folder / n).exists()]
+        if not list(folder.glob("tokenizer*.json")) and not list(folder.glob("*.model")):
+            missing.append("a tokenizer (tokenizer.json or tokenizer_config.json)")
+        if missing:
+            raise ConfigError(f"model.name {name}: {folder} has no {' and no '.join(missing)}.")
+        return
+    if name in PACKAGED or not hub_offline():
+        return  # the package is checked when it is converted; the hub answers online
+    if hub_snapshot(name, cfg.model.revision, local_only=True) is None:
+        raise ConfigError(
+            f"model.name {name}: not in the hub's cache on this machine, and the hub is off "
+            "(HF_HUB_OFFLINE=1). Go online once to download it, or use a local folder."
+        )

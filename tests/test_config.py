@@ -59,7 +59,7 @@ def test_wrong_type_is_named(tmp_path):
 
 def test_out_of_range_value_says_the_bounds(tmp_path):
     path = write_profile(tmp_path, lora__r=0)
-    with pytest.raises(ConfigError, match=r"lora.r must be an integer >= 1 and <= 1024; got 0"):
+    with pytest.raises(ConfigError, match=r"lora.r must be an integer from 1 to 1024; got 0"):
         load_config(path)
 
 

@@ -70,7 +70,10 @@ def test_bad_jsonl_line_is_named(tmp_path):
             {"question": "q?", "sub_questions": ["a?", ""]},
             '"sub_questions" item 1 must be a non-empty',
         ),
-        ({"question": "q?", "sub_questions": ["a?", 7]}, '"sub_questions" item 1 must be a string'),
+        (
+            {"question": "q?", "sub_questions": ["a?", 7]},
+            '"sub_questions" item 1 must be a non-empty string',
+        ),
         (["q?", ["a?"]], "a record must be a JSON object"),
     ],
 )

@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 
 import pytest
+from test_resume import fake_checkpoint
 
 from qdlib.cli import main
+from qdlib.config import load_config
 from qdlib.io import atomic_dir, atomic_write_json, atomic_write_text
 
 
@@ -46,12 +48,15 @@ def test_qd_run_resume_reuses_the_run_and_tells_lesson_04(tmp_path, monkeypatch)
         calls[source.rsplit("/", 1)[-1]] = parameters
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
-    run = a_run(tmp_path)
-    argv = ["run", "--run-dir", str(run), "--only", "03_lora_config", "04_train"]
-    assert main([*argv, "--resume"]) == 0
+    run = tmp_path / "r"
+    fake_checkpoint(run / "checkpoints", 4)
+    recorded = load_config("cpu_tiny").to_yaml()
+    (run / "config.yaml").write_text(recorded, encoding="utf-8")
+    argv = ["run", "--profile", "cpu_tiny", "--run-dir", str(run)]
+    assert main([*argv, "--only", "03_lora_config", "04_train", "--resume"]) == 0
     assert calls["04_train.ipynb"]["resume"] is True
     assert "resume" not in calls["03_lora_config.ipynb"]  # only lesson 04 has the parameter
-    assert (run / "config.yaml").read_text(encoding="utf-8") == "precious"
+    assert (run / "config.yaml").read_text(encoding="utf-8") == recorded
 
 
 def full_disk(*args, **kwargs):
@@ -89,7 +94,7 @@ def test_a_file_in_the_way_names_the_path(tmp_path):
 def test_qd_train_reports_a_full_disk_with_the_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("os.replace", full_disk)
     assert main(["train", "--profile", "cpu_tiny", "--run-dir", str(tmp_path / "r")]) == 2
-    assert f"No space left on device: '{tmp_path / 'r/config.yaml'}'" in capsys.readouterr().err
+    assert f"No space left on device: '{tmp_path / 'r'}/" in capsys.readouterr().err
 
 
 @pytest.mark.slow

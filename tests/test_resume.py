@@ -39,10 +39,25 @@ def cut(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def flip_a_byte(path):
+    """One bit flipped inside the first zip member's data (what a failing disk does)."""
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = max(z.infolist(), key=lambda i: i.compress_size)
+    head = info.header_offset  # the local header: 30 bytes, the name, its own extra field
+    field = lambda at: int.from_bytes(data[head + at : head + at + 2], "little")  # noqa: E731
+    name_len, extra_len = field(26), field(28)
+    data[head + 30 + name_len + extra_len + info.compress_size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
 DAMAGE = {
     "trainer_state.json is missing": lambda f: (f / "trainer_state.json").unlink(),
     "trainer_state.json does not parse": lambda f: cut(f / "trainer_state.json"),
-    "adapter_model.safetensors is incomplete": lambda f: cut(f / "adapter_model.safetensors"),
+    "adapter_model.safetensors is cut": lambda f: cut(f / "adapter_model.safetensors"),
+    "optimizer.pt is damaged": lambda f: flip_a_byte(f / "optimizer.pt"),
     "optimizer.pt is incomplete": lambda f: cut(f / "optimizer.pt"),
     "scheduler.pt is missing": lambda f: (f / "scheduler.pt").unlink(),
     "rng_state_1.pth is missing": lambda f: (f / "rng_state_1.pth").unlink(),
