@@ -103,9 +103,9 @@ print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps
 # the model still never stops.
 
 # %%
-from qdlib.train import last_complete_checkpoint
+from qdlib.train import resume_point
 
-checkpoint = last_complete_checkpoint(run / "checkpoints") if resume else None
+checkpoint = resume_point(run / "checkpoints") if resume else None  # none complete: an error
 if checkpoint:
     print("resuming from", checkpoint.name)
 result = trainer.train(resume_from_checkpoint=checkpoint)
