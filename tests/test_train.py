@@ -61,7 +61,7 @@ def test_qd_eval_on_a_file(trained):
         main(["eval", "--run-dir", str(run_dir), "--split", "data/examples/sample_train.jsonl"])
         == 0
     )
-    assert (run_dir / "eval/sample_train/report.md").exists()
+    assert (run_dir / "eval-splits/sample_train/report.md").exists()
 
 
 def test_qlora_4bit_paged_8bit_adamw_trains_on_cpu(tmp_path):
