@@ -102,6 +102,8 @@ class LoraSection:
     alpha: float = field(default=32.0, metadata=_range(0.0, 4096.0))
     dropout: float = field(default=0.05, metadata=_range(0.0, 0.9))
     target_modules: str | list[str] = "all-linear"
+    use_rslora: bool = False  # scale by alpha / sqrt(r) instead of alpha / r (Kalajdzievski, 2023)
+    use_dora: bool = False  # DoRA: learn each weight's magnitude apart from its direction
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 from transformers import set_seed
 
-from qdlib.config import Config
+from qdlib.config import Config, ConfigError
 from qdlib.io import atomic_write_json, read_json
 from qdlib.notices import quiet_hf
 
@@ -48,7 +48,7 @@ def lora_config(cfg: Config, model: Any) -> Any:
     available = linear_module_names(model, include_output=True)
     missing = sorted(set(targets) - set(available))
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"{cfg.source}: lora.target_modules names {missing}, which this model does not have. "
             f"Its linear layers are: {available} (or use 'all-linear')."
         )
@@ -59,6 +59,8 @@ def lora_config(cfg: Config, model: Any) -> Any:
         lora_dropout=cfg.lora.dropout,
         target_modules=targets,
         bias="none",
+        use_rslora=cfg.lora.use_rslora,
+        use_dora=cfg.lora.use_dora,
     )
 
 
