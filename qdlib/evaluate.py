@@ -28,7 +28,7 @@ from qdlib.io import (
     safetensors_problem,
     save_figure,
 )
-from qdlib.metrics import aggregate, common_terms, score_example
+from qdlib.metrics import aggregate, common_terms, sari_parts, sari_tokens, score_example
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
 from qdlib.runs import RunDirError
 
@@ -246,8 +246,38 @@ def compare_table(metrics: dict[str, dict[str, Any]], keys: tuple[str, ...] = ME
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for k in keys:
         lines.append(f"| {k} | " + " | ".join(_cell(metrics[n].get(k)) for n in names) + " |")
-    lines.append("| examples | " + " | ".join(str(metrics[n]["n"]) for n in names) + " |")
+    if all("n" in metrics[n] for n in names):
+        lines.append("| examples | " + " | ".join(str(metrics[n]["n"]) for n in names) + " |")
     return "\n".join(lines)
+
+
+PROBE_KEYS = (
+    "step_count_correct", "exact_match", "content_recall", "sari", "sari_keep", "sari_add",
+    "sari_delete", "rouge_l", "chrf", "refs_valid",
+)  # fmt: skip
+
+
+def probe_metrics(
+    question: str,
+    gold: list[str],
+    candidates: dict[str, list[str] | None],
+    reference: Iterable[str] = (),
+) -> dict[str, dict[str, Any]]:
+    """Every metric for several candidate decompositions of one question, SARI split in its parts.
+
+    ``candidates`` maps a name to a list of sub-questions (``None``: nothing parsed); each counts
+    as having stopped by itself. Shows what a metric rewards and what it misses: pass the gold
+    itself, another question's gold (the template with other names), the model's outputs.
+    ``reference`` are the questions that tell template words from content (as in :func:`score`).
+    """
+    common = common_terms([*reference, question])
+    source, target = sari_tokens(question), sari_tokens(" ".join(gold))
+    out = {}
+    for name, pred in candidates.items():
+        parts = sari_parts(source, sari_tokens(" ".join(pred or [])), target)
+        sari_cols = {f"sari_{k}": v for k, v in parts.items() if k != "sari"}
+        out[name] = score_example(gold, pred, True, question, common) | sari_cols
+    return out
 
 
 BREAKDOWN_KEYS = ("format_valid", "step_count_correct", "exact_match", "content_recall")

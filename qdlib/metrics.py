@@ -10,7 +10,8 @@ when the output could not be parsed) and gives a number per example; :func:`aggr
   decompositions; see :func:`sari`.
 - ``rouge_l``: ROUGE-L F1 over Unicode word tokens (Hangul kept), steps joined with spaces.
 - ``chrf``: chrF (Popović, 2015; beta 2, character 1- to 6-grams, spaces ignored), Korean-safe.
-- ``refs_valid``: every ``#k`` reference points to an earlier step (1 <= k < its own step).
+- ``refs_valid``: every ``#k`` reference points to an earlier step (1 <= k < its own step);
+  ``None`` (not applicable) where the gold steps use no ``#k``.
 - ``content_recall``: of the question's content terms (names, numbers, titles: the words that
   are rare among the questions scored together) that the gold steps carry, the share the
   predicted steps carry too; see :func:`content_recall`. SARI and chrF reward a template's words;
@@ -49,10 +50,14 @@ def step_count_error(gold: list[str], pred: list[str] | None) -> float:
     return float(abs(len(gold) - len(pred or [])))
 
 
+def references_valid(steps: list[str] | None, gold: list[str] | None = None) -> float | None:
+    """1.0 when every ``#k`` in step i (1-based) has 1 <= k < i; 0.0 otherwise or unparsed.
 
-
-def references_valid(steps: list[str] | None) -> float:
-    """1.0 when every ``#k`` in step i (1-based) has 1 <= k < i; 0.0 otherwise or unparsed."""
+    ``None`` (does not apply) when the ``gold`` steps use no ``#k`` at all: a dataset without
+    references says nothing about them.
+    """
+    if gold is not None and not any(STEP_REF.search(g) for g in gold):
+        return None
     if steps is None:
         return 0.0
     for i, step in enumerate(steps, start=1):
@@ -261,7 +266,7 @@ def score_example(
         "sari": sari(question, gold, pred),
         "rouge_l": rouge_l(joined_gold, joined_pred),
         "chrf": chrf(joined_gold, joined_pred),
-        "refs_valid": references_valid(pred),
+        "refs_valid": references_valid(pred, gold),
         "content_recall": content_recall(question, gold, pred, common),
     }
 

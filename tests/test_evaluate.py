@@ -179,3 +179,48 @@ def test_scores_break_down_by_language_and_kind():
     assert m["by_language"]["ko"]["exact_match"] == 1.0 and m["by_language"]["en"]["n"] == 2
     assert m["by_kind"]["comparison"]["exact_match"] == 0.5
     assert m["by_kind"]["bridge"]["format_valid"] == 0.0
+
+
+def test_metric_probes_show_what_each_metric_rewards_and_misses():
+    from qdlib.evaluate import PROBE_KEYS, compare_table, probe_metrics
+
+    q = "Who was born first, the director of Jaws or the author of Dune?"
+    gold = [
+        "Who directed Jaws?",
+        "Who wrote Dune?",
+        "When was #1 born?",
+        "When was #2 born?",
+        "Who was born first, #3 or #4?",
+    ]
+    other = ["Who directed Alien?", "Who wrote Emma?", *gold[2:]]
+    seen = ["Who directed Alien?", "Who was born first, A or B?", "What is the capital of Peru?"]
+    m = probe_metrics(
+        q,
+        gold,
+        {"gold": gold, "template": other, "one step": [q], "none": None},
+        reference=seen * 3,
+    )
+    assert all(m["gold"][k] == 1.0 for k in ("exact_match", "content_recall", "sari", "chrf"))
+    # The template with other names: structure and wording score high, content not at all.
+    assert m["template"]["step_count_correct"] == 1.0 and m["template"]["content_recall"] == 0.0
+    assert m["template"]["sari"] > 0.6 and m["template"]["chrf"] > 0.6
+    # Copying the question carries every name, in the wrong structure.
+    assert m["one step"]["content_recall"] == 1.0 and m["one step"]["step_count_correct"] == 0.0
+    # Saying nothing still earns SARI's deletion credit: the floor a base model starts from.
+    assert m["none"]["sari_keep"] == m["none"]["sari_add"] == 0.0
+    assert m["none"]["sari"] == pytest.approx(m["none"]["sari_delete"] / 3)
+    assert m["none"]["sari"] > 0
+    table = compare_table(m, PROBE_KEYS)
+    assert "| sari_delete |" in table and "examples" not in table
+
+
+def test_reference_validity_does_not_apply_to_gold_without_references():
+    from qdlib.evaluate import probe_metrics
+
+    m = probe_metrics(
+        "Is Seoul bigger than Busan?",
+        ["How big is Seoul?", "How big is Busan?"],
+        {"model": ["How big is Seoul?"]},
+    )
+    assert m["model"]["refs_valid"] is None
+    assert aggregate([m["model"], m["model"]])["refs_valid"] is None

@@ -72,6 +72,13 @@ def test_references_point_backwards_only():
     assert references_valid(None) == 0.0
 
 
+def test_references_do_not_apply_where_the_gold_uses_none():
+    """The teaching set has no #k: reporting 0 or 1 for it would say something untrue."""
+    assert references_valid(["A?", "B?"], gold=["A?", "B?"]) is None
+    assert references_valid(["A?", "Is #3 true?"], gold=["A?", "Is #1 true?"]) == 0.0
+    assert score_example(["A?"], ["A?"], True, "Q?")["refs_valid"] is None
+
+
 def test_word_tokens_keep_hangul():
     assert words("서울의 인구는 얼마인가?") == ["서울의", "인구는", "얼마인가"]
 
