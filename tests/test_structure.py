@@ -18,13 +18,14 @@ LAYERS = {
     "qdlib.config": 1,
     "qdlib.remote_code": 2, "qdlib.hub": 2, "qdlib.runs": 2,
     "qdlib.data": 3, "qdlib.weights": 3, "qdlib.memory": 3, "qdlib.doctor": 3,
-    "qdlib.sources": 4, "qdlib.metrics": 4,
+    "qdlib.sources": 4, "qdlib.metrics": 4, "qdlib.pictures": 4,
     "qdlib.splits": 5, "qdlib.datacheck": 5,
     "qdlib.model": 6,  # 02
     "qdlib.lora": 7,  # 03
     "qdlib.train": 8,  # 04
     "qdlib.evaluate": 9,  # 05
     "qdlib.export": 10,  # 06
+    "qdlib.experiments": 10,
     "qdlib.course": 11,
     "qdlib.cli": 12,
 }  # fmt: skip

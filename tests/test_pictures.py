@@ -1,0 +1,48 @@
+"""The pictures draw what the objects hold: the trained tokens of a real example, the padding
+and the attention blocks of a real batch layout, LoRA's counts."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from qdlib import pictures
+from qdlib.data import IGNORE_INDEX, encode_example
+
+RECORD = {"question": "Which is older, A or B?", "sub_questions": ["How old is A?", "How old?"]}
+
+
+def colors(fig) -> list[str]:
+    from matplotlib.colors import to_hex
+
+    return [to_hex(p.get_facecolor()) for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+
+
+def test_each_token_is_coloured_by_whether_it_is_trained(tiny_tokenizer):
+    example = encode_example(RECORD, tiny_tokenizer)
+    drawn = colors(pictures.trained_tokens(example, tiny_tokenizer))
+    prompt = example["labels"].count(IGNORE_INDEX)
+    assert len(drawn) == len(example["input_ids"])
+    assert drawn.count(pictures.PROMPT) == prompt and drawn[-1] == pictures.END.lower()
+    assert drawn.count(pictures.ANSWER.lower()) == len(drawn) - prompt - 1
+
+
+def test_the_packed_attention_has_one_causal_block_per_example():
+    fig = pictures.batch_layouts([3, 2])
+    mask = fig.axes[2].images[0].get_array()
+    expected = np.zeros((5, 5))
+    expected[:3, :3] = np.tril(np.ones((3, 3)))
+    expected[3:, 3:] = 2 * np.tril(np.ones((2, 2)))
+    assert np.array_equal(np.asarray(mask), expected)
+    assert "17% padding" in fig.axes[0].get_title()  # 1 of 6 positions
+    assert [t.get_text() for t in fig.axes[1].texts] == ["0", "1", "2", "0", "1"]
+
+
+def test_lora_picture_counts_what_trains():
+    fig = pictures.lora_update(d=10, r=3)
+    assert "trains 2·d·r = 60 values instead of d² = 100" in fig._suptitle.get_text()
+
+
+def test_the_loss_shapes_say_they_are_illustrations():
+    fig = pictures.loss_shapes()
+    assert all(ax.get_title().startswith("illustration") for ax in fig.axes)
