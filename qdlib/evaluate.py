@@ -28,7 +28,7 @@ from qdlib.io import (
     safetensors_problem,
     save_figure,
 )
-from qdlib.metrics import aggregate, common_terms, sari_parts, sari_tokens, score_example
+from qdlib.metrics import aggregate, chrf, common_terms, sari_parts, sari_tokens, score_example
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
 from qdlib.runs import RunDirError
 
@@ -255,6 +255,23 @@ PROBE_KEYS = (
     "step_count_correct", "exact_match", "content_recall", "sari", "sari_keep", "sari_add",
     "sari_delete", "rouge_l", "chrf", "refs_valid",
 )  # fmt: skip
+
+
+def template_twin(target: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The other record whose gold reads most like ``target``'s: the same template, other names.
+
+    Among the records of the same kind (when the data says) and the same number of steps, the
+    one whose joined gold steps have the highest chrF against ``target``'s; any other record when
+    none qualifies.
+    """
+    others = [r for r in records if r is not target]
+    twins = [
+        r for r in others
+        if r.get("kind") == target.get("kind")
+        and len(r["sub_questions"]) == len(target["sub_questions"])
+    ]  # fmt: skip
+    gold = " ".join(target["sub_questions"])
+    return max(twins or others, key=lambda r: chrf(gold, " ".join(r["sub_questions"])))
 
 
 def probe_metrics(

@@ -71,6 +71,11 @@ KNOWN_WARNINGS = {
         "peft, at every save when lm_head is a LoRA target (the cpu_tiny profile): it notes that "
         "it saves that layer as an embedding layer, which is what we want."
     ),
+    "`is_gradient_checkpointing` is deprecated": (
+        "peft 0.21 reads this transformers 5 attribute inside get_peft_model and "
+        "PeftModel.from_pretrained, the plain calls lessons 03 and 06 show; the rename is peft's "
+        "to make, and the learner's code is right as it is."
+    ),
 }
 
 

@@ -6,16 +6,64 @@ good and a bad loss curve look like (04). Each function returns a matplotlib fig
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.colors import ListedColormap
+from matplotlib.ft2font import FT2Font
 from matplotlib.patches import Rectangle
 
 from qdlib.data import IGNORE_INDEX
 
 PROMPT, ANSWER, END, PAD = "#d9d9d9", "#55A868", "#DD8452", "#ffffff"
+
+# Fonts that draw Hangul, in order of preference: Linux (fonts-nanum, fonts-noto-cjk), Windows,
+# macOS.
+HANGUL_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic",
+                "Apple SD Gothic Neo", "AppleGothic", "UnDotum")  # fmt: skip
+
+
+@cache
+def hangul_font() -> str | None:
+    """The first of :data:`HANGUL_FONTS` on this machine, or None.
+
+    Also finds a font installed after matplotlib built its font cache (the cache is not rebuilt
+    by itself): the font folders are searched for the font files, which are then registered.
+    """
+    def known() -> set[str]:
+        return {f.name for f in font_manager.fontManager.ttflist}
+
+    if not known().intersection(HANGUL_FONTS):
+        stems = {name.replace(" ", "") for name in HANGUL_FONTS}
+        for path in font_manager.findSystemFonts():
+            if any(Path(path).stem.replace("-", "").startswith(s) for s in stems):
+                font_manager.fontManager.addfont(path)
+    return next((name for name in HANGUL_FONTS if name in known()), None)
+
+
+@cache
+def _glyphs(family: str) -> frozenset[int]:
+    """The code points the font that matplotlib picks for ``family`` (a name or a generic family
+    such as ``sans-serif``) can draw."""
+    path = font_manager.findfont(font_manager.FontProperties(family=[family]))
+    return frozenset(FT2Font(path).get_charmap())
+
+
+def token_text(text: str) -> tuple[str, list[str]]:
+    """A token's text as it can be drawn here, and the font families to draw it with.
+
+    Characters no available font has (Hangul on a machine without a Korean font) are written as
+    ``\\uXXXX`` escapes instead of empty boxes and a warning per glyph.
+    """
+    families = [*plt.rcParams["font.family"]]  # usually ["sans-serif"], i.e. DejaVu Sans
+    if (korean := hangul_font()) is not None:
+        families.append(korean)  # matplotlib takes each glyph from the first family that has it
+    drawable = frozenset().union(*(_glyphs(f) for f in families))
+    return "".join(c if ord(c) in drawable else f"\\u{ord(c):04x}" for c in text), families
 
 
 def lora_update(d: int = 12, r: int = 2, seed: int = 0) -> Any:
@@ -52,8 +100,8 @@ def trained_tokens(example: dict[str, Any], tokenizer: Any, width: int = 16) -> 
         color = PROMPT if label == IGNORE_INDEX else END if i == len(ids) - 1 else ANSWER
         x, y = i % width, rows - 1 - i // width
         ax.add_patch(Rectangle((x, y), 0.95, 0.85, color=color))
-        text = tokenizer.decode([tok]).replace("\n", "⏎")[:6] or "·"
-        ax.text(x + 0.47, y + 0.42, text, ha="center", va="center", fontsize=7)
+        text, families = token_text(tokenizer.decode([tok]).replace("\n", "⏎")[:6] or "·")
+        ax.text(x + 0.47, y + 0.42, text, ha="center", va="center", fontsize=7, family=families)
     ax.set(xlim=(0, width), ylim=(0, rows), xticks=[], yticks=[])
     trained = sum(label != IGNORE_INDEX for label in labels)
     ax.set_title(f"{len(ids)} tokens: {len(ids) - trained} prompt (grey, not trained), "

@@ -381,42 +381,29 @@ def _(tmp):
     return ["decompose", "--model", str(tmp / "m"), "\x1b[31mred?"]
 
 
+def decompose_file(tmp: Path, name: str, content: str | bytes) -> list[str]:
+    """`qd decompose --file` on a file of questions written for the case."""
+    return ["decompose", "--model", str(tmp / "m"), "--file", str(write(tmp, name, content))]
+
+
 @case("decompose-file-json-object", 2, "must hold a list")
 def _(tmp):
-    return [
-        "decompose",
-        "--model",
-        str(tmp / "m"),
-        "--file",
-        str(write(tmp, "q.json", json.dumps(GOOD))),
-    ]
+    return decompose_file(tmp, "q.json", json.dumps(GOOD))
 
 
 @case("decompose-file-bad-line", 2, "q.jsonl, line 2", "not valid JSON")
 def _(tmp):
-    return [
-        "decompose",
-        "--model",
-        str(tmp / "m"),
-        "--file",
-        str(write(tmp, "q.jsonl", '"A?"\n{oops\n')),
-    ]
+    return decompose_file(tmp, "q.jsonl", '"A?"\n{oops\n')
 
 
 @case("decompose-file-csv", 2, "use .txt")
 def _(tmp):
-    return ["decompose", "--model", str(tmp / "m"), "--file", str(write(tmp, "q.csv", "A?\n"))]
+    return decompose_file(tmp, "q.csv", "A?\n")
 
 
 @case("decompose-file-latin-1", 2, "not UTF-8")
 def _(tmp):
-    return [
-        "decompose",
-        "--model",
-        str(tmp / "m"),
-        "--file",
-        str(write(tmp, "q.txt", "caf\u00e9?\n".encode("latin-1"))),
-    ]
+    return decompose_file(tmp, "q.txt", "caf\u00e9?\n".encode("latin-1"))
 
 
 @case("decompose-model-missing", 2, "neither a model")

@@ -37,11 +37,16 @@ def test_torch_check_names_the_build(monkeypatch):
     assert "CPU build" in doctor.check_torch().detail
 
 
-def test_a_machine_without_a_gpu_warns_and_points_to_the_cpu_profiles(monkeypatch):
+def _gpu_check_with_cpu_torch(monkeypatch, nvidia_smi):
+    """doctor's GPU check where torch is a CPU build and nvidia-smi prints ``nvidia_smi``."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
-    monkeypatch.setattr(doctor, "_nvidia_smi", lambda: None)
-    check = doctor.check_gpu()
+    monkeypatch.setattr(doctor, "_nvidia_smi", lambda: nvidia_smi)
+    return doctor.check_gpu()
+
+
+def test_a_machine_without_a_gpu_warns_and_points_to_the_cpu_profiles(monkeypatch):
+    check = _gpu_check_with_cpu_torch(monkeypatch, nvidia_smi=None)
     assert check.status == "warn" and "CPU only" in check.detail
     assert "--profile cpu_small" in check.fix
 
@@ -147,10 +152,7 @@ def test_gpu_with_bf16_is_ok(monkeypatch):
 
 
 def test_cpu_torch_on_a_gpu_machine_fails_with_the_cuda_install(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.version, "cuda", None)
-    monkeypatch.setattr(doctor, "_nvidia_smi", lambda: GPU_MACHINE)
-    check = doctor.check_gpu()
+    check = _gpu_check_with_cpu_torch(monkeypatch, nvidia_smi=GPU_MACHINE)
     assert check.status == "fail" and "RTX 4060 (8 GiB)" in check.detail
     version = torch.__version__.split("+")[0]
     assert f"install --force-reinstall torch=={version}" in check.fix

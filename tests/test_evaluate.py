@@ -224,3 +224,20 @@ def test_reference_validity_does_not_apply_to_gold_without_references():
     )
     assert m["model"]["refs_valid"] is None
     assert aggregate([m["model"], m["model"]])["refs_valid"] is None
+
+
+def test_the_template_twin_is_the_same_kind_of_question_with_other_names():
+    from qdlib.evaluate import template_twin
+
+    target = {"question": "Which was founded first, Yale or Harvard?", "kind": "temporal",
+              "sub_questions": ["In what year was Yale founded?", "In what year was Harvard "
+                                "founded?", "Which of the two years is earlier?"]}  # fmt: skip
+    born = {"question": "Who was born first, Kahlo or Turing?", "kind": "temporal",
+            "sub_questions": ["In what year was Kahlo born?", "In what year was Turing born?",
+                              "Which of the two years is earlier?"]}  # fmt: skip
+    founded = dict(born, sub_questions=["In what year was MIT founded?", "In what year was "
+                                        "Oxford founded?", "Which of the two years is earlier?"])
+    other_kind = dict(founded, kind="comparison")
+    records = [target, born, other_kind, founded]
+    assert template_twin(target, records) is founded
+    assert template_twin(target, [target, other_kind]) is other_kind  # none of its kind: any

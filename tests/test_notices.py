@@ -115,3 +115,22 @@ def test_without_curvezmq_the_kernel_settings_are_left_as_they_were(monkeypatch)
 
     monkeypatch.setattr(zmq, "has", lambda feature: False)
     assert private_kernel() == {}
+
+
+def test_the_plain_peft_calls_of_the_lessons_print_no_deprecation_notice():
+    """Lessons 03 and 06 call get_peft_model and PeftModel.from_pretrained outside qdlib."""
+    code = (
+        "import warnings, qdlib\n"
+        "from qdlib.config import load_config\n"
+        "from qdlib.model import load_model\n"
+        "from peft import LoraConfig, get_peft_model\n"
+        "model = load_model(load_config('cpu_tiny'))\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('default')\n"
+        "    import qdlib.notices; qdlib.notices.install_notice_filters()\n"
+        "    get_peft_model(model, LoraConfig(r=4, target_modules=['q_proj']))\n"
+        "print([str(w.message)[:60] for w in seen])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "is_gradient_checkpointing" not in done.stdout + done.stderr

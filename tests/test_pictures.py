@@ -46,3 +46,52 @@ def test_lora_picture_counts_what_trains():
 def test_the_loss_shapes_say_they_are_illustrations():
     fig = pictures.loss_shapes()
     assert all(ax.get_title().startswith("illustration") for ax in fig.axes)
+
+
+KOREAN = {"question": "서울과 부산 중 인구가 더 많은 도시는?", "sub_questions": ["서울의 인구는?"]}
+
+
+def drawn_texts(example, tokenizer) -> list[str]:
+    """Draw and render the trained-tokens picture with any warning (a missing glyph) as an
+    error; return its texts."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = pictures.trained_tokens(example, tokenizer)
+        fig.canvas.draw()
+    return [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_korean_tokens_are_drawn_without_a_missing_glyph_warning(tiny_tokenizer):
+    if pictures.hangul_font() is None:
+        import pytest
+
+        pytest.skip("no Korean font on this machine; the escape branch is tested below")
+    example = encode_example(KOREAN, tiny_tokenizer)
+    texts = drawn_texts(example, tiny_tokenizer)
+    assert any("서" in t for t in texts) and not any("\\u" in t for t in texts)
+
+
+def test_without_a_korean_font_hangul_is_written_as_escapes(tiny_tokenizer, monkeypatch):
+    monkeypatch.setattr(pictures, "hangul_font", lambda: None)
+    example = encode_example(KOREAN, tiny_tokenizer)
+    texts = drawn_texts(example, tiny_tokenizer)
+    assert any("\\uc11c" in t for t in texts)  # 서
+    assert not any("가" <= c <= "힣" for t in texts for c in t)
+
+
+def test_a_korean_font_installed_after_matplotlib_cached_its_fonts_is_found(monkeypatch):
+    from matplotlib import font_manager
+
+    if not any("Nanum" in p for p in font_manager.findSystemFonts()):
+        import pytest
+
+        pytest.skip("no Nanum font files on this machine")
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in pictures.HANGUL_FONTS]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    pictures.hangul_font.cache_clear()
+    try:
+        assert pictures.hangul_font() == "NanumGothic"
+    finally:
+        pictures.hangul_font.cache_clear()
