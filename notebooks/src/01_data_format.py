@@ -2,12 +2,14 @@
 # # 01 · Data format: from records to training examples
 #
 # **Goal:** turn question/sub-question records into examples a causal language model can learn
-# from, and catch bad data before it costs training time.
-# By the end you will have validated train and eval splits in the run directory, and you will know
-# exactly which tokens the model is trained on.
+# from, and catch bad data before it costs training time. By the end you will have validated
+# train and eval splits in the run directory, and you will know exactly which tokens the model is
+# trained on.
 #
-# > **한국어 요약:** 질문/하위 질문 레코드를 검증하고, 학습·평가 데이터로 나누고, 모델이 어떤 토큰을
-# > 학습하는지(프롬프트는 학습하지 않고, 하위 질문과 EOS만 학습) 확인합니다.
+# > **[한국어]** **01 · 데이터 형식: 레코드에서 학습 예제까지.** 질문과 하위 질문(sub-question)으로
+# > 된 레코드를 인과 언어 모델(causal language model)이 배울 수 있는 예제로 바꾸고, 학습 시간을 쓰기
+# > 전에 잘못된 데이터를 잡아냅니다. 이 노트북을 마치면 검증된 학습·평가 분할(split)이 실행
+# > 디렉터리에 저장되고, 모델이 정확히 어떤 토큰을 학습하는지 알게 됩니다.
 
 # %% tags=["parameters"]
 profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
@@ -22,8 +24,14 @@ export = None
 
 # %% [markdown]
 # ## The profile and the run directory
-# One YAML file per machine holds every setting; the run directory is where each lesson leaves its
-# results for the next one.
+# One YAML file per machine holds every setting; the run directory is where each lesson leaves
+# its results for the next one. `start_lesson` reads the profile (with the parameters above on
+# top) and opens the run directory: open it with `start_lesson??` to read the whole thing.
+#
+# > **[한국어]** **프로필과 실행 디렉터리.** 머신마다 YAML 파일 하나(프로필)가 모든 설정을 담고,
+# > 실행 디렉터리(run directory)에는 각 노트북이 다음 노트북을 위한 결과를 남깁니다.
+# > `start_lesson`은 프로필을 읽고(위의 매개변수가 우선) 실행 디렉터리를 엽니다. `start_lesson??`로
+# > 코드를 직접 읽어 보세요.
 
 # %%
 from qdlib.runs import start_lesson
@@ -33,8 +41,12 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 
 # %% [markdown]
 # ## A record
-# Each record is a question and the list of simple questions that answer it step by step.
+# Each record is a question and the list of simple questions that answer it, step by step.
 # Files are a JSON list or JSONL (one record per line); extra keys such as `id` are kept.
+#
+# > **[한국어]** **레코드.** 레코드 하나는 질문 하나와, 그 질문에 한 단계씩 답하는 단순한 질문들의
+# > 목록입니다. 파일은 JSON 목록이나 JSONL(한 줄에 레코드 하나)이고, `id` 같은 다른 키는 그대로
+# > 둡니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -50,6 +62,9 @@ print(json.dumps(examples[0], ensure_ascii=False, indent=2))
 # ## Validation catches bad records
 # `broken.jsonl` has five deliberate mistakes. By default the first one stops loading with an
 # error that names the file, the line and the field.
+#
+# > **[한국어]** **검증이 잘못된 레코드를 잡아냅니다.** `broken.jsonl`에는 일부러 넣은 실수가 다섯
+# > 개 있습니다. 기본 설정에서는 첫 번째 실수에서 멈추고, 파일·줄·필드를 밝힌 오류를 보여 줍니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -64,6 +79,9 @@ except DataError as err:
 # %% [markdown]
 # With `strict=False` the good records load and every bad one is listed with its reason:
 # nothing is dropped silently.
+#
+# > **[한국어]** `strict=False`로 불러오면 올바른 레코드만 불러오고, 잘못된 레코드는 이유와 함께
+# > 모두 보고합니다. 조용히 버려지는 레코드는 없습니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -71,11 +89,18 @@ report = load_records(broken, strict=False)
 print(report.report().replace(str(cfg.resolve_path(".")) + "/", ""))
 
 # %% [markdown]
-# ## The training data: validate, deduplicate, split
+# ## The training data: validate, filter, deduplicate, split
 # The profile names the training file (`data.train_file`: our format, or a public dataset such as
 # `strategyqa:FILE`), or a weighted mix (`data.sources`). Questions that differ only in case,
-# spacing, Unicode form or a final `?` count as duplicates. The split is fixed by the seed, so the
-# same profile always holds out the same questions, and held-out questions never reach training.
+# spacing, Unicode form or a final `?` count as duplicates. The split is fixed by the seed, so
+# the same profile always holds out the same questions, and held-out questions never reach
+# training.
+#
+# > **[한국어]** **학습 데이터: 검증, 거르기, 중복 제거, 분할.** 프로필은 학습
+# > 파일(`data.train_file`: 우리 형식이나 `strategyqa:FILE` 같은 공개 데이터셋) 또는 가중치를 준
+# > 혼합(`data.sources`)을 지정합니다. 대소문자, 공백, 유니코드 정규형, 끝의 `?`만 다른 질문은
+# > 중복으로 봅니다. 분할은 시드로 정해지므로 같은 프로필은 언제나 같은 질문을 평가용으로 떼어 두고,
+# > 평가 질문은 학습에 들어가지 않습니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -91,9 +116,11 @@ print(splits)
 # three times slower and still be cut off. The GPU profiles train on both languages with Qwen2.5;
 # `cpu_tiny` does too, with a tokenizer trained on this data.
 #
-# > 기본 프로필 `cpu_small`은 영어 질문만 씁니다. SmolLM2 토크나이저는 한국어 한 글자에 약 2개의
-# > 토큰을 쓰기 때문에(영어의 약 10배) CPU 시간 안에 한국어까지 학습할 수 없습니다.
-# > 한국어는 Qwen2.5를 쓰는 GPU 프로필(`rtx4060`, `runpod`)이나 `cpu_tiny`로 학습하세요.
+# > **[한국어]** 기본 프로필 `cpu_small`은 **영어** 질문만(`data.languages: [en]`), 그중 700개를
+# > 씁니다. 이 프로필의 모델 SmolLM2-135M은 한국어 질문에 영어보다 약 10배 많은 토큰을 쓰기
+# > 때문에(다음 절에서 직접 잽니다) 한국어 예제는 학습이 세 배 느리고 그래도 잘립니다. GPU 프로필은
+# > Qwen2.5로 두 언어를 모두 학습하고, `cpu_tiny`도 이 데이터로 학습한 토크나이저로 두 언어를
+# > 씁니다.
 
 # %% [markdown]
 # ## Korean costs more tokens: it depends on the tokenizer
@@ -103,6 +130,13 @@ print(splits)
 # trained on this very data. Fewer tokens per character means shorter examples: faster training
 # and more text in `max_seq_length`. (Qwen2.5's tokenizer is measured here when it is on this
 # machine or the hub is reachable; the course's CI machine has neither.)
+#
+# > **[한국어]** **한국어는 토큰이 더 듭니다: 토크나이저(tokenizer)에 달렸습니다.** 토크나이저는
+# > 텍스트를 어휘 사전의 조각으로 나눕니다. SmolLM2의 어휘는 영어용이라 한글 음절이 거의 없어서,
+# > 한국어 한 음절을 UTF-8 세 바이트로 적습니다. Qwen2.5의 어휘는 한국어를 포함한 여러 언어용이고,
+# > tiny 모델의 어휘는 바로 이 데이터로 학습했습니다. 글자당 토큰이 적을수록 예제가 짧아져 학습이
+# > 빠르고 `max_seq_length`에 더 많은 텍스트가 들어갑니다. (Qwen2.5 토크나이저는 이 컴퓨터에 있거나
+# > 허브에 닿을 때만 잽니다. 강의의 CI 머신에는 둘 다 없습니다.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -129,25 +163,44 @@ Markdown(tokenizer_costs(tokenizers, texts))
 # the user's turn, inside the model's chat template. Our own system turn also replaces the
 # default one SmolLM2's template would add ("You are a helpful AI assistant named SmolLM..."):
 # 17 tokens in every example that teach nothing. The model learns to answer with a numbered list.
+# Below is the plain `transformers` call that renders it: `apply_chat_template`.
+#
+# > **[한국어]** **프롬프트와 답.** 지시문은 대화의 system 차례(한국어 질문에는 한국어 지시문)이고
+# > 질문은 user 차례이며, 둘 다 모델의 채팅 템플릿(chat template) 안에 들어갑니다. 우리가 system
+# > 차례를 직접 주면 SmolLM2 템플릿이 넣는 기본 문장("You are a helpful AI assistant named
+# > SmolLM...")도 빠집니다. 모든 예제에 들어가면서 아무것도 가르치지 않는 17개 토큰입니다. 모델은
+# > 번호 목록으로 답하는 법을 배웁니다. 아래는 이를 만드는 `transformers`의 호출
+# > `apply_chat_template`입니다.
 
 # %%
-from qdlib.data import render_answer, render_prompt
+from qdlib.data import prompt_messages, render_answer, render_prompt
 
 record = splits.train[0]
-print(render_prompt(record["question"], tokenizer) + render_answer(record["sub_questions"]))
+messages = prompt_messages(record["question"])  # [{"role": "system", ...}, {"role": "user", ...}]
+prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+print(prompt + render_answer(record["sub_questions"]))
+print("same as render_prompt:", prompt == render_prompt(record["question"], tokenizer))
 
 # %% [markdown]
 # ### Which tokens does the model learn from?
 # We only want the model to learn to *write sub-questions*, not to repeat the question it was
 # given. So every prompt token gets the label `-100`, which the loss ignores. The sub-questions
-# and the end-of-sequence token keep their ids: that is what the model is trained to produce, and
-# how it learns to stop. Below, `[prompt]` tokens are ignored and `<<trained>>` tokens are learned.
+# and the end-of-sequence token (EOS) keep their ids: that is what the model is trained to
+# produce, and how it learns to stop. The original project padded with the EOS and then masked
+# every pad, so the EOS that ends an answer was never learned, and its model never stopped.
+#
+# > **[한국어]** **모델은 어떤 토큰에서 배울까요?** 모델이 *하위 질문을 쓰는 법*만 배우고 받은
+# > 질문을 되풀이하는 법은 배우지 않게 하려고, 프롬프트 토큰에는 모두 손실(loss)이 무시하는 레이블
+# > `-100`을 붙입니다. 하위 질문과 문장 끝 토큰(EOS)은 자기 id를 레이블로 가집니다. 모델이 써야 할
+# > 내용이자, 멈추는 법을 배우는 곳입니다. 원래 프로젝트는 EOS로 패딩한 뒤 패딩을 모두 가려서 답을
+# > 끝내는 EOS를 한 번도 배우지 못했고, 그래서 모델이 멈추지 않았습니다.
 
 # %%
-from qdlib.data import encode_example, show_trained_tokens
+from qdlib.data import encode_example
+from qdlib.pictures import trained_tokens
 
 example = encode_example(record, tokenizer, cfg.data.max_seq_length)
-print(show_trained_tokens(example, tokenizer))
+trained_tokens(example, tokenizer)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -159,6 +212,10 @@ print("last trained token is EOS:", example["labels"][-1] == tokenizer.eos_token
 # ## How long are the examples?
 # Steps per record tell you what the model must learn to vary; token lengths tell you whether
 # `max_seq_length` cuts anything (a cut answer loses its EOS, and the model never learns to stop).
+#
+# > **[한국어]** **예제는 얼마나 길까요?** 레코드당 단계 수는 모델이 무엇을 다르게 써야 하는지를,
+# > 토큰 길이는 `max_seq_length`가 무언가를 자르는지를 보여 줍니다. 잘린 답은 EOS를 잃고, 모델은
+# > 멈추는 법을 배우지 못합니다.
 
 # %%
 from qdlib.data import plot_lengths
@@ -172,6 +229,12 @@ plot_lengths(splits.train, tokenizer)
 # profile's tokenizer, how many examples `max_seq_length` cuts, and the Korean/English mix.
 # In a terminal: `qd data check FILE` (also `strategyqa:FILE`, `break:FILE`, `musique:FILE`);
 # it exits non-zero on problems, so it can run in your own CI.
+#
+# > **[한국어]** **GPU 시간을 쓰기 전에 데이터를 점검하세요.** `check_data`는 잘못된 레코드,
+# > 중복(맥에서 입력한 한국어는 NFD인 경우가 많은데, 여기서는 NFC 쌍둥이와 같은 것으로 잡습니다),
+# > 학습·평가 누수 (`eval_spec=`), 단계 수, 이 프로필 토크나이저로 센 토큰 길이, `max_seq_length`에
+# > 잘리는 예제 수, 한국어·영어 비율을 보고합니다. 터미널에서는 `qd data check FILE`이고, 문제가
+# > 있으면 0이 아닌 코드로 끝나므로 여러분의 CI에서도 돌릴 수 있습니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -191,6 +254,8 @@ print(tokenized.report())
 
 # %% [markdown]
 # ## Save the splits for the next lessons
+#
+# > **[한국어]** **다음 노트북을 위해 분할을 저장합니다.**
 
 # %%
 from qdlib.io import atomic_write_json, write_jsonl
@@ -205,12 +270,75 @@ print(sorted(p.name for p in (run / "data").iterdir()))
 # - A record is a question plus its sub-questions; bad records are reported by file, line and field.
 # - Duplicates and the split are handled deterministically from the seed.
 # - Only the answer and its EOS are trained: the prompt is masked with `-100`.
+# - The tokenizer decides what a language costs.
+#
+# > **[한국어]** **정리.** 레코드는 질문과 그 하위 질문들이고, 잘못된 레코드는 파일·줄·필드로
+# > 보고합니다. 중복 제거와 분할은 시드로 늘 같게 정해집니다. 학습하는 것은 답과 그 EOS뿐이고
+# > 프롬프트는 `-100`으로 가립니다. 한 언어에 드는 비용은 토크나이저가 정합니다.
 #
 # ## Exercises
-# 1. Add a record of your own to a copy of `sample_train.jsonl` with an empty sub-question, and
-#    read the error. Then load it with `strict=False`.
-# 2. Lower `data.max_seq_length` (e.g. `load_config("cpu_tiny", data={"max_seq_length": 48})`)
-#    and watch the truncation count and the error for examples with nothing left to train.
-# 3. Open `render_prompt??` and change the instruction wording: what would change at inference?
-# 4. Mix the teaching set with your own file through `data.sources` (see `data/DATA_FORMAT.md`)
-#    and read the per-source counts that `prepare_splits` prints.
+# Three tiers: 🐢 easy, 🐕 medium, 🦁 stretch. Each has a solution below it (collapsed: click
+# the cell's margin to open it). Try first.
+#
+# > **[한국어]** **연습 문제.** 🐢 쉬움, 🐕 보통, 🦁 도전의 세 단계입니다. 문제마다 아래에 풀이가
+# > 접혀 있습니다(셀 왼쪽 여백을 눌러 펼치세요). 먼저 직접 풀어 보세요.
+
+# %% [markdown] tags=["exercise"]
+# 🐢 **Easy.** Write a record of your own with an empty sub-question and load it: what does the
+# error say? Then load it with `strict=False`.
+#
+# > **[한국어]** 🐢 **쉬움.** 빈 하위 질문이 든 레코드를 직접 써서 불러오세요. 오류는 무엇이라고
+# > 하나요? 그다음 `strict=False`로 불러오세요.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+import tempfile
+from pathlib import Path
+
+mine = Path(tempfile.mkdtemp()) / "mine.jsonl"
+good = {"question": "Which is taller, A or B?", "sub_questions": ["How tall is A?", "And B?"]}
+bad = {"question": "Which is older, A or B?", "sub_questions": ["How old is A?", ""]}
+mine.write_text("".join(json.dumps(r) + "\n" for r in (good, bad)), encoding="utf-8")
+try:
+    load_records(mine)
+except DataError as err:
+    print(str(err).splitlines()[0].replace(str(mine.parent) + "/", ""))
+print(len(load_records(mine, strict=False).skipped), "skipped with strict=False")
+
+# %% [markdown] tags=["exercise"]
+# 🐕 **Medium.** Lower `data.max_seq_length` until answers get cut: to the longest prompt of the
+# first 50 training examples plus 16 tokens. Tokenize them again: how many examples are cut, and
+# what happens to the labels of a cut example? (Go below the longest prompt and qdlib refuses:
+# an example whose prompt fills the window has nothing left to train.)
+#
+# > **[한국어]** 🐕 **보통.** 답이 잘리도록 `data.max_seq_length`를 낮추세요. 처음 50개 학습 예제 중
+# > 가장 긴 프롬프트에 16토큰을 더한 길이로 정하고 다시 토큰화합니다. 몇 개가 잘리고, 잘린 예제의
+# > 레이블은 어떻게 되나요? (가장 긴 프롬프트보다 짧게 하면 qdlib이 거부합니다. 프롬프트가 창을 모두
+# > 채운 예제에는 학습할 토큰이 남지 않기 때문입니다.)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+first = tokenized.train.select(range(50))
+limit = max(row["labels"].count(-100) for row in first) + 16  # every prompt fits, with 16 to spare
+short = tokenize_splits(splits.train[:50], [], tokenizer, limit, cfg.data.language)
+print(short.report())
+cut = [i for i in range(50) if len(short.train[i]["input_ids"]) == limit]
+print(len(cut), f"of 50 training examples fill all {limit} tokens")
+if cut:
+    print("the first ends in EOS:", short.train[cut[0]]["labels"][-1] == tokenizer.eos_token_id)
+# Cut on the right, the answer loses its end: the EOS is not trained, so the model does not
+# learn to stop after it. Raise max_seq_length, or shorten the data.
+
+# %% [markdown] tags=["exercise"]
+# 🦁 **Stretch.** Count the tokens per Hangul syllable of one Korean question with SmolLM2's
+# tokenizer, and explain the number from UTF-8.
+#
+# > **[한국어]** 🦁 **도전.** SmolLM2 토크나이저로 한국어 질문 하나의 한글 음절당 토큰 수를 세고,
+# > 그 숫자를 UTF-8로 설명하세요.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+korean = "서울과 부산 중 인구가 더 많은 도시는?"
+syllables = sum("가" <= c <= "힣" for c in korean)
+ids = tokenizer(korean.replace(" ", "").replace("?", ""), add_special_tokens=False)["input_ids"]
+print(f"{len(ids)} tokens for {syllables} syllables: {len(ids) / syllables:.1f} per syllable")
+print("bytes of 서 in UTF-8:", "서".encode())
+# Each Hangul syllable is 3 bytes in UTF-8, and SmolLM2's byte-level vocabulary has (almost) no
+# merged Hangul, so each byte is its own token: about 3 tokens per syllable.

@@ -2,10 +2,13 @@
 # # 04 · Train: fit the adapters with the Hugging Face Trainer
 #
 # **Goal:** train the LoRA adapters on the training split, watch the loss fall, and save the
-# adapter. We use `transformers.Trainer` as its authors intend: our part is the data (lesson 01),
-# the adapters (lesson 03) and the settings from the profile.
+# adapter. We use `transformers.Trainer` as its authors intend, and build every object it needs
+# here, in the open: the collator, the `TrainingArguments` and the `Trainer` itself.
 #
-# > **한국어 요약:** Trainer로 LoRA 어댑터를 학습하고, 손실 곡선을 확인한 뒤 어댑터를 저장합니다.
+# > **[한국어]** **04 · 학습: Hugging Face Trainer로 어댑터 맞추기.** 학습 분할로 LoRA 어댑터를
+# > 학습하고, 손실(loss)이 떨어지는 것을 보고, 어댑터를 저장합니다. `transformers.Trainer`를 만든
+# > 사람들이 의도한 대로 쓰며, Trainer에 필요한 것(콜레이터, `TrainingArguments`, `Trainer` 자체)을
+# > 여기서 드러내 놓고 만듭니다.
 
 # %% tags=["parameters"]
 profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
@@ -28,6 +31,8 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 # %% [markdown]
 # ## Inputs from earlier lessons
 # The splits from lesson 01 and the LoRA config from lesson 03.
+#
+# > **[한국어]** **앞 노트북의 결과.** 01번의 분할과 03번의 LoRA 설정을 불러옵니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -44,32 +49,49 @@ tokenized = tokenize_splits(train_records, eval_records, tokenizer, cfg.data.max
 print(tokenized.report())
 
 # %% [markdown]
-# ## Batches without wasted padding
+# ## The collator: batches without wasted padding
 # The original project padded every example to `max_seq_length`. Here the collator pads each
-# batch only to its longest example, and `group_by_length` puts examples of similar length
+# batch only to its longest example, and length-grouped sampling puts examples of similar length
 # together. Labels are padded with `-100`, so padding is never trained, while the EOS at the end
 # of each answer keeps its label.
 #
 # With `training.packing: true` (the GPU profiles) there is no padding at all: the batch's
-# examples are laid end to end in one row, and `position_ids` restart at 0 for each, which tells
-# the attention to keep every example to itself. The loss is the same; the wasted work is gone.
-# Here is one batch of this profile's size, three ways:
+# examples are laid end to end in one row, and `position_ids` restart at 0 for each, which
+# transformers turns into one attention block per example. The loss is the same; the wasted
+# work is gone. The picture shows it on four examples of this run.
 #
-# > 패딩 낭비 없이: 배치 안에서 가장 긴 예제까지만 패딩하거나(동적 패딩), 예제를 한 줄로 이어
-# > 붙이고 위치 번호를 예제마다 0부터 다시 시작합니다(패킹). 손실은 같고 낭비는 사라집니다.
+# > **[한국어]** **콜레이터(collator): 패딩 낭비 없는 배치.** 원래 프로젝트는 모든 예제를
+# > `max_seq_length`까지 패딩했습니다. 여기서는 콜레이터가 배치마다 가장 긴 예제까지만 패딩하고,
+# > 길이가 비슷한 예제끼리 묶어 뽑습니다. 레이블은 `-100`으로 패딩하므로 패딩은 학습되지 않고, 답
+# > 끝의 EOS는 레이블을 그대로 가집니다. GPU 프로필의 `training.packing: true`에서는 패딩이 아예
+# > 없습니다. 예제들을 한 줄로 이어 붙이고 `position_ids`를 예제마다 0부터 다시 시작하면,
+# > transformers가 예제마다 어텐션 블록 하나씩을 만듭니다. 손실은 같고 낭비는 사라집니다. 그림은 이
+# > 실행의 예제 네 개입니다.
+
+# %%
+from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+from qdlib.pictures import batch_layouts
+
+padded = DataCollatorForSeq2Seq(
+    tokenizer,
+    padding="longest",  # to the longest example of each batch, not to max_seq_length
+    label_pad_token_id=-100,  # padding is never trained; the answer's EOS keeps its label
+    return_tensors="pt",
+)
+packed = DataCollatorWithFlattening(separator_id=-100, return_tensors="pt")  # one row, no pad
+collator = packed if cfg.training.packing else padded
+batch_layouts([len(tokenized.train[i]["input_ids"]) for i in range(4)])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from qdlib.train import data_collator
-
 examples = [tokenized.train[i] for i in range(cfg.training.batch_size)]
 trained = sum(sum(label != -100 for label in e["labels"]) for e in examples)
 ways = {
     f"padded to max_seq_length ({cfg.data.max_seq_length})":
         (len(examples), cfg.data.max_seq_length),
-    "padded to the longest in the batch": tuple(data_collator(tokenizer, False)(examples)[
-        "input_ids"].shape),
-    "packed, padding-free": tuple(data_collator(tokenizer, True)(examples)["input_ids"].shape),
+    "padded to the longest in the batch": tuple(padded(examples)["input_ids"].shape),
+    "packed, padding-free": tuple(packed(examples)["input_ids"].shape),
 }
 for name, (rows, width) in ways.items():
     real = sum(len(e["input_ids"]) for e in examples)
@@ -77,19 +99,96 @@ for name, (rows, width) in ways.items():
           f"{100 * (1 - real / (rows * width)):4.1f}% padding, {trained} tokens trained")
 
 # %% [markdown]
-# `benchmarks/training_speed.py` measures what this saves in time, against the original pipeline
-# and TRL's `SFTTrainer` (see the README).
+# ## `TrainingArguments`: every setting of the run
+# The profile's `training` section, as the Trainer takes it. Each argument says what to choose;
+# `training_arguments(cfg, ...)` builds the same object from the profile, and the cell checks
+# that both are equal.
+#
+# > **[한국어]** **`TrainingArguments`: 학습의 모든 설정.** 프로필의 `training` 절을 Trainer가 받는
+# > 모양으로 씁니다. 인자마다 무엇을 고르면 되는지 적었고, `training_arguments(cfg, ...)`가 프로필로
+# > 같은 객체를 만드는지 셀이 확인합니다.
 
 # %%
+# NBVAL_CHECK_OUTPUT
+import torch
+from transformers import TrainingArguments
+
+from qdlib.model import resolve_dtype
+from qdlib.train import training_arguments
+
+t, on_gpu = cfg.training, torch.cuda.is_available()
+model_dtype = resolve_dtype(cfg.model.dtype)  # float32 on a CPU
+args = TrainingArguments(
+    output_dir=str(run / "checkpoints"),  # checkpoints go into the run directory
+    num_train_epochs=t.epochs,  # passes over the data; max_steps > 0 wins over it
+    max_steps=t.max_steps,
+    per_device_train_batch_size=t.batch_size,  # examples per step (per GPU)
+    per_device_eval_batch_size=t.batch_size,
+    gradient_accumulation_steps=t.gradient_accumulation_steps,  # a bigger batch, same memory
+    learning_rate=t.learning_rate,  # LoRA likes 1e-4 to 2e-3: higher than full fine-tuning
+    lr_scheduler_type=t.lr_scheduler,  # cosine: fast at first, gently down to zero
+    warmup_steps=t.warmup_ratio,  # below 1: a share of the steps, ramping the rate up
+    weight_decay=t.weight_decay,
+    max_grad_norm=t.max_grad_norm,  # clip the gradient: no single batch throws the model off
+    optim=t.optimizer,  # adamw_torch; paged_adamw_8bit on an 8 GB card
+    train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+    logging_steps=t.logging_steps,
+    logging_first_step=True,
+    eval_strategy="steps" if t.eval_steps else "no",  # the loss on held-out answers, or not
+    eval_steps=t.eval_steps,
+    save_strategy="steps",  # checkpoints to resume from
+    save_steps=t.save_steps,
+    save_total_limit=t.save_total_limit,
+    bf16=on_gpu and model_dtype == torch.bfloat16,  # mixed precision on a GPU with bf16
+    fp16=on_gpu and model_dtype == torch.float16,  # on an older GPU; float32 on a CPU
+    use_cpu=not on_gpu,
+    ddp_backend=None,  # one process here; qd train under torchrun sets gloo or nccl
+    seed=cfg.seed,  # the adapters' start and the order of examples: the same every run
+    data_seed=cfg.seed,
+    ddp_find_unused_parameters=False,
+    report_to=[] if t.report_to == "none" else [t.report_to],  # tensorboard, wandb, or nothing
+    dataloader_num_workers=0,
+    remove_unused_columns=False,  # our columns are exactly what the model takes
+    disable_tqdm=False,
+)
+print("the same as training_arguments(cfg):",
+      args.to_dict() == training_arguments(cfg, run / "checkpoints", model_dtype).to_dict())
+
+# %% [markdown]
+# ## The `Trainer`
+# The model with its adapters (as lesson 03 made it), the arguments, the data and the collator.
+# Two details matter for packing: the model's KV cache is for generation, and left on during
+# training it would also switch off the per-example attention blocks, so it goes off; and
+# `check_packing` proves on this very model that packed examples cannot see each other.
+# `build_trainer(...)` in qdlib is this same cell.
+#
+# > **[한국어]** **`Trainer`.** 어댑터를 붙인 모델(03번처럼), 인자, 데이터, 콜레이터를 넘깁니다.
+# > 패킹에는 두 가지가 중요합니다. 모델의 KV 캐시는 생성용이라, 학습 중에 켜 두면 예제별 어텐션
+# > 블록도 꺼지므로 끕니다. 그리고 `check_packing`이 바로 이 모델에서 패킹된 예제끼리 서로 보지
+# > 못함을 증명합니다. qdlib의 `build_trainer(...)`가 바로 이 셀입니다.
+
+# %%
+from transformers import Trainer, set_seed
+
 from qdlib.evaluate import watch_generation
 from qdlib.lora import attach_lora
 from qdlib.model import load_model
-from qdlib.train import build_trainer
+from qdlib.train import check_packing
 
+set_seed(cfg.seed)
 peft_model = attach_lora(load_model(cfg), lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
-trainer = build_trainer(peft_model, tokenizer, tokenized, cfg, run / "checkpoints")
+peft_model.config.use_cache = False  # a KV cache is for generation (and breaks packing)
+if cfg.training.packing:
+    check_packing(peft_model, tokenized.train[:3]["input_ids"])
+trainer = Trainer(
+    model=peft_model,
+    args=args,  # the TrainingArguments above
+    train_dataset=tokenized.train,
+    eval_dataset=tokenized.eval if cfg.training.eval_steps else None,
+    data_collator=collator,
+    processing_class=tokenizer,
+)
 watch_generation(trainer, cfg, eval_records)  # with evaluation.generate_every: task metrics too
-t = cfg.training
 print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps} accumulation, "
       f"lr {t.learning_rate}, {t.optimizer}, {len(tokenized.train)} examples")
 
@@ -97,30 +196,36 @@ print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps
 # ## Train
 # The Trainer logs the loss every few steps and saves checkpoints into the run directory, so an
 # interrupted run can resume: with `resume = True` it continues from the newest *complete*
-# checkpoint (one cut off by a crash is skipped, and the message says why). With
-# `evaluation.generate_every` set, it also decodes a few eval questions now and then and logs
-# task metrics (`gen_format_valid`, `gen_step_count_correct`, `gen_sari`): a loss can fall while
-# the model still never stops.
+# checkpoint (one cut off by a crash is skipped, and the message says why; none at all is an
+# error, never a silent restart). With `evaluation.generate_every` set, it also decodes a few
+# eval questions now and then and logs task metrics: a loss can fall while the model still
+# never stops.
+#
+# > **[한국어]** **학습.** Trainer는 몇 step마다 손실을 기록하고 체크포인트를 실행 디렉터리에
+# > 저장하므로, 끊긴 학습을 이어 갈 수 있습니다. `resume = True`면 가장 최근의 *완전한*
+# > 체크포인트부터 이어 갑니다(쓰다 만 체크포인트는 이유와 함께 건너뛰고, 하나도 없으면 처음부터
+# > 조용히 다시 시작하지 않고 오류를 냅니다). `evaluation.generate_every`를 설정하면 가끔 평가 질문
+# > 몇 개를 생성해 과제 지표도 기록합니다. 손실은 떨어지는데 모델이 여전히 멈추지 않을 수도 있기
+# > 때문입니다.
 
 # %%
 from qdlib.train import resume_point
 
 checkpoint = resume_point(run / "checkpoints") if resume else None  # none complete: an error
-if checkpoint:
-    print("resuming from", checkpoint.name)
 result = trainer.train(resume_from_checkpoint=checkpoint)
 print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
 
 # %% [markdown]
-# ## Save the adapter, and look at the loss curve
+# ## Save the adapter, and read the loss curve
 # `finish_training` keeps what the run needs: the adapter in `adapter/` (the LoRA weights as
 # safetensors, its config and the tokenizer: a few megabytes instead of the whole model), and in
 # `train/` the log, the loss curve and a summary, each file written whole. `qd train` finishes
-# with the same call.
+# with the same call. The loss is measured on answer tokens only.
 #
-# The loss is measured on answer tokens only. A falling eval loss (red) means the model learns
-# the task rather than memorising the training questions. The dashed lines (right axis) are the
-# generated answers: how often they are well formed and have the right number of steps.
+# > **[한국어]** **어댑터를 저장하고 손실 곡선 읽기.** `finish_training`은 실행에 필요한 것을
+# > 남깁니다. `adapter/`에 어댑터(LoRA 가중치 safetensors, 설정, 토크나이저: 모델 전체 대신 몇
+# > 메가바이트), `train/`에 기록, 손실 곡선, 요약을 파일마다 온전하게 씁니다. `qd train`도 같은
+# > 호출로 끝납니다. 손실은 답 토큰에서만 잽니다.
 
 # %%
 from IPython.display import display
@@ -135,11 +240,26 @@ display(fig)
 losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
 print("optimizer steps:", trainer.state.global_step)
 print("loss fell by more than half:", losses[-1] < losses[0] / 2)
-
-# %%
-# NBVAL_CHECK_OUTPUT
 print(sorted(p.name for p in (run / "adapter").iterdir() if p.suffix in (".json", ".safetensors")))
 print(sorted(p.name for p in (run / "train").iterdir()))
+
+# %% [markdown]
+# What good and bad look like. The curve above falls fast, then flattens near zero: the format
+# is regular and the model learns it in one epoch. The illustrations below (drawn, not measured)
+# are the shapes to recognise in your own runs: too high a learning rate jumps or climbs, too low
+# barely moves, and overfitting shows when a held-out loss turns back up while the training loss
+# keeps falling (turn on `training.eval_steps` to see the held-out loss).
+#
+# > **[한국어]** **좋은 곡선과 나쁜 곡선.** 위 곡선은 빠르게 떨어진 뒤 0 근처에서 평평해집니다.
+# > 형식이 규칙적이라 한 epoch 안에 배웁니다. 아래 그림(측정이 아니라 그린 예시)은 여러분의 학습에서
+# > 알아봐야 할 모양입니다. 학습률이 너무 크면 튀거나 오르고, 너무 작으면 거의 움직이지 않으며,
+# > 과적합(overfitting)은 학습 손실이 계속 떨어지는데 평가 손실이 다시 오를 때
+# > 보입니다(`training.eval_steps`를 켜면 평가 손실을 볼 수 있습니다).
+
+# %%
+from qdlib.pictures import loss_shapes
+
+loss_shapes()
 
 # %% [markdown]
 # ## When to leave the notebook: multi-GPU and long runs
@@ -153,28 +273,86 @@ print(sorted(p.name for p in (run / "train").iterdir()))
 # accelerate launch --config_file configs/accelerate/ddp.yaml \
 #     -m qdlib.cli train --profile runpod --run-dir runs/big          # every GPU (DDP)
 # torchrun --nproc_per_node 2 -m qdlib.cli train --profile runpod --run-dir runs/big
-# qd train --profile runpod --run-dir runs/big --resume              # after a crash
+# qd train --run-dir runs/big --resume                               # after a crash
 # ```
 #
 # Each GPU runs its own process on its share of every batch, so one optimizer step sees
 # `batch_size x gradient_accumulation_steps x GPUs` examples and an epoch takes fewer steps.
 # Only the first process writes the run directory. `fsdp.yaml` and `deepspeed_zero3.yaml` also
 # split the weights across the GPUs once loaded (each GPU loads the whole model first, so it
-# must fit on one). `--resume` (here: `resume = True`, or `qd run --resume --run-dir RUN`)
-# continues from the newest complete checkpoint, on the same data in the same order.
+# must fit on one).
 #
-# > **한국어 요약:** 학습이 오래 걸리거나 GPU가 여러 개라면 노트북 대신 터미널에서 `qd train`
-# > (`accelerate launch`, `torchrun`)으로 학습하고, 중단되면 `--resume`으로 마지막 완전한
-# > 체크포인트부터 이어서 학습합니다.
+# > **[한국어]** **노트북을 떠날 때: 여러 GPU와 긴 학습.** 노트북은 프로세스 하나라서 GPU 하나로
+# > 학습하고, 커널이나 접속이 끊기면 멈춥니다. 몇 시간짜리 학습이나 GPU가 여러 개인 환경에서는
+# > 터미널에서 `qd train`(`accelerate launch`, `torchrun`)으로 학습하세요. 01번과 04번이 하는 일을
+# > 실행 디렉터리에 해 두므로 05번과 06번은 평소처럼 읽습니다. GPU마다 프로세스가 배치의 제 몫을
+# > 맡으므로 optimizer step 하나가 `batch_size x gradient_accumulation_steps x GPU 수`개의 예제를
+# > 보고, 실행 디렉터리는 첫 프로세스만 씁니다. 중단되면 `--resume`으로 마지막 완전한 체크포인트부터
+# > 이어 갑니다.
 
 # %% [markdown]
 # ## What you learned
-# - The Trainer does the loop; the profile sets batch size, learning rate, schedule and optimizer.
+# - The Trainer does the loop; you give it the model, the `TrainingArguments`, the data and the
+#   collator, all in plain sight.
 # - Dynamic padding, length grouping or packing keep padding out of the compute.
 # - The adapter is small and saved on its own; the base model is untouched.
+# - A loss curve's shape tells you what to change.
+#
+# > **[한국어]** **정리.** 반복 학습은 Trainer가 하고, 여러분은 모델, `TrainingArguments`, 데이터,
+# > 콜레이터를 눈에 보이게 넘깁니다. 동적 패딩, 길이별 묶음, 패킹이 패딩을 계산에서 뺍니다. 어댑터는
+# > 작고 따로 저장되며 기본 모델은 그대로입니다. 손실 곡선의 모양이 무엇을 바꿀지 알려 줍니다.
 #
 # ## Exercises
-# 1. Halve `training.learning_rate` and compare the loss curves.
-# 2. Set `training.max_steps` to 20: what happens to the loss and, in lesson 05, to the scores?
-# 3. Stop this notebook's kernel during training, then run it again with `resume = True`: from
-#    which step does it continue, and does the loss curve join up?
+#
+# > **[한국어]** **연습 문제.** 🐢 쉬움, 🐕 보통, 🦁 도전. 풀이는 문제 아래에 접혀 있습니다.
+
+# %% [markdown] tags=["exercise"]
+# 🐢 **Easy.** How many optimizer steps does one epoch take with this profile, and why?
+#
+# > **[한국어]** 🐢 **쉬움.** 이 프로필로 한 epoch은 optimizer step 몇 개이고, 왜 그런가요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+import math
+
+per_step = t.batch_size * t.gradient_accumulation_steps
+print(f"{len(tokenized.train)} examples / {per_step} per step = "
+      f"{math.ceil(len(tokenized.train) / per_step)} steps")
+
+# %% [markdown] tags=["exercise"]
+# 🐕 **Medium.** Find the three training examples with the highest loss under the trained
+# adapter: what do they have in common?
+#
+# > **[한국어]** 🐕 **보통.** 학습된 어댑터에서 손실이 가장 큰 학습 예제 세 개를 찾으세요. 무엇이
+# > 공통점인가요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+peft_model.eval()
+scored = []
+with torch.no_grad():
+    for i in range(min(64, len(tokenized.train))):
+        row = tokenized.train[i]
+        out = peft_model(input_ids=torch.tensor([row["input_ids"]]),
+                         labels=torch.tensor([row["labels"]]))
+        scored.append((out.loss.item(), train_records[i]["question"]))
+for loss, question in sorted(scored, reverse=True)[:3]:
+    print(f"{loss:.3f}  {question}")
+# Usually the rarer templates, or the longest ones (three-hop bridges): fewer examples to learn
+# their wording from.
+
+# %% [markdown] tags=["exercise"]
+# 🦁 **Stretch.** Stop this notebook's kernel during training, then run it again with
+# `resume = True`: from which step does it continue, and does the loss curve join up? (Text
+# answer: it needs a run.)
+#
+# > **[한국어]** 🦁 **도전.** 학습 중에 커널을 멈춘 뒤 `resume = True`로 다시 실행하세요. 몇 번째
+# > step부터 이어 가고, 손실 곡선은 이어지나요? (글로 답합니다: 실제 실행이 필요합니다.)
+
+# %% [markdown] tags=["solution"] jupyter={"source_hidden": true}
+# **Solution.** It continues from the newest *complete* checkpoint (`save_steps` apart: here
+# every 40 steps), not from the step where you stopped: the steps after that checkpoint are
+# trained again. The curve joins up exactly, because the examples come in the same order
+# (`data_seed`) and the optimizer, scheduler and random state are restored from the checkpoint.
+#
+# > **[한국어]** **풀이.** 멈춘 step이 아니라 가장 최근의 *완전한* 체크포인트(`save_steps` 간격,
+# > 여기서는 40 step마다)부터 이어 가므로, 그 뒤의 step은 다시 학습합니다. 예제 순서(`data_seed`)가
+# > 같고 옵티마이저, 스케줄러, 난수 상태를 체크포인트에서 되살리므로 곡선은 정확히 이어집니다.

@@ -3,10 +3,15 @@
 #
 # **Goal:** generate decompositions for the held-out questions with the base model and with the
 # tuned one, parse them into lists of sub-questions, and score both on the same task metrics.
-# Eval loss says little about whether a model decomposes well; these numbers do.
+# Eval loss says little about whether a model decomposes well; these numbers do. Then look
+# behind the averages: which kinds of questions fail, what each metric rewards and what it
+# misses, and the examples themselves.
 #
-# > **한국어 요약:** 평가용 질문에 대해 기본 모델과 튜닝된 모델의 분해 결과를 생성하고, 형식 유효성,
-# > 단계 수 정확도, 완전 일치로 비교합니다.
+# > **[한국어]** **05 · 평가: 튜닝된 모델이 기본 모델보다 질문을 더 잘 분해할까요?** 평가용 질문에
+# > 대해 기본 모델과 튜닝된 모델로 분해 결과를 생성하고, 하위 질문 목록으로 파싱한 뒤, 같은 과제
+# > 지표(metric)로 둘을 채점합니다. 평가 손실(eval loss)만으로는 분해를 잘하는지 알 수 없고, 이
+# > 지표들은 알려 줍니다. 그다음 평균 뒤를 봅니다. 어떤 종류의 질문이 틀리는지, 지표마다 무엇을
+# > 보상하고 무엇을 놓치는지, 그리고 예제 자체를 봅니다.
 
 # %% tags=["parameters"]
 profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
@@ -26,34 +31,99 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
                         training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
-# ## The questions
-# The held-out split from lesson 01 (capped at `evaluation.max_samples`).
+# ## The questions and the two models
+# The held-out split from lesson 01 (capped at `evaluation.max_samples`), the base model as
+# lesson 02 loaded it, and the same base with the adapter of lesson 04 on top. Lesson 06 shows
+# the plain `PeftModel.from_pretrained` call that `load_with_adapter` makes.
+#
+# > **[한국어]** **질문과 두 모델.** 01번의 평가 분할(최대 `evaluation.max_samples`개), 02번처럼
+# > 불러온 기본 모델, 그리고 같은 기본 모델 위에 04번의 어댑터(adapter)를 얹은 모델입니다.
+# > `load_with_adapter`가 부르는 `PeftModel.from_pretrained` 호출은 06번에서 직접 봅니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from qdlib.data import load_records
+from qdlib.model import load_model, load_tokenizer, load_with_adapter
 
 eval_records = load_records(run.require("data/eval.jsonl")).records[: cfg.evaluation.max_samples]
 questions = [r["question"] for r in eval_records]
-print(len(questions), "questions")
-
-# %% [markdown]
-# ## Generate with both models
-# Batched greedy decoding: prompts are left-padded so each one ends where generation begins, and
-# each answer stops at the EOS (or at `max_new_tokens`, which counts as a format failure).
-# Batching is several times faster than one question at a time
-# (`benchmarks/generation_speed.py` measures it).
-
-# %%
-from qdlib.evaluate import generate, generation_settings
-from qdlib.model import load_model, load_tokenizer, load_with_adapter
-
 tokenizer = load_tokenizer(cfg)
 base_model = load_model(cfg)
 tuned_model = load_with_adapter(cfg, run.require("adapter/adapter_config.json").parent)
+print(len(questions), "questions")
+
+# %% [markdown]
+# ## One answer, by hand: `model.generate`
+# This is the plain call. The prompt is the chat training used: the instruction as the system
+# turn, the question as the user's, and the assistant header after which the answer begins.
+# The settings that matter:
+# - `do_sample=False`: **greedy** decoding, the most likely token every time. Evaluation must
+#   give the same answer on every run; sampling (`do_sample=True`, `temperature`, `top_p`) is
+#   for variety, not for measuring.
+# - `max_new_tokens`: a cap. An answer cut off by it has not stopped by itself, and counts as a
+#   format failure.
+# - `eos_token_id`: the token that ends an answer. Training labelled it (lesson 01), so the tuned
+#   model writes it after the last sub-question and generation stops there.
+# - `pad_token_id`: what fills the rows of a batch that finished early.
+#
+# > **[한국어]** **답 하나를 직접: `model.generate`.** 이것이 기본 호출입니다. 프롬프트는 학습 때와
+# > 같은 채팅입니다. 지시문이 시스템 턴, 질문이 사용자 턴이고, 그 뒤의 어시스턴트 머리말 다음부터
+# > 답이 시작됩니다. 중요한 설정은 다음과 같습니다.
+# > - `do_sample=False`: **탐욕적(greedy) 디코딩**, 매번 가장 그럴듯한 토큰을 고릅니다. 평가는
+# >   실행할 때마다 같은 답을 내야 합니다. 샘플링(`do_sample=True`, `temperature`, `top_p`)은
+# >   다양성을 위한 것이지 측정을 위한 것이 아닙니다.
+# > - `max_new_tokens`: 상한입니다. 이 상한에 잘린 답은 스스로 멈추지 않은 것이므로 형식 실패로
+# >   셉니다.
+# > - `eos_token_id`: 답을 끝내는 토큰입니다. 학습 때 이 토큰에 레이블을 주었으므로(01번) 튜닝된
+# >   모델은 마지막 하위 질문 뒤에 이 토큰을 쓰고, 생성은 거기서 멈춥니다.
+# > - `pad_token_id`: 배치에서 먼저 끝난 줄을 채우는 토큰입니다.
+
+# %%
+from transformers import GenerationConfig
+
+from qdlib.data import prompt_messages
+
+question = questions[0]
+messages = prompt_messages(question, cfg.data.language)  # [system: instruction, user: question]
+prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")  # template wrote BOS
+greedy = GenerationConfig(
+    do_sample=False,  # greedy: the same answer on every run
+    max_new_tokens=cfg.evaluation.max_new_tokens,  # a cap; a cut answer is a format failure
+    eos_token_id=tokenizer.eos_token_id,  # the token training taught the model to end with
+    pad_token_id=tokenizer.pad_token_id,  # fills rows of a batch that finished early
+)
+output = tuned_model.generate(**inputs, generation_config=greedy)
+answer_ids = output[0, inputs["input_ids"].shape[1]:].tolist()  # the new tokens only
+print(prompt + tokenizer.decode(answer_ids))
+
+# %% [markdown]
+# ## Every question, in batches
+# `qdlib.evaluate.generate` makes this same call for all the questions, a batch at a time.
+# Prompts are **left**-padded so that each one ends where generation begins, and sorted by length
+# so that little padding is needed. Batching is several times faster than one question at a time
+# (`benchmarks/generation_speed.py` measures it). The first check: for our question, qdlib's
+# answer is the one you just generated by hand.
+#
+# > **[한국어]** **모든 질문을 배치로.** `qdlib.evaluate.generate`는 같은 호출을 모든 질문에 대해
+# > 배치 단위로 합니다. 프롬프트는 **왼쪽**에 패딩해서 모두 생성이 시작되는 자리에서 끝나게 하고,
+# > 길이순으로 정렬해 패딩을 줄입니다. 배치 생성은 질문을 하나씩 처리하는 것보다 몇 배 빠릅니다
+# > (`benchmarks/generation_speed.py`가 측정합니다). 첫 확인: 이 질문에 대한 qdlib의 답은 방금 직접
+# > 생성한 답과 같습니다.
+
+# %%
+from qdlib.evaluate import generate, generation_settings
+
 settings = generation_settings(cfg)  # batch size, max_new_tokens, instruction language
 base_outputs = generate(base_model, tokenizer, questions, **settings)
 tuned_outputs = generate(tuned_model, tokenizer, questions, **settings)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+one = settings | {"batch_size": 1, "progress": False}
+alone = generate(tuned_model, tokenizer, [question], **one)[0]
+by_hand = alone.ids + [tokenizer.eos_token_id] * alone.stopped  # generate keeps the EOS
+print("qdlib's answer is the hand-made one:", answer_ids == by_hand)
 
 # %% [markdown]
 # ## Score
@@ -62,15 +132,29 @@ tuned_outputs = generate(tuned_model, tokenizer, questions, **settings)
 # - **format_valid**: parsed, and the model stopped by itself.
 # - **step_count_correct** / **step_count_error**: same number of steps as gold / how many off.
 # - **exact_match**: every sub-question equal to gold (ignoring case, spacing, final punctuation).
+# - **content_recall**: does the model carry the question's *content* (names, numbers, titles)
+#   into its steps? Of the question's rare words that the gold steps repeat, the share the
+#   predicted steps repeat too.
 # - **sari**: SARI, as the StrategyQA leaderboard computes it: which words of the question the
 #   model kept, added and deleted, compared with the gold decomposition (Xu et al., 2016).
 # - **rouge_l**, **chrf**: word and character overlap with the gold steps, both fine on Korean.
-# - **content_recall**: does the model carry the question's *content* (names, numbers, titles)
-#   into its steps? Of the question's rare words that the gold steps repeat, the share the
-#   predicted steps repeat too. SARI and chrF reward the template's words; a model that writes
-#   "In which country was Marie Curie born?" for a question about Frida Kahlo scores well on
-#   them and 0 here.
-# - **refs_valid**: every `#k` reference points to an earlier step.
+# - **refs_valid**: every `#k` reference points to an earlier step. **n/a** where the gold steps
+#   use no `#k` at all: such data says nothing about references, so the metric is not reported
+#   as 0 or 1.
+#
+# > **[한국어]** **채점.** 모델이 어떤 목록 형식(번호, 글머리표, 한 줄에 하나, JSON)을 썼든 출력을
+# > 하위 질문으로 파싱하고, 그 밖의 출력은 추측하지 않고 형식 실패로 셉니다.
+# > - **format_valid**: 파싱되었고 모델이 스스로 멈췄습니다.
+# > - **step_count_correct** / **step_count_error**: 정답과 단계 수가 같은지 / 몇 개 차이 나는지.
+# > - **exact_match**: 모든 하위 질문이 정답과 같습니다(대소문자, 공백, 끝 문장부호는 무시).
+# > - **content_recall**: 질문의 *내용*(이름, 숫자, 제목)을 단계로 옮겼나요? 정답 단계가 되풀이하는
+# >   질문의 드문 단어 가운데 예측 단계도 되풀이하는 비율입니다.
+# > - **sari**: StrategyQA 리더보드 방식의 SARI입니다. 질문의 단어 중 무엇을 남기고, 더하고,
+# >   지웠는지를 정답 분해와 비교합니다(Xu et al., 2016).
+# > - **rouge_l**, **chrf**: 정답 단계와의 단어 겹침, 문자 겹침입니다. 둘 다 한국어에도 잘 맞습니다.
+# > - **refs_valid**: 모든 `#k` 참조가 앞 단계를 가리킵니다. 정답 단계에 `#k`가 전혀 없으면
+# >   **n/a**(해당 없음)입니다. 그런 데이터는 참조에 대해 아무것도 말해 주지 않으므로 0이나 1로
+# >   보고하지 않습니다.
 
 # %%
 from IPython.display import Markdown, display
@@ -89,18 +173,6 @@ from IPython.display import Image
 
 Image(filename=run / "eval/metrics.png")
 
-# %% [markdown]
-# ## Where it fails: by kind of question, and by language
-# An average hides which kinds of questions the model has not learned. Three-hop bridge questions
-# ("...of the capital of the country where X was born?") are the hardest: the model must not
-# stop after two steps.
-
-# %%
-from qdlib.evaluate import breakdown_table
-
-display(Markdown(breakdown_table(metrics, "by_kind")))
-display(Markdown(breakdown_table(metrics, "by_language")))
-
 # %%
 # NBVAL_CHECK_OUTPUT
 base, tuned = metrics["base"], metrics["tuned"]
@@ -109,36 +181,213 @@ print("tuned beats base on step count:", tuned["step_count_correct"] > base["ste
 print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 
 # %% [markdown]
-# ## Look at examples
-# Numbers hide how a model fails. `eval/report.md` lists the best, worst and most changed
-# examples; here are its worst ones, next to the gold decomposition.
-# A pretrained model brings the skill of copying the question's names into its steps; on
-# `cpu_tiny` the random-weight model learns the *structure* (how many steps, the numbering, when
-# to stop) but writes other names than the question's, and its content recall shows it.
+# ## What each metric rewards, and what it misses
+# Every metric is a shortcut, and a model can score well on one while failing the task. Take
+# one held-out question and score a few decompositions of it, on the same metrics:
+# - the **gold** steps themselves (1.0 everywhere: the check that the metrics are sane);
+# - the **tuned** and the **base** model's answers;
+# - **another question's gold of the same kind** (the held-out question whose gold reads most
+#   like another's): the same template with other names;
+# - the **question copied** as the only step;
+# - **nothing parsed**, an answer that is not a list at all.
+#
+# SARI's three parts say where its score comes from: *keep* (the question's words that belong in
+# the steps), *add* (new words the gold adds, like "When was #1 born?"), and *delete* (the
+# question's words the gold leaves out).
+#
+# > **[한국어]** **지표마다 보상하는 것과 놓치는 것.** 모든 지표는 지름길이고, 모델은 과제에
+# > 실패하면서도 한 지표에서는 좋은 점수를 받을 수 있습니다. 평가 질문 하나를 골라 여러 분해를 같은
+# > 지표로 채점해 봅시다.
+# > - **정답(gold)** 단계 자체(모든 지표가 1.0: 지표가 제정신인지 확인);
+# > - **튜닝된 모델**과 **기본 모델**의 답;
+# > - **같은 종류의 다른 질문의 정답**(정답이 다른 질문의 정답과 가장 닮은 평가 질문을 골랐습니다):
+# >   틀은 같고 이름이 다른 분해;
+# > - 질문을 그대로 **베낀** 한 단계;
+# > - **파싱되지 않은** 답, 목록이 아닌 출력.
+# >
+# > SARI의 세 부분은 점수가 어디에서 오는지 알려 줍니다. *keep*(단계에 남아야 할 질문의 단어),
+# > *add*(정답이 새로 더하는 단어, 예: "When was #1 born?"), *delete*(정답이 빼는 질문의
+# > 단어)입니다.
+
+# %%
+from qdlib.evaluate import PROBE_KEYS, probe_metrics, template_twin
+from qdlib.metrics import chrf
+
+
+def likeness(pair):  # how alike two records' gold steps read (chrF)
+    return chrf(" ".join(pair[0]["sub_questions"]), " ".join(pair[1]["sub_questions"]))
+
+
+# The held-out question with the closest twin: same kind, same steps, gold that reads most alike.
+target, twin = max(((r, template_twin(r, eval_records)) for r in eval_records), key=likeness)
+i = eval_records.index(target)
+candidates = {
+    "gold": target["sub_questions"],
+    "tuned": rows["tuned"][i]["predicted"],
+    "base": rows["base"][i]["predicted"],  # None when the base wrote no list
+    "other names": twin["sub_questions"],
+    "question copied": [target["question"]],
+    "nothing parsed": None,
+}
+probes = probe_metrics(target["question"], target["sub_questions"], candidates, seen)
+print(target["question"])
+print("other names:", " / ".join(candidates["other names"]))
+display(Markdown(compare_table(probes, PROBE_KEYS)))
+
+# %% [markdown]
+# Read the table column by column:
+# - **other names** keeps the right number of steps and most of the words, so step count, SARI,
+#   ROUGE-L and chrF score it about 0.9; it answers a different question, and only exact match
+#   and content recall drop. Content recall does not drop to 0: it counts as content every word
+#   that is rare among the questions, so a rare template word the twin shares (here "head of
+#   state") still counts as carried over. This is why a model that has learned the template but
+#   not to copy names (the random-weight `cpu_tiny` model) reaches a SARI around 0.6 with content
+#   recall near 0.
+# - **question copied** carries every name, so content recall is 1.0; step count and SARI's
+#   *add* show it is no decomposition.
+# - **nothing parsed** still scores SARI above 0: deleting every word of the question earns the
+#   *delete* part for the words the gold leaves out too. That is a floor every answer starts
+#   from, not skill: it is why the untuned model's SARI in the table above is not 0. The floor
+#   is higher on a short question whose words the gold mostly drops.
+#
+# No single number says "decomposes well": read format validity and step count for structure,
+# content recall for the names, SARI and chrF for the wording, together.
+#
+# > **[한국어]** 표를 열마다 읽어 봅시다.
+# > - **other names**(다른 이름)는 단계 수가 맞고 단어도 대부분 같아서 단계 수, SARI, ROUGE-L,
+# >   chrF가 0.9 안팎의 점수를 줍니다. 하지만 다른 질문에 대한 답이고, 점수가 떨어지는 것은 exact
+# >   match와 content recall뿐입니다. content recall이 0까지 떨어지지 않는 것은, 질문들 사이에서
+# >   드문 단어를 모두 내용어로 세기 때문입니다. 쌍둥이 질문과 같은 드문 틀 단어(여기서는 "head of
+# >   state")는 옮겨 쓴 것으로 셉니다. 그래서 틀은 배웠지만 이름을 옮겨 쓰지 못하는 모델(랜덤
+# >   가중치의 `cpu_tiny` 모델)은 content recall이 0에 가까운데도 SARI가 0.6 안팎입니다.
+# > - **question copied**(질문 베끼기)는 이름을 모두 담으므로 content recall이 1.0입니다. 분해가
+# >   아니라는 것은 단계 수와 SARI의 *add*가 보여 줍니다.
+# > - **nothing parsed**(파싱 실패)도 SARI가 0보다 큽니다. 질문의 단어를 모두 지우면 정답도 빼는
+# >   단어에 대해 *delete* 점수를 받기 때문입니다. 이것은 실력이 아니라 모든 답이 출발하는
+# >   바닥이고, 위 표에서 튜닝하지 않은 모델의 SARI가 0이 아닌 이유입니다. 정답이 질문의 단어를
+# >   대부분 빼는 짧은 질문일수록 바닥이 높습니다.
+# >
+# > 어떤 숫자 하나도 "분해를 잘한다"를 말해 주지 않습니다. 구조는 형식 유효성과 단계 수로, 이름은
+# > content recall로, 표현은 SARI와 chrF로, 함께 읽으세요.
+
+# %% [markdown]
+# ## Where it fails: by kind of question, and by language
+# An average hides which kinds of questions the model has not learned. Three-hop bridge questions
+# ("...of the capital of the country where X was born?") are the hardest: the model must not
+# stop after two steps.
+#
+# > **[한국어]** **어디에서 틀릴까요: 질문 종류별, 언어별.** 평균은 모델이 어떤 종류의 질문을 아직
+# > 배우지 못했는지 가립니다. 세 단계 브리지 질문("X가 태어난 나라의 수도의 ...?")이 가장
+# > 어렵습니다. 모델이 두 단계에서 멈추면 안 되기 때문입니다.
+
+# %%
+from qdlib.evaluate import breakdown_table
+
+display(Markdown(breakdown_table(metrics, "by_kind")))
+display(Markdown(breakdown_table(metrics, "by_language")))
+
+# %% [markdown]
+# ## Look at examples: best, worst, most changed
+# Numbers hide how a model fails. `eval/report.md` lists the tuned model's best and worst
+# examples by SARI, and the ones that changed most from base to tuned, each next to the gold
+# decomposition. A pretrained model brings the skill of copying the question's names into its
+# steps; on `cpu_tiny` the random-weight model learns the *structure* (how many steps, the
+# numbering, when to stop) but writes other names than the question's, and its content recall
+# shows it.
+#
+# > **[한국어]** **예제 보기: 가장 좋은 것, 가장 나쁜 것, 가장 많이 바뀐 것.** 숫자는 모델이 어떻게
+# > 틀리는지 가립니다. `eval/report.md`는 SARI로 본 튜닝된 모델의 가장 좋은 예제와 가장 나쁜 예제,
+# > 그리고 기본 모델에서 가장 많이 바뀐 예제를 정답 분해 옆에 보여 줍니다. 사전학습된 모델은 질문의
+# > 이름을 단계로 옮겨 쓰는 능력을 갖고 있습니다. `cpu_tiny`의 랜덤 가중치 모델은 *구조*(단계 수,
+# > 번호, 멈출 때)는 배우지만 질문과 다른 이름을 쓰고, content recall이 그것을 보여 줍니다.
 
 # %%
 report = (run / "eval/report.md").read_text(encoding="utf-8")
-Markdown(report[report.index("## Worst"):report.index("## Most changed")])
+Markdown(report[report.index("## Best"):])
 
 # %% [markdown]
 # ## Try it
 # Type a question and compare the two models side by side.
+#
+# > **[한국어]** **직접 해 보기.** 질문을 입력하고 두 모델의 답을 나란히 비교하세요.
 
 # %%
 from qdlib.evaluate import try_it
 
-try_it({"base": base_model, "tuned": tuned_model}, tokenizer, question=questions[0],
-       **generation_settings(cfg))
+try_it({"base": base_model, "tuned": tuned_model}, tokenizer, question=questions[0], **settings)
 
 # %% [markdown]
 # ## What you learned
-# - Generation must stop at the EOS: a model that never learned it fails the format check.
-# - Format validity and step count show structure; SARI, ROUGE-L, chrF and exact match wording.
-# - Always compare against the untuned base on the same questions.
+# - `model.generate` with `do_sample=False` is the evaluation call; it stops at the EOS, and a
+#   model that never learned the EOS fails the format check.
+# - Format validity and step count show structure; content recall the names; SARI, ROUGE-L and
+#   chrF the wording. Each misses something the others catch.
+# - A metric that does not apply to the data is n/a, not 0 or 1.
+# - Always compare against the untuned base on the same questions, and read the examples.
 # - `qd eval --run-dir RUN` writes the same report headlessly (`--split FILE` for other data).
 #
+# > **[한국어]** **정리.** `do_sample=False`인 `model.generate`가 평가용 호출입니다. EOS에서 멈추며,
+# > EOS를 배우지 못한 모델은 형식 검사에서 실패합니다. 형식 유효성과 단계 수는 구조를, content
+# > recall은 이름을, SARI, ROUGE-L, chrF는 표현을 봅니다. 지표마다 다른 지표가 잡는 것을 놓칩니다.
+# > 데이터에 해당하지 않는 지표는 0이나 1이 아니라 n/a입니다. 언제나 같은 질문으로 튜닝 전 기본
+# > 모델과 비교하고, 예제를 읽으세요. `qd eval --run-dir RUN`은 같은 보고서를 노트북 없이
+# > 씁니다(다른 데이터는 `--split FILE`).
+#
 # ## Exercises
-# 1. Find a tuned output with the wrong number of steps: which question type is it?
-# 2. Set `evaluation.max_new_tokens` to 16 and explain the drop in format validity.
-# 3. Write three questions of your own and decompose them with `generate`. Try one in Korean:
-#    what does a model fine-tuned on English questions do with it?
+#
+# > **[한국어]** **연습 문제.** 🐢 쉬움, 🐕 보통, 🦁 도전. 풀이는 문제 아래에 접혀 있습니다.
+
+# %% [markdown] tags=["exercise"]
+# 🐢 **Easy.** Which held-out questions did the tuned model decompose into the wrong number of
+# steps, and of which kind are they?
+#
+# > **[한국어]** 🐢 **쉬움.** 튜닝된 모델이 단계 수를 틀리게 분해한 평가 질문은 무엇이고, 어떤
+# > 종류인가요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+wrong = [r for r in rows["tuned"] if not r["scores"]["step_count_correct"]]
+print(f"{len(wrong)} of {len(rows['tuned'])} with the wrong number of steps")
+for r in wrong[:5]:
+    print(f"- [{r['kind']}] {r['question']}: gold {len(r['gold'])}, "
+          f"predicted {len(r['predicted'] or [])}")
+
+# %% [markdown] tags=["exercise"]
+# 🐕 **Medium.** Decode the first eight questions again with `max_new_tokens=16`. What happens
+# to format validity, and why?
+#
+# > **[한국어]** 🐕 **보통.** 처음 여덟 질문을 `max_new_tokens=16`으로 다시 생성하세요. 형식
+# > 유효성은 어떻게 되고, 왜 그런가요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+short = generate(tuned_model, tokenizer, questions[:8], **(settings | {"max_new_tokens": 16}))
+short_rows = score(eval_records[:8], short, seen)
+print("stopped by itself:", sum(g.stopped for g in short), "of 8")
+print("format valid:", sum(int(r["scores"]["format_valid"]) for r in short_rows), "of 8")
+# Most gold answers need more than 16 tokens: the answer is cut before its EOS, so it has not
+# stopped by itself, and a cut answer is a format failure even when its first steps are right.
+
+# %% [markdown] tags=["exercise"]
+# 🦁 **Stretch.** Sample three answers for one question with the plain call (`do_sample=True`,
+# `temperature=0.8`, `num_return_sequences=3`). Do they agree? How could disagreement between
+# samples tell you which answers not to trust?
+#
+# > **[한국어]** 🦁 **도전.** 기본 호출(`do_sample=True`, `temperature=0.8`,
+# > `num_return_sequences=3`)로 한 질문에 대한 답을 세 개 샘플링하세요. 서로 같나요? 샘플끼리
+# > 다르다는 것으로 어떤 답을 믿지 말아야 할지 어떻게 알 수 있을까요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+import torch
+
+torch.manual_seed(0)  # sampling is random: a seed makes it repeatable
+sampled = tuned_model.generate(
+    **inputs, max_new_tokens=cfg.evaluation.max_new_tokens, do_sample=True, temperature=0.8,
+    num_return_sequences=3, eos_token_id=tokenizer.eos_token_id,
+    pad_token_id=tokenizer.pad_token_id,
+)
+answers = [tokenizer.decode(row[inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+           for row in sampled]
+for a in answers:
+    print("---\n" + a)
+print("all three agree:", len(set(answers)) == 1)
+# Where the model is sure, the samples agree (and agree with greedy). Where they disagree, the
+# model is unsure: sample several times and flag or vote (self-consistency, Wang et al., 2022).

@@ -5,9 +5,10 @@
 # plain `transformers`, reload the merged model *without qdlib* and check it gives the same greedy
 # answers as base + adapter, write a model card, and decompose questions from the command line.
 #
-# > **한국어 요약:** 어댑터를 저장하고, 기본 모델에 병합한 뒤, 병합된 모델을 qdlib 없이
-# > transformers만으로 다시 불러와 같은 답을 내는지 확인하고, 모델 카드를 쓰고, 명령줄에서
-# > 질문을 분해해 봅니다.
+# > **[한국어]** **06 · 내보내기: 누구나 불러올 수 있고, 평가한 모델과 똑같이 답하는 폴더.**
+# > 어댑터를 `peft`용으로 저장하고, 평범한 `transformers`용으로 기본 가중치에 병합(merge)하고,
+# > 병합된 모델을 *qdlib 없이* 다시 불러와 기본 모델 + 어댑터와 같은 탐욕적(greedy) 답을 내는지
+# > 확인하고, 모델 카드를 쓰고, 명령줄에서 질문을 분해해 봅니다.
 
 # %% tags=["parameters"]
 profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
@@ -30,6 +31,10 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 # ## The adapter on its own
 # Small, and loaded on top of the base model with `peft`: safetensors weights,
 # `adapter_config.json` (which names the base model) and the tokenizer with its chat template.
+#
+# > **[한국어]** **어댑터만 따로.** 작고, `peft`로 기본 모델 위에 얹어 불러옵니다. safetensors
+# > 가중치, 기본 모델의 이름이 적힌 `adapter_config.json`, 채팅 템플릿이 든 토크나이저로 되어
+# > 있습니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -40,11 +45,70 @@ exported = export_adapter(adapter_dir, run / "export/adapter")
 print(sorted(p.name for p in exported.iterdir() if p.suffix in (".json", ".safetensors")))
 
 # %% [markdown]
-# ## Merge
-# Merging adds $\frac{\alpha}{r} B A$ into each adapted weight. It is done on an **unquantized**
-# copy of the base, even after QLoRA training: merging into 4-bit weights would round the update
-# away (`merge_adapter` refuses to). The folder is written under a temporary name and renamed
-# when complete, so an interrupted export never leaves a half model behind.
+# ## Merge, by hand: `PeftModel.from_pretrained` and `merge_and_unload`
+# Two plain `peft` calls. `PeftModel.from_pretrained(base, adapter_dir)` reads
+# `adapter_config.json` and the adapter weights and wraps each adapted layer of the base, as in
+# training. `merge_and_unload()` adds each layer's update $\frac{\alpha}{r} B A$ into its weight
+# $W$ and returns a plain `transformers` model with no LoRA layers left: the same size as the
+# base, as fast as the base, and loadable without `peft`.
+#
+# Merge into an **unquantized** copy of the base (`quantization_config=None`, the profile's
+# `dtype`), even after QLoRA training: merging into 4-bit weights would round the small update
+# away (the medium exercise measures by how much), and qdlib's `merge_adapter` refuses to. The
+# cell checks the arithmetic on one layer: after the merge, its weight is $W + \frac{\alpha}{r}
+# BA$.
+#
+# > **[한국어]** **직접 병합하기: `PeftModel.from_pretrained`와 `merge_and_unload`.** `peft`의 기본
+# > 호출 두 개입니다. `PeftModel.from_pretrained(base, adapter_dir)`는 `adapter_config.json`과
+# > 어댑터 가중치를 읽어 학습 때처럼 기본 모델의 각 층을 감쌉니다. `merge_and_unload()`는 층마다
+# > 업데이트 $\frac{\alpha}{r} B A$를 가중치 $W$에 더하고, LoRA 층이 남지 않은 평범한 `transformers`
+# > 모델을 돌려줍니다. 크기도 속도도 기본 모델과 같고, `peft` 없이 불러올 수 있습니다.
+# >
+# > 병합(merge)은 QLoRA로 학습했더라도 **양자화(quantization)하지 않은** 기본 모델 사본(
+# > `quantization_config=None`, 프로필의 `dtype`)에 합니다. 4비트 가중치에 병합하면 작은 업데이트가
+# > 반올림되어 사라지고(얼마나 사라지는지는 보통 난이도 연습 문제에서 잽니다), qdlib의
+# > `merge_adapter`는 이를 거부합니다. 아래 셀은 층 하나에서 계산을 확인합니다. 병합 뒤 그 층의
+# > 가중치는 $W + \frac{\alpha}{r} BA$입니다.
+
+# %%
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from qdlib.model import model_path, resolve_dtype
+
+base = AutoModelForCausalLM.from_pretrained(
+    model_path(cfg),
+    dtype=resolve_dtype(cfg.model.dtype),  # no quantization_config: merge in full precision
+    trust_remote_code=False,  # never run code that ships with a model folder, unless you trust it
+    use_safetensors=True,
+)
+peft_model = PeftModel.from_pretrained(base, adapter_dir)  # reads adapter_config.json + weights
+name, layer = next((n, m) for n, m in peft_model.named_modules() if hasattr(m, "lora_A")
+                   and "default" in m.lora_A)  # the first adapted layer
+A, B = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+update = layer.scaling["default"] * (B @ A)  # scaling = alpha / r
+W = layer.base_layer.weight.detach().clone()  # before the merge changes it
+merged = peft_model.merge_and_unload()  # W + alpha/r B A in every adapted layer; LoRA removed
+W_merged = merged.get_submodule(name.removeprefix("base_model.model.")).weight
+print(f"{name}: A {tuple(A.shape)}, B {tuple(B.shape)}, alpha/r = {layer.scaling['default']}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("merged weight = W + alpha/r B A:", torch.allclose(W_merged, W + update, atol=1e-6))
+print("LoRA layers left:", sum(hasattr(m, "lora_A") for m in merged.modules()))
+
+# %% [markdown]
+# ## The same, saved: `merge_adapter`
+# `merge_adapter` makes these calls with the profile's values and saves the merged model with the
+# tokenizer. The folder is written under a temporary name and renamed when complete, so an
+# interrupted export never leaves a half model behind. Read back from its safetensors file, its
+# weights are the ones you just merged by hand.
+#
+# > **[한국어]** **저장까지: `merge_adapter`.** `merge_adapter`는 프로필 값으로 같은 호출을 하고,
+# > 병합된 모델을 토크나이저와 함께 저장합니다. 폴더는 임시 이름으로 쓴 뒤 다 쓰면 이름을 바꾸므로,
+# > 내보내기가 중간에 끊겨도 반쪽짜리 모델이 남지 않습니다. safetensors 파일에서 다시 읽은
+# > 가중치는 방금 직접 병합한 가중치와 같습니다.
 
 # %%
 from qdlib.export import merge_adapter
@@ -52,12 +116,26 @@ from qdlib.export import merge_adapter
 merged_dir = merge_adapter(cfg, adapter_dir, run / "export/merged")
 print(sorted(p.name for p in merged_dir.iterdir()))
 
+# %%
+# NBVAL_CHECK_OUTPUT
+from safetensors.torch import load_file
+
+saved = load_file(merged_dir / "model.safetensors")  # the tensors as written, by name
+by_hand = merged.state_dict()
+print(len(saved), "tensors; saved = merged by hand:",
+      all(torch.equal(t, by_hand[k]) for k, t in saved.items()))
+
 # %% [markdown]
 # ## Parity: same answers, token for token, without qdlib
 # A fresh Python process loads the merged folder with plain `transformers` (it never imports
 # qdlib) and decodes the held-out questions greedily. We compare its tokens with base + adapter.
 # Tiny floating-point differences can flip a near-tie now and then; more than 1% would mean the
 # export went wrong.
+#
+# > **[한국어]** **같은 답, 토큰 하나하나까지, qdlib 없이.** 새 파이썬 프로세스가 병합된 폴더를
+# > 평범한 `transformers`로 불러와(qdlib는 전혀 import하지 않습니다) 평가 질문을 탐욕적으로
+# > 디코딩합니다. 그 토큰을 기본 모델 + 어댑터의 토큰과 비교합니다. 아주 작은 부동소수점 차이로
+# > 가끔 거의 동점인 토큰이 뒤바뀔 수 있지만, 1%를 넘으면 내보내기가 잘못된 것입니다.
 
 # %%
 from qdlib.data import load_records
@@ -88,6 +166,10 @@ print("at least 99% identical:", check.rate >= 0.99)
 # ## The model card
 # `export/README.md` says what the model is, what it was trained on and how, how it scored, the
 # prompt it expects, and how to use it. It is what the hub shows if you share the model.
+#
+# > **[한국어]** **모델 카드.** `export/README.md`는 모델이 무엇인지, 무엇으로 어떻게 학습했는지,
+# > 점수는 어땠는지, 어떤 프롬프트를 기대하는지, 어떻게 쓰는지를 적습니다. 모델을 공유하면 허브가
+# > 보여 주는 페이지입니다.
 
 # %%
 from IPython.display import Markdown
@@ -105,6 +187,11 @@ Markdown(card[card.index("## Training"):card.index("## Prompt format")])
 # The token comes from `HF_TOKEN` in the environment or `.env`, never from a profile or a
 # notebook, and is never printed. `export.gguf: true` converts the merged model for llama.cpp
 # and Ollama with llama.cpp's own converter, which you install yourself.
+#
+# > **[한국어]** **공유하기(선택).** 프로필에 `export.push_to_hub: user/repo`가 있으면 내보낸 폴더를
+# > 비공개 저장소로 올립니다. 토큰은 환경 변수나 `.env`의 `HF_TOKEN`에서만 읽고, 프로필이나
+# > 노트북에는 쓰지 않으며, 출력하지도 않습니다. `export.gguf: true`는 병합된 모델을 llama.cpp 자체
+# > 변환기(직접 설치)로 llama.cpp와 Ollama용 GGUF로 바꿉니다.
 
 # %%
 from qdlib.export import convert_to_gguf
@@ -127,6 +214,12 @@ print("push_to_hub:", cfg.export.push_to_hub, "| gguf:", cfg.export.gguf)
 # questions the training data never paired this way. The last one is Korean: `cpu_small` was
 # tuned on English questions only, and it shows (lesson 01 says why; the GPU profiles train on
 # Korean too).
+#
+# > **[한국어]** **사용하기: `qd decompose`.** 터미널에서 `qd decompose --model RUN/export/merged
+# > "질문"`(어댑터 폴더도 됩니다), 여러 질문은 `--file questions.txt`, 프로그램용 출력은
+# > `--format json`입니다. 아래는 같은 일을 파이썬에서, 학습 데이터에 이런 짝으로 없던 질문에
+# > 합니다. 마지막 질문은 한국어입니다. `cpu_small`은 영어 질문으로만 튜닝되어 그 티가 납니다(이유는
+# > 01번에, GPU 프로필은 한국어로도 학습합니다).
 
 # %%
 from qdlib.cli import main as qd
@@ -138,12 +231,76 @@ exit_code = qd(["decompose", "--model", str(merged_dir),
 
 # %% [markdown]
 # ## What you learned
-# - An adapter is small and needs the base; a merged model stands alone.
-# - Merge into unquantized weights, never into 4-bit ones.
+# - An adapter is small and needs the base; a merged model stands alone. Two plain calls make
+#   it: `PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()`.
+# - Merging adds $\frac{\alpha}{r} BA$ into $W$: do it on unquantized weights, never 4-bit ones.
 # - Check parity after export, outside your own code: the model you ship must be the model you
 #   evaluated.
 #
+# > **[한국어]** **정리.** 어댑터는 작고 기본 모델이 있어야 하며, 병합된 모델은 혼자 섭니다. 기본
+# > 호출 두 개로 만듭니다: `PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()`. 병합은
+# > $W$에 $\frac{\alpha}{r} BA$를 더하는 일이므로, 4비트가 아닌 양자화하지 않은 가중치에 하세요.
+# > 내보낸 뒤에는 여러분 코드 밖에서 동일성(parity)을 확인하세요. 배포하는 모델은 평가한 바로 그
+# > 모델이어야 합니다.
+#
 # ## Exercises
-# 1. Compare the size of `export/adapter` and `export/merged` on disk.
-# 2. Run `qd decompose --model <run>/export/adapter --format json "..."` in a terminal.
-# 3. Why is greedy decoding the right way to test parity?
+#
+# > **[한국어]** **연습 문제.** 🐢 쉬움, 🐕 보통, 🦁 도전. 풀이는 문제 아래에 접혀 있습니다.
+
+# %% [markdown] tags=["exercise"]
+# 🐢 **Easy.** How much disk space do `export/adapter` and `export/merged` take, and why so
+# different?
+#
+# > **[한국어]** 🐢 **쉬움.** `export/adapter`와 `export/merged`는 디스크를 얼마나 차지하고, 왜
+# > 그렇게 다른가요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def folder_mb(folder):
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+print(f"adapter {folder_mb(run / 'export/adapter'):.1f} MB, "
+      f"merged {folder_mb(merged_dir):.1f} MB")
+# The adapter holds only A and B for each adapted layer (and the tokenizer); the merged folder
+# holds every weight of the model.
+
+# %% [markdown] tags=["exercise"]
+# 🐕 **Medium.** Why not merge into 4-bit weights? Round the merged weight of the layer above to
+# 4-bit NF4 (`bitsandbytes.functional.quantize_4bit`, then `dequantize_4bit`) and compare the
+# rounding error with the size of the LoRA update itself.
+#
+# > **[한국어]** 🐕 **보통.** 왜 4비트 가중치에 병합하면 안 될까요? 위 층의 병합된 가중치를 4비트
+# > NF4로 반올림하고(`bitsandbytes.functional.quantize_4bit` 다음 `dequantize_4bit`), 그 반올림
+# > 오차를 LoRA 업데이트 자체의 크기와 비교하세요.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+import bitsandbytes.functional as bnbf
+
+packed, state = bnbf.quantize_4bit(W_merged.detach().contiguous(), quant_type="nf4")
+rounded = bnbf.dequantize_4bit(packed, state)
+print(f"size of the LoRA update       {update.norm():.4f}")
+print(f"4-bit rounding error, merged  {(rounded - W_merged).norm():.4f}")
+# The rounding error is as large as the update or larger: in 4-bit, much of what training
+# learned would be rounded away. Keep the merge in full precision and quantize afterwards if you
+# must, then evaluate the quantized model again.
+
+# %% [markdown] tags=["exercise"]
+# 🦁 **Stretch.** Save the merged model in bfloat16 and run the parity check on it for the first
+# eight questions. How many answers stay identical? Why is greedy decoding the right way to
+# test parity?
+#
+# > **[한국어]** 🦁 **도전.** 병합된 모델을 bfloat16으로 저장하고 처음 여덟 질문으로 동일성 검사를
+# > 하세요. 몇 개의 답이 그대로인가요? 동일성 검사에는 왜 탐욕적 디코딩이 맞을까요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+import tempfile
+
+with tempfile.TemporaryDirectory() as tmp:
+    merged.to(torch.bfloat16).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    half = parity_with_plain_transformers(tmp, tokenizer, questions[:8], reference[:8], **settings)
+print("bfloat16:", half)
+# bfloat16 keeps 8 bits of mantissa: every logit moves a little, and where the two best tokens
+# are nearly tied an answer can flip (on this model and these eight, the margins were wide
+# enough that none did; try all the questions). Greedy decoding is deterministic, so any
+# difference is the model's, not chance; with sampling, two identical models would differ too.

@@ -1,0 +1,126 @@
+"""The course as a learner reads it: plain Hugging Face calls, tiered exercises, Korean throughout.
+
+The notebooks are bilingual: every markdown cell is English followed by its Korean counterpart in
+blockquotes opened by ``> **[한국어]**``. One source (``notebooks/src``), one set of code cells
+and outputs; these tests fail when the two languages drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import nbformat
+import pytest
+
+from qdlib.config import PROJECT_ROOT
+from qdlib.runs import LESSONS
+
+sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
+import build_notebooks
+
+SOURCES = PROJECT_ROOT / "notebooks" / "src"
+KOREAN_MARK = "> **[한국어]**"
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# Korean prose runs at 1.5 to 3 syllables per English word (measured on these notebooks); a Korean
+# part with fewer than one syllable per word is a summary of the English, not a translation.
+MIN_SYLLABLES_PER_WORD = 1.0
+
+PLAIN_CALLS = {
+    "01_data_format": ["apply_chat_template("],
+    "02_model_load": ["AutoModelForCausalLM.from_pretrained(", "BitsAndBytesConfig("],
+    "03_lora_config": ["LoraConfig(", "get_peft_model("],
+    "04_train": ["DataCollatorForSeq2Seq(", "TrainingArguments(", "Trainer("],
+    "05_evaluate": [".generate(", "GenerationConfig("],
+    "06_export": ["PeftModel.from_pretrained(", ".merge_and_unload()"],
+}
+TIERS = ("🐢", "🐕", "🦁")
+
+
+def notebook(lesson: str) -> nbformat.NotebookNode:
+    return build_notebooks.build(SOURCES / f"{lesson}.py")
+
+
+def sections(markdown: str) -> list[str]:
+    """A markdown cell cut at its ``##`` headings: each part must be bilingual on its own."""
+    return [s for s in re.split(r"\n(?=## )", markdown) if s.strip()]
+
+
+def languages(section: str) -> tuple[str, str]:
+    """(English, Korean) text of a section: lines outside and inside ``>`` blockquotes."""
+    english = "\n".join(line for line in section.splitlines() if not line.startswith(">"))
+    korean = "\n".join(line for line in section.splitlines() if line.startswith(">"))
+    return english, korean
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_english_explanation_has_its_korean_counterpart(lesson):
+    problems = []
+    for i, cell in enumerate(notebook(lesson).cells):
+        if cell.cell_type != "markdown":
+            continue
+        for part in sections(cell.source):
+            english, korean = languages(part)
+            words = len(LATIN_WORD.findall(re.sub(r"`[^`]*`|\$[^$]*\$", "", english)))
+            syllables = len(HANGUL.findall(korean))
+            where = f"cell {i} ({part.splitlines()[0][:50]!r})"
+            if KOREAN_MARK not in korean:
+                problems.append(f"{where}: no {KOREAN_MARK} part")
+            elif words and syllables < MIN_SYLLABLES_PER_WORD * words:
+                problems.append(f"{where}: {syllables} Korean syllables for {words} English words")
+            if HANGUL.search(english) and not words:
+                problems.append(f"{where}: Korean outside the Korean part, and no English")
+    assert problems == []
+
+
+def test_the_drift_check_fails_on_a_cell_without_korean():
+    english_only = "## Merge\nMerging adds the update into each weight, on an unquantized base."
+    summary_only = english_only + "\n\n> **[한국어]** 병합."
+    assert KOREAN_MARK not in languages(sections(english_only)[0])[1]
+    _, korean = languages(sections(summary_only)[0])
+    assert len(HANGUL.findall(korean)) < MIN_SYLLABLES_PER_WORD * 11
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_the_plain_hugging_face_calls_are_in_code_the_learner_reads(lesson):
+    code = "\n".join(c.source for c in notebook(lesson).cells if c.cell_type == "code")
+    assert [call for call in PLAIN_CALLS[lesson] if call not in code] == []
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_three_tiers_of_exercises_each_with_a_solution_to_reveal(lesson):
+    cells = notebook(lesson).cells
+    exercises = [i for i, c in enumerate(cells) if "exercise" in c.metadata.get("tags", [])]
+    assert len(exercises) >= 3
+    assert {t for i in exercises for t in TIERS if cells[i].source.startswith(t)} == set(TIERS)
+    for i in exercises:
+        solution = cells[i + 1]
+        assert "solution" in solution.metadata.get("tags", []), f"exercise cell {i}"
+        assert solution.metadata.get("jupyter", {}).get("source_hidden") is True
+        assert KOREAN_MARK in cells[i].source
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_code_solutions_are_executed_in_the_committed_notebook(lesson):
+    """nbval runs them in `make test`; the committed notebook shows they ran without error."""
+    nb = nbformat.read(PROJECT_ROOT / "notebooks" / f"{lesson}.ipynb", as_version=4)
+    solutions = [
+        c for c in nb.cells if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])
+    ]
+    assert solutions, "at least one solution is code"
+    assert all(c.execution_count and c.outputs for c in solutions)
+
+
+def readme_sections(name: str) -> list[str]:
+    text = (PROJECT_ROOT / name).read_text(encoding="utf-8")
+    return re.findall(r"^## (.+)$", text, re.M)
+
+
+def test_the_korean_readme_covers_every_section_of_the_english_one():
+    """Each ``##`` heading of README.ko.md names its English section in parentheses."""
+    english = readme_sections("README.md")
+    korean = readme_sections("README.ko.md")
+    named = [m.group(1) for h in korean if (m := re.search(r"\(([^()]*)\)\s*$", h))]
+    assert named == english
+    assert all(HANGUL.search(h) for h in korean)
