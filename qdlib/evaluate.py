@@ -24,13 +24,10 @@ from qdlib.io import (
     atomic_dir,
     atomic_write_json,
     atomic_write_text,
-    read_json,
-    safetensors_problem,
     save_figure,
 )
 from qdlib.metrics import aggregate, chrf, common_terms, sari_parts, sari_tokens, score_example
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
-from qdlib.runs import RunDirError
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
@@ -444,7 +441,6 @@ def generation_settings(cfg: Any) -> dict[str, Any]:
 def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
     """Generate with the base model and with base + the run's adapter, score both, write reports."""
     adapter_dir = Path(run_dir) / "adapter"
-    check_adapter(adapter_dir)  # before any generating: a cut adapter is found in a second
     tokenizer = load_tokenizer(cfg)
     settings = generation_settings(cfg)
     questions = [r["question"] for r in records]
@@ -454,22 +450,6 @@ def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir
     seen = [r["question"] for r in load_records(train).records] if train.exists() else []
     rows = {"base": score(records, base, seen), "tuned": score(records, tuned, seen)}
     return write_report(out_dir, rows)
-
-
-def check_adapter(adapter_dir: Path) -> None:
-    """A :class:`~qdlib.runs.RunDirError` when an adapter folder is missing, or its config or its
-    weights are not whole (a cut file is found here, not after an hour of generating)."""
-    adapter_dir = Path(adapter_dir)
-    config = adapter_dir / "adapter_config.json"
-    if not config.is_file():
-        raise RunDirError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
-    try:
-        read_json(config)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{config}: unreadable ({exc}); train the adapter again.") from None
-    problem = safetensors_problem(adapter_dir / "adapter_model.safetensors")
-    if problem:
-        raise RunDirError(f"{adapter_dir}: {problem}; train the adapter again (or --resume).")
 
 
 def split_report_dir(run_dir: Path, split: Path) -> Path:

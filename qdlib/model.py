@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 from peft import PeftModel
+from safetensors import safe_open
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -29,9 +31,10 @@ from transformers import (
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
 from qdlib.data import load_records, prompt_messages, render_answer
-from qdlib.io import atomic_dir
+from qdlib.io import atomic_dir, read_json, safetensors_problem
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import allow_remote_code, pretrained
+from qdlib.runs import RunDirError
 from qdlib.weights import WeightsSource, cache_dir, resolve_weights
 
 TINY_FORMAT_VERSION = "3"  # 3: no token holds part of two characters; system-turn prompts
@@ -305,8 +308,61 @@ def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
     )
 
 
+def check_adapter(adapter_dir: Path) -> None:
+    """A :class:`~qdlib.runs.RunDirError` when an adapter folder is missing, or its config or its
+    weights are not whole (a cut file is found here, not after an hour of generating)."""
+    adapter_dir = Path(adapter_dir)
+    config = adapter_dir / "adapter_config.json"
+    if not config.is_file():
+        raise RunDirError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
+    try:
+        read_json(config)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{config}: unreadable ({exc}); train the adapter again.") from None
+    problem = safetensors_problem(adapter_dir / "adapter_model.safetensors")
+    if problem:
+        raise RunDirError(f"{adapter_dir}: {problem}; train the adapter again (or --resume).")
+
+
+def adapter_mismatch(base: Any, adapter_dir: Path) -> str | None:
+    """Why a LoRA adapter cannot sit on ``base`` (it adapts a layer the model lacks, or a layer of
+    other sizes: it was trained on another model), or None. Reads only the weights' header.
+
+    Each adapted layer W (``out x in``) has ``lora_A`` of shape ``r x in`` and ``lora_B`` of shape
+    ``out x r``; the sides that touch W must match W's.
+    """
+    layers = dict(base.named_modules())
+    with safe_open(Path(adapter_dir) / "adapter_model.safetensors", framework="pt") as f:
+        for key in f.keys():
+            found = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
+            if found is None:
+                continue
+            name, side = found.groups()
+            if name not in layers:
+                return f"it adapts {name}, a layer this model does not have"
+            shape = f.get_slice(key).get_shape()
+            size, what = (shape[1], "in_features") if side == "A" else (shape[0], "out_features")
+            want = getattr(layers[name], what, size)  # a layer without the attribute: not checked
+            if size != want:
+                return f"its {name} has {what}={size}, this model's has {want}"
+    return None
+
+
 def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) -> Any:
-    """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate."""
+    """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate.
+
+    A cut adapter, and one trained on another base model, are refused with a
+    :class:`RunDirError` that says which (peft would fail on the first layer of the wrong size).
+    """
+    check_adapter(adapter_dir)
     base = load_model(cfg, quantized=quantized)
+    if (why := adapter_mismatch(base, adapter_dir)) is not None:
+        config = read_json(Path(adapter_dir) / "adapter_config.json")
+        raise RunDirError(
+            f"{adapter_dir}: this adapter was trained on another base model "
+            f"({config.get('base_model_name_or_path') or 'not named'}), not on "
+            f"{cfg.model.name}: {why}. Use the run's own config.yaml, or set model.name to "
+            "the model it was trained on."
+        )
     with quiet_hf():
         return PeftModel.from_pretrained(base, str(adapter_dir))

@@ -20,6 +20,9 @@ The contract (``qd run`` and ``qd train``; :func:`writing_run`):
    and starts again. Ctrl-C ends with one line that says what was kept and how to resume.
 6. Every file is written whole (:mod:`qdlib.io`): reports (``eval/``) and exports as whole
    folders, into a temporary name that replaces the old one once complete.
+7. An adapter is checked before generating or merging with it: its weights whole
+   (:func:`qdlib.model.check_adapter`), and made for this base model
+   (:func:`qdlib.model.adapter_mismatch`).
 """
 
 from __future__ import annotations

@@ -471,6 +471,32 @@ def _(tmp):
     return ["eval", "--run-dir", str(run)]
 
 
+def adapter_of_another_model(run: Path) -> None:
+    """Put into ``run/adapter`` a real LoRA adapter, trained (well, made) on a model twice as
+    narrow as cpu_tiny's: the same layer names, other sizes."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from qdlib.notices import quiet_hf
+
+    spec = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+                       num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    with quiet_hf():  # peft 0.21 notice inside get_peft_model, see qdlib.notices
+        other = get_peft_model(LlamaForCausalLM(spec), LoraConfig(r=4, target_modules=["q_proj"]))
+    for f in (run / "adapter").iterdir():
+        f.unlink()
+    other.save_pretrained(run / "adapter")
+
+
+@case("eval-adapter-of-another-model", 2, "trained on another base model",
+      "q_proj has in_features=64, this model's has 128", "set model.name")  # fmt: skip
+def _(tmp):
+    run = a_run(tmp)
+    adapter_of_another_model(run)
+    write(run, "data/eval.jsonl", jsonl(GOOD))
+    return ["eval", "--run-dir", str(run)]
+
+
 @case("train-run-dir-is-a-file", 2, "is a file, not a run directory")
 def _(tmp):
     return ["train", *TINY, "--run-dir", str(write(tmp, "run", "x"))]

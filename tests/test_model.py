@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from qdlib.config import load_config
-from qdlib.model import build_tiny_model, load_model, summarize_model
+from qdlib.model import adapter_mismatch, build_tiny_model, load_model, summarize_model
 
 
 def digest(folder):
@@ -65,6 +65,23 @@ def test_tiny_model_loads_in_4bit_on_cpu(tiny_cfg, tiny_tokenizer):
     assert summary.memory_mb < full.memory_mb
     logits = model(torch.tensor([tiny_tokenizer("Who wrote Hamlet?")["input_ids"]])).logits
     assert torch.isfinite(logits).all()
+
+
+@pytest.mark.slow
+def test_an_adapter_fits_its_own_base_in_4bit_too(tiny_cfg, tmp_path):
+    """The wrong-base check reads in/out features of the layers, which 4-bit layers keep: an
+    adapter saved from the full-precision model fits the 4-bit one (a narrower model's adapter is
+    refused in test_bad_inputs)."""
+    from peft import get_peft_model
+
+    from qdlib.lora import lora_config
+    from qdlib.notices import quiet_hf
+
+    with quiet_hf():
+        model = load_model(tiny_cfg)
+        get_peft_model(model, lora_config(tiny_cfg, model)).save_pretrained(tmp_path)
+    four_bit = load_model(load_config("cpu_tiny", model={"quantization": "4bit"}))
+    assert adapter_mismatch(four_bit, tmp_path) is None
 
 
 def test_no_tiny_token_holds_parts_of_two_characters(tiny_tokenizer):
