@@ -18,16 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from peft import AutoPeftModelForCausalLM
+from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from qdlib.config import Config
 from qdlib.data import INSTRUCTIONS, DataError, prompt_ids, read_utf8, render_prompt
 from qdlib.evaluate import compare_table, decode_answer, generate, parse_sub_questions
 from qdlib.io import BadLine, atomic_dir, jsonl_lines, read_json
-from qdlib.model import device, load_with_adapter, resolve_dtype
+from qdlib.model import adapter_mismatch, device, load_with_adapter, resolve_dtype
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
+from qdlib.runs import RunDirError
+from qdlib.weights import weights_for
 
 
 class MergeRefused(RuntimeError):
@@ -265,7 +267,8 @@ def convert_to_gguf(
 def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Model and tokenizer from an export: a merged folder, or an adapter folder (base + adapter).
 
-    An adapter folder names its base model in ``adapter_config.json``; it is loaded from there.
+    An adapter folder names its base model in ``adapter_config.json``: a hub id (found as a
+    profile's ``model.name`` is, so SmolLM2 loads offline from its package) or a local folder.
     Code shipped in either folder runs only with ``trust_remote_code`` (see :func:`pretrained`).
     """
     model_dir = Path(model_dir)
@@ -281,12 +284,24 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = resolve_dtype("auto")
+    adapter = model_dir / "adapter_config.json"
+    if not adapter.exists():
+        with quiet_hf():
+            model = pretrained(AutoModelForCausalLM, model_dir, trust_remote_code, dtype=dtype,
+                               use_safetensors=True)  # fmt: skip
+        return model.to(device()), tokenizer
+    named = read_json(adapter)
+    base_name = named.get("base_model_name_or_path") or ""
+    # A hub id is found the way a profile's model.name is: hub cache, hub, or a packaged GGUF.
+    source = weights_for(base_name, named.get("revision"))
     with quiet_hf():
-        adapter = (model_dir / "adapter_config.json").exists()
-        auto_class = AutoPeftModelForCausalLM if adapter else AutoModelForCausalLM
-        model = pretrained(
-            auto_class, model_dir, trust_remote_code, dtype=dtype, use_safetensors=True
-        )
+        base = pretrained(AutoModelForCausalLM, source.path, trust_remote_code, dtype=dtype,
+                          use_safetensors=True)  # fmt: skip
+    if (why := adapter_mismatch(base, model_dir)) is not None:
+        raise RunDirError(f"{model_dir}: this adapter does not fit the base model its "
+                          f"adapter_config.json names ({base_name}): {why}.")  # fmt: skip
+    with quiet_hf():
+        model = PeftModel.from_pretrained(base, str(model_dir))
     return model.to(device()), tokenizer
 
 

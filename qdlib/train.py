@@ -39,11 +39,13 @@ from qdlib.data import IGNORE_INDEX, TokenizedSplits
 from qdlib.io import (
     atomic_dir,
     atomic_write_json,
+    read_json,
     safetensors_problem,
     save_figure,
     zip_problem,
 )
 from qdlib.runs import RunDirError
+from qdlib.weights import hub_id_of
 
 
 def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) -> Any:
@@ -227,12 +229,24 @@ def last_complete_checkpoint(
     return None
 
 
+def name_hub_base(adapter_dir: Path) -> None:
+    """Put the base model's hub id in ``adapter_config.json`` where peft wrote this machine's copy
+    of it (a hub-cache snapshot, a converted GGUF): the adapter then loads anywhere, pushed to
+    the hub too. A base that is only a local folder keeps its path."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    config = read_json(path)
+    hub_id = hub_id_of(config.get("base_model_name_or_path") or "")
+    if hub_id is not None:
+        atomic_write_json(path, config | {"base_model_name_or_path": hub_id})
+
+
 def save_adapter(model: Any, tokenizer: Any, path: Path) -> Path:
     """Save adapter weights (safetensors), ``adapter_config.json`` and the tokenizer, atomically."""
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        name_hub_base(tmp)
 
     return atomic_dir(path, write)
 
@@ -307,6 +321,7 @@ def save_trained_adapter(trainer: Any, path: Path) -> Path:
         def move(tmp: Path) -> None:
             for f in staging.iterdir():
                 os.replace(f, tmp / f.name)
+            name_hub_base(tmp)
 
         atomic_dir(path, move)
         staging.rmdir()

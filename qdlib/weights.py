@@ -163,22 +163,54 @@ def resolve_weights(cfg: Config, prefer_hub: bool = True) -> WeightsSource:
     Only models in :data:`PACKAGED` are resolved here; other hub ids are left to
     ``from_pretrained``, which uses the hub or its cache as usual.
     """
-    name = cfg.model.name
-    local = cfg.resolve_path(name)
+    return weights_for(cfg.model.name, cfg.model.revision, cfg.resolve_path(cfg.model.name),
+                       prefer_hub)  # fmt: skip
+
+
+def weights_for(
+    name: str, revision: str | None = None, local: Path | None = None, prefer_hub: bool = True
+) -> WeightsSource:
+    """:func:`resolve_weights` for a bare name: a folder (``local``, else ``name`` as a path) or
+    a hub id, e.g. the base model an adapter's ``adapter_config.json`` names."""
+    local = Path(name).expanduser() if local is None else local
     if local.exists():
         return WeightsSource(str(local), "local folder")
     packaged = PACKAGED.get(name)
     if packaged is None:
         return WeightsSource(name, "hub", "from_pretrained: the hub or its cache")
     if prefer_hub:
-        cached = hub_snapshot(name, cfg.model.revision, local_only=True)
+        cached = hub_snapshot(name, revision, local_only=True)
         if cached is not None:
             return WeightsSource(str(cached), "hub cache", f"{name} from the hub's cache")
         if not hub_offline():
-            online = hub_snapshot(name, cfg.model.revision, local_only=False)
+            online = hub_snapshot(name, revision, local_only=False)
             if online is not None:
                 return WeightsSource(str(online), "hub", f"{name} downloaded from the hub")
     return WeightsSource(*_from_package(packaged))
+
+
+def hub_id_of(folder: str | Path) -> str | None:
+    """The hub id that a folder on this machine is a copy of, or None for any other folder.
+
+    Two kinds are known: a snapshot in the hub's cache (``models--ORG--NAME/snapshots/REV``)
+    and a packaged GGUF converted by qdlib (:func:`packaged_folder`). An adapter should name
+    the hub id, not this machine's copy, so that it loads on other machines too.
+
+    >>> hub_id_of("/x/hub/models--HuggingFaceTB--SmolLM2-135M-Instruct/snapshots/12ab")
+    'HuggingFaceTB/SmolLM2-135M-Instruct'
+    >>> hub_id_of("runs/my-own-model") is None
+    True
+    """
+    path = Path(folder).expanduser()
+    if len(path.parts) >= 3 and path.parts[-2] == "snapshots":
+        repo = path.parts[-3]
+        if repo.startswith("models--"):
+            return repo.removeprefix("models--").replace("--", "/")
+    resolved = path.resolve()
+    for packaged in PACKAGED.values():
+        if resolved == packaged_folder(packaged).resolve():
+            return packaged.hub_id
+    return None
 
 
 def _from_package(packaged: PackagedGGUF) -> tuple[str, str, str]:

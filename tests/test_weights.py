@@ -249,3 +249,44 @@ def test_the_wheel_model_loads_and_answers(tmp_path, monkeypatch):
                                         return_dict=True)  # fmt: skip
     out = model.generate(**ids, max_new_tokens=24, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
+
+
+def test_an_adapter_names_the_hub_model_and_loads_offline_from_the_package(
+    tiny_gguf, tiny_tokenizer, tmp_path, monkeypatch
+):
+    """peft writes the folder it loaded the base from (here qdlib's converted GGUF) into
+    adapter_config.json; qdlib writes the hub id instead, so a pushed adapter names a model
+    others can load; and loading the adapter offline still finds the base in the package."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from qdlib.export import load_exported
+    from qdlib.io import read_json
+    from qdlib.notices import quiet_hf
+    from qdlib.train import save_adapter
+
+    path, _ = tiny_gguf
+    monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    base_dir = resolve_weights(smollm2_cfg()).path
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    with quiet_hf():  # peft 0.21's notice inside get_peft_model (see qdlib.notices)
+        tuned = get_peft_model(base, lora)
+    assert tuned.peft_config["default"].base_model_name_or_path == base_dir  # peft's choice
+    save_adapter(tuned, tiny_tokenizer, tmp_path / "adapter")
+    assert read_json(tmp_path / "adapter/adapter_config.json")["base_model_name_or_path"] == SMOLLM2
+
+    loaded, _ = load_exported(tmp_path / "adapter")
+    ids = torch.tensor([tiny_tokenizer("Who wrote Hamlet?")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, tuned(ids).logits, atol=1e-5)
+
+
+def test_a_folder_that_is_no_hub_copy_keeps_its_path(tmp_path):
+    from qdlib.weights import hub_id_of
+
+    assert hub_id_of(tmp_path) is None
+    assert hub_id_of(tmp_path / "models--a--b" / "snapshots" / "0123") == "a/b"
