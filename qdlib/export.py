@@ -291,7 +291,10 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
                                use_safetensors=True)  # fmt: skip
         return model.to(device()), tokenizer
     named = read_json(adapter)
-    base_name = named.get("base_model_name_or_path") or ""
+    base_name = named.get("base_model_name_or_path")
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise RunDirError(f"{adapter}: base_model_name_or_path names no base model; write the "
+                          "hub id or folder of the model it was trained on there.")  # fmt: skip
     # A hub id is found the way a profile's model.name is: hub cache, hub, or a packaged GGUF.
     source = weights_for(base_name, named.get("revision"))
     with quiet_hf():

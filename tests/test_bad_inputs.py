@@ -497,6 +497,36 @@ def _(tmp):
     return ["eval", "--run-dir", str(run)]
 
 
+def exported_adapter(tmp: Path, base: str | None) -> Path:
+    """An export/adapter folder as qd decompose reads it: a narrower model's adapter, the tiny
+    tokenizer, and ``base`` as the base model adapter_config.json names."""
+    from qdlib.model import build_tiny_model
+
+    run = a_run(tmp)
+    adapter_of_another_model(run)
+    tiny = build_tiny_model(load_config("cpu_tiny"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        write(run, f"adapter/{name}", (tiny / name).read_bytes())
+    config = json.loads((run / "adapter/adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base
+    write(run, "adapter/adapter_config.json", json.dumps(config))
+    return run / "adapter"
+
+
+@case("decompose-adapter-of-another-model", 2, "does not fit the base model",
+      "in_features=64, this model's has 128")  # fmt: skip
+def _(tmp):
+    from qdlib.model import build_tiny_model
+
+    tiny = build_tiny_model(load_config("cpu_tiny"))
+    return ["decompose", "--model", str(exported_adapter(tmp, str(tiny))), "Q?"]
+
+
+@case("decompose-adapter-names-no-base", 2, "names no base model")
+def _(tmp):
+    return ["decompose", "--model", str(exported_adapter(tmp, None)), "Q?"]
+
+
 @case("train-run-dir-is-a-file", 2, "is a file, not a run directory")
 def _(tmp):
     return ["train", *TINY, "--run-dir", str(write(tmp, "run", "x"))]
