@@ -27,6 +27,13 @@ FROM ${BASE_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
+# A Korean font, so that the lessons' pictures draw Hangul (qdlib.pictures.hangul_font) instead of
+# writing \uXXXX escapes. Unpinned: the base image's Ubuntu release decides the version.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-nanum \
+    && rm -rf /var/lib/apt/lists/*
+
 # A non-root user. uid/gid 1000 match the first user on most Linux hosts, so files written to the
 # mounted runs/ and notebooks/ belong to you; rebuild with --build-arg USER_UID=$(id -u) otherwise.
 # Ubuntu 24.04 bases ship a user "ubuntu" with uid 1000: it gives way to "learner".
