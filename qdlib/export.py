@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from qdlib.config import Config
 from qdlib.data import INSTRUCTIONS, DataError, prompt_ids, read_utf8, render_prompt
 from qdlib.evaluate import compare_table, decode_answer, generate, parse_sub_questions
 from qdlib.io import BadLine, atomic_dir, jsonl_lines, read_json
-from qdlib.model import adapter_mismatch, device, load_with_adapter, resolve_dtype
+from qdlib.model import (
+    attach_adapter,
+    check_adapter,
+    device,
+    load_with_adapter,
+    resolve_dtype,
+)
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
@@ -290,6 +295,7 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
             model = pretrained(AutoModelForCausalLM, model_dir, trust_remote_code, dtype=dtype,
                                use_safetensors=True)  # fmt: skip
         return model.to(device()), tokenizer
+    check_adapter(model_dir)  # whole, before the base is loaded
     named = read_json(adapter)
     base_name = named.get("base_model_name_or_path")
     if not isinstance(base_name, str) or not base_name.strip():
@@ -300,11 +306,7 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
     with quiet_hf():
         base = pretrained(AutoModelForCausalLM, source.path, trust_remote_code, dtype=dtype,
                           use_safetensors=True)  # fmt: skip
-    if (why := adapter_mismatch(base, model_dir)) is not None:
-        raise RunDirError(f"{model_dir}: this adapter does not fit the base model its "
-                          f"adapter_config.json names ({base_name}): {why}.")  # fmt: skip
-    with quiet_hf():
-        model = PeftModel.from_pretrained(base, str(model_dir))
+    model = attach_adapter(base, model_dir, base_name)
     return model.to(device()), tokenizer
 
 

@@ -348,21 +348,26 @@ def adapter_mismatch(base: Any, adapter_dir: Path) -> str | None:
     return None
 
 
-def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) -> Any:
-    """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate.
-
-    A cut adapter, and one trained on another base model, are refused with a
-    :class:`RunDirError` that says which (peft would fail on the first layer of the wrong size).
-    """
-    check_adapter(adapter_dir)
-    base = load_model(cfg, quantized=quantized)
+def attach_adapter(base: Any, adapter_dir: Path, base_name: str, hint: str = "") -> Any:
+    """``PeftModel.from_pretrained(base, adapter_dir)``, after :func:`adapter_mismatch`: an
+    adapter trained on another base model is a :class:`RunDirError` naming the layer and sizes
+    (peft would fail on the first layer of the wrong size), ``hint`` saying what to do."""
     if (why := adapter_mismatch(base, adapter_dir)) is not None:
-        config = read_json(Path(adapter_dir) / "adapter_config.json")
         raise RunDirError(
-            f"{adapter_dir}: this adapter was trained on another base model "
-            f"({config.get('base_model_name_or_path') or 'not named'}), not on "
-            f"{cfg.model.name}: {why}. Use the run's own config.yaml, or set model.name to "
-            "the model it was trained on."
+            f"{adapter_dir}: this adapter does not fit the base model {base_name}; it was trained "
+            f"on another base model: {why}.{hint}"
         )
     with quiet_hf():
         return PeftModel.from_pretrained(base, str(adapter_dir))
+
+
+def load_with_adapter(cfg: Config, adapter_dir: Path, quantized: bool = True) -> Any:
+    """The base model with a trained LoRA adapter on top (``peft.PeftModel``), ready to generate.
+
+    A cut adapter is refused before the base is loaded (:func:`check_adapter`), one trained on
+    another base model before peft touches it (:func:`attach_adapter`).
+    """
+    check_adapter(adapter_dir)
+    base = load_model(cfg, quantized=quantized)
+    hint = " Use the run's own config.yaml, or set model.name to the model it was trained on."
+    return attach_adapter(base, adapter_dir, cfg.model.name, hint)

@@ -522,6 +522,13 @@ def _(tmp):
     return ["decompose", "--model", str(exported_adapter(tmp, str(tiny))), "Q?"]
 
 
+@case("decompose-cut-adapter", 2, "adapter_model.safetensors is cut")
+def _(tmp):
+    adapter = exported_adapter(tmp, None)
+    cut(adapter / "adapter_model.safetensors")
+    return ["decompose", "--model", str(adapter), "Q?"]
+
+
 @case("decompose-adapter-names-no-base", 2, "names no base model")
 def _(tmp):
     return ["decompose", "--model", str(exported_adapter(tmp, None)), "Q?"]
