@@ -489,15 +489,6 @@ def tokenize_splits(
     return TokenizedSplits(out["train"], out["eval"], truncated)
 
 
-def show_trained_tokens(example: dict[str, Any], tokenizer: Any) -> str:
-    """An example token by token: ``[prompt]`` is not trained, ``<<trained>>`` is learned."""
-    pieces = []
-    for tok, label in zip(example["input_ids"], example["labels"], strict=True):
-        text = tokenizer.decode([tok]).replace("\n", "\\n")
-        pieces.append(f"<<{text}>>" if label != IGNORE_INDEX else f"[{text}]")
-    return " ".join(pieces)
-
-
 # ---------------------------------------------------------------- saving and plots
 
 
