@@ -39,11 +39,12 @@ KNOWN_NOTICES = (
         logger="bitsandbytes.backends.cpu.ops",
         starts_with="Failed to load CPU gemm_4bit_forward from kernels-community",
         why=(
-            "bitsandbytes >= 0.49, on a CPU with AVX-512 BF16 only, tries at import to download an "
-            "optional 4-bit kernel from the Hugging Face hub through the `kernels` package. We do "
-            "not install `kernels`: it would reach for the hub at import time (offline machines, "
-            "CI) and run downloaded code. bitsandbytes then uses its own bundled AVX-512 BF16 "
-            "kernel, which gives the same results; there is nothing for a learner to do."
+            "bitsandbytes >= 0.49, on a CPU with AVX-512 BF16 only, tries at import to fetch an "
+            "optional 4-bit kernel from the Hugging Face hub through the `kernels` package, and "
+            "logs this line when it cannot. qdlib keeps hub kernels off (code from the hub: "
+            "qdlib.remote_code.forbid_hub_kernels), so bitsandbytes imports as if `kernels` were "
+            "not installed and keeps its own bundled CPU kernels, which give the same results; "
+            "there is nothing for a learner to do."
         ),
     ),
 )

@@ -23,10 +23,13 @@ KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
 TCP_WARNING = "Kernel is running over TCP without encryption"
 
 
-def python(code: str, force_avx512bf16: bool = True) -> subprocess.CompletedProcess:
+def python(
+    code: str, force_avx512bf16: bool = True, **env_vars: str
+) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (the project importable) and capture its output."""
     paths = [str(PROJECT_ROOT)] + ([str(FORCE_AVX512BF16)] if force_avx512bf16 else [])
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(paths), "HF_HUB_OFFLINE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "USE_HUB_KERNELS"}
+    env |= {"PYTHONPATH": os.pathsep.join(paths), "HF_HUB_OFFLINE": "1"} | env_vars
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env,
@@ -46,6 +49,64 @@ def test_the_avx512bf16_branch_is_forced_on_this_cpu():
 
 def test_importing_qdlib_first_keeps_the_kernels_notice_off_stderr():
     done = python("import qdlib.model\nimport bitsandbytes, peft, transformers")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+# Stands in for the hub: records which kernel repository is asked for, and fetches nothing.
+RECORD_GET_KERNEL = """
+import kernels
+asked = []
+def get_kernel(repo_id, **kwargs):
+    asked.append(repo_id)
+    raise RuntimeError("recorded, not fetched")
+kernels.get_kernel = get_kernel
+"""
+BNB_KERNEL_REPO = "kernels-community/quantization-bitsandbytes"
+
+
+def test_without_qdlib_bitsandbytes_asks_the_hub_for_a_kernel():
+    """The control: on this (forced) CPU branch bitsandbytes asks `kernels` for a hub kernel at
+    import, which online would download and run it."""
+    done = python(RECORD_GET_KERNEL + "import bitsandbytes\nprint(asked)")
+    assert BNB_KERNEL_REPO in done.stdout
+
+
+def test_after_import_qdlib_no_hub_kernel_is_asked_for():
+    done = python(RECORD_GET_KERNEL + "import qdlib\nimport bitsandbytes, peft, transformers\n"
+                  "print(asked)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert done.stderr == ""
+
+
+def test_use_hub_kernels_yes_set_by_the_user_lets_the_kernel_through():
+    done = python(RECORD_GET_KERNEL + "import qdlib\nimport bitsandbytes\nprint(asked)",
+                  USE_HUB_KERNELS="YES")
+    assert BNB_KERNEL_REPO in done.stdout
+
+
+def test_transformers_own_switch_is_off_after_import_qdlib():
+    done = python(
+        """
+        import qdlib
+        from transformers.integrations.hub_kernels import _kernels_enabled
+        print(_kernels_enabled())
+        """
+    )
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_without_the_kernels_package_nothing_reaches_stderr():
+    """Where `kernels` is not installed (transformers < 5.25, or removed), the same silence."""
+    done = python(
+        """
+        import sys
+        sys.modules["kernels"] = None  # as if not installed: `import kernels` raises ImportError
+        import qdlib.model
+        import bitsandbytes, peft, transformers
+        """
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
 
