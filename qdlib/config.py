@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -27,8 +28,40 @@ import yaml
 
 from qdlib.io import NotUTF8, read_utf8
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is this project's source tree (a clone, an editable install of one, or
+    a copy of its folders): its profiles are there. A wheel's site-packages is not one."""
+    return (folder / "configs" / "cpu_small.yaml").is_file() and (folder / "data").is_dir()
+
+
+# The checkout qdlib runs from, or None when it is installed from a wheel.
+CHECKOUT = PACKAGE_DIR.parent if is_checkout(PACKAGE_DIR.parent) else None
+# Where the project's own files are read: the profiles (configs/) and the teaching data (data/).
+# A wheel carries both in qdlib/bundled/, laid out as in the checkout (pyproject.toml's
+# [tool.setuptools]), so a profile's relative paths mean the same installed. Nothing is written
+# here: runs and caches go under qdlib_home().
+PROJECT_ROOT = CHECKOUT or PACKAGE_DIR / "bundled"
 CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+def qdlib_home() -> Path:
+    """The one place that decides where qdlib writes: ``runs/`` and ``.cache/qdlib/`` go under it.
+
+    ``QDLIB_HOME`` when it is set; else the checkout (``make run``, and notebooks whose working
+    directory is ``notebooks/``, write into the project as always); else, for a qdlib installed
+    from a wheel, the current working directory. Never site-packages. ``QDLIB_RUNS`` and
+    ``QDLIB_CACHE`` move one of the two (:func:`qdlib.runs.runs_root`,
+    :func:`qdlib.weights.cache_dir`).
+    """
+    home = os.environ.get("QDLIB_HOME")
+    if home:
+        return Path(home).expanduser().absolute()
+    return CHECKOUT or Path.cwd()
+
+
 SECTIONS = ("data", "model", "lora", "training", "evaluation", "export")
 
 
@@ -178,9 +211,12 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def resolve_path(self, path: str) -> Path:
-        """A path from the config: absolute, or relative to the project root."""
+        """A path from the config: absolute, or relative to the project root (installed: the
+        packaged file when there is one, else relative to the working directory)."""
         p = Path(path).expanduser()
-        return p if p.is_absolute() else PROJECT_ROOT / p
+        if p.is_absolute():
+            return p
+        return PROJECT_ROOT / p if CHECKOUT or (PROJECT_ROOT / p).exists() else p.absolute()
 
 
 def profile_path(profile: str | Path) -> Path:

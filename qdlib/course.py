@@ -48,7 +48,7 @@ from qdlib.train import (
 )
 from qdlib.weights import check_model_source
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"  # the lessons: a checkout has them, a wheel does not
 
 
 # ---------------------------------------------------------------- qd run: the notebooks
@@ -85,6 +85,12 @@ def run_course(
     """
     if resume and run_dir is None:
         raise RunDirError("--resume continues a run: name it with --run-dir.")
+    if not NOTEBOOK_DIR.is_dir():
+        raise RunDirError(
+            f"qd run executes the course notebooks, and this qdlib has none ({NOTEBOOK_DIR}): they "
+            "come with a clone of the project (`make run` there). Installed from a wheel, "
+            "`qd train` does lessons 01 and 04 without notebooks."
+        )
     run_dir = Path(run_dir) if run_dir else new_run_dir(Path(profile).stem)
     if not run_dir.is_absolute():
         run_dir = Path.cwd() / run_dir

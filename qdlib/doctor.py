@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from qdlib.config import PROJECT_ROOT
-from qdlib.runs import RUNS_ROOT
+from qdlib.runs import runs_root
 
 Status = Literal["ok", "warn", "fail"]
 GiB = 2**30
@@ -289,11 +289,12 @@ def _free_disk_gib(path: Path) -> float:
 
 
 def check_disk() -> Check:
-    """Free disk where run directories go (``QDLIB_RUNS`` or ``runs/``)."""
-    free = _free_disk_gib(RUNS_ROOT)
-    detail = f"{free:.1f} GiB free at {RUNS_ROOT}"
+    """Free disk where run directories go (``QDLIB_RUNS``, else ``runs/`` in qdlib's home)."""
+    root = runs_root()
+    free = _free_disk_gib(root)
+    detail = f"{free:.1f} GiB free at {root}"
     fix = (
-        f"free space at {RUNS_ROOT} (old runs/ folders, checkpoints/), or point runs elsewhere: "
+        f"free space at {root} (old runs/ folders, checkpoints/), or point runs elsewhere: "
         "export QDLIB_RUNS=/a/bigger/disk; a merged 7B export in 16-bit needs about 15 GB"
     )
     return _by_threshold("disk", free, DISK_FAIL_GIB, DISK_WARN_GIB, detail, fix)

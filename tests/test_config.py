@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from qdlib import config
 from qdlib import model as qd_model
 from qdlib.config import (
     ConfigError,
@@ -148,3 +149,42 @@ def test_4bit_without_backend_is_a_clear_error(monkeypatch):
 
 def test_4bit_backend_works_on_this_cpu():
     qd_model.check_quantization("4bit", on="cpu")
+
+
+# ---------------------------------------------------------------- where qdlib reads and writes
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """qdlib as a wheel installs it: no checkout, the profiles and data in qdlib/bundled/."""
+    bundled = tmp_path / "site-packages/qdlib/bundled"
+    (bundled / "data/teaching").mkdir(parents=True)
+    (bundled / "data/teaching/set.jsonl").write_text("{}\n", encoding="utf-8")
+    monkeypatch.setattr(config, "CHECKOUT", None)
+    monkeypatch.setattr(config, "PROJECT_ROOT", bundled)
+    monkeypatch.delenv("QDLIB_HOME", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return bundled
+
+
+def test_this_checkout_is_home_and_holds_the_profiles(monkeypatch):
+    monkeypatch.delenv("QDLIB_HOME", raising=False)
+    assert config.CHECKOUT == config.PROJECT_ROOT == config.PACKAGE_DIR.parent
+    assert config.qdlib_home() == config.CHECKOUT
+
+
+def test_qdlib_home_wins_over_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDLIB_HOME", str(tmp_path))
+    assert config.qdlib_home() == tmp_path
+
+
+def test_installed_home_is_the_working_directory(installed):
+    assert config.qdlib_home() == installed.parents[2] / "work"
+
+
+def test_installed_profile_paths_are_the_packaged_files_else_the_working_directory(installed):
+    cfg = load_config("cpu_tiny")
+    assert cfg.resolve_path("data/teaching/set.jsonl") == installed / "data/teaching/set.jsonl"
+    assert cfg.resolve_path("mine.jsonl") == installed.parents[2] / "work/mine.jsonl"

@@ -6,16 +6,40 @@ import json
 
 import pytest
 
-from qdlib.export import MergeRefused, export_adapter, refuse_quantized
+from qdlib.export import export_adapter
 
 
-class Quantized:
-    is_loaded_in_4bit = True
+def test_a_4bit_profile_merges_into_full_precision_weights(tmp_path, tiny_cfg, tiny_tokenizer):
+    """QLoRA trains on 4-bit weights; the merge must still add B A into unquantized ones, or
+    the update is rounded away. merge_adapter, given a 4-bit profile, merges in float32."""
+    import warnings
 
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
 
-def test_merge_into_quantized_model_is_refused_with_the_way_out():
-    with pytest.raises(MergeRefused, match="Reload the base unquantized"):
-        refuse_quantized(Quantized())
+    from qdlib.config import load_config
+    from qdlib.export import merge_adapter
+    from qdlib.model import load_model
+    from qdlib.notices import quiet_hf
+    from qdlib.train import save_adapter
+
+    base = load_model(tiny_cfg)
+    w = base.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False)
+    with quiet_hf():
+        tuned = get_peft_model(base, lora)
+    layer = tuned.base_model.model.model.layers[0].self_attn.q_proj
+    update = 2.0 * (layer.lora_B["default"].weight @ layer.lora_A["default"].weight).detach()
+    save_adapter(tuned, tiny_tokenizer, tmp_path / "run/adapter")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the tiny model is quantized to 4bit"
+        four_bit = load_config("cpu_tiny", model={"quantization": "4bit"})
+    merged = merge_adapter(four_bit, tmp_path / "run/adapter", tmp_path / "run/export/merged")
+    assert "quantization_config" not in json.loads((merged / "config.json").read_text())
+    saved = load_file(merged / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"]
+    assert saved.dtype == torch.float32 and saved.shape == w.shape
+    assert torch.allclose(saved, w + update, atol=1e-6)
 
 
 def test_interrupted_export_leaves_no_half_folder(tmp_path, monkeypatch):

