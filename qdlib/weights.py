@@ -24,7 +24,7 @@ import torch
 from huggingface_hub import snapshot_download
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from qdlib.config import PROJECT_ROOT, Config, ConfigError
+from qdlib.config import Config, ConfigError, qdlib_home
 from qdlib.hub import hub_offline
 from qdlib.io import atomic_dir
 from qdlib.notices import quiet_hf
@@ -35,8 +35,10 @@ from qdlib.remote_code import pretrained
 
 
 def cache_dir() -> Path:
-    """Where qdlib keeps models it builds or converts (``QDLIB_CACHE``, else ``.cache/qdlib``)."""
-    return Path(os.environ.get("QDLIB_CACHE", PROJECT_ROOT / ".cache" / "qdlib"))
+    """Where qdlib keeps models it builds or converts: ``QDLIB_CACHE`` when it is set, else
+    ``.cache/qdlib`` in :func:`qdlib.config.qdlib_home` (the checkout; installed, the working
+    directory)."""
+    return Path(os.environ.get("QDLIB_CACHE") or qdlib_home() / ".cache" / "qdlib")
 
 
 @dataclass(frozen=True)
