@@ -109,12 +109,15 @@ def lora_parameters(a: Architecture, r: int, targets: list[str]) -> int:
 
 
 def weight_bytes(a: Architecture, quantization: str, dtype_bytes: int) -> int:
-    """Bytes of the base weights. 4-bit: NF4 block linears (half a byte each, one 8-bit absmax per
-    64 weights with double quantization, plus a float32 per 256 absmax, per layer); 8-bit: int8
-    linears and a float32 scale per output row. Embeddings, head, norms and biases stay in the
-    compute dtype. (Each 4-bit layer's constant 256-entry code table is not counted.)"""
+    """Bytes of the base weights while training. 4-bit: NF4 block linears (half a byte each, one
+    8-bit absmax per 64 weights with double quantization, plus a float32 per 256 absmax, per
+    layer); 8-bit: int8 linears and a float32 scale per output row. Embeddings, head, norms and
+    biases are in the compute dtype, except in a 4/8-bit model: peft's
+    ``prepare_model_for_kbit_training`` casts every parameter that is not quantized to float32,
+    4 bytes each. (Each 4-bit layer's constant 256-entry code table is not counted.)"""
     p = parameter_counts(a)
-    rest = (p["other"] + p["embed"] + p["head"]) * dtype_bytes
+    rest_bytes = dtype_bytes if quantization == "none" else 4  # peft's float32 upcast
+    rest = (p["other"] + p["embed"] + p["head"]) * rest_bytes
     if quantization == "4bit":
         total = 0
         for i, o in linear_shapes(a).values():

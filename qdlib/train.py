@@ -44,14 +44,24 @@ from qdlib.io import (
     save_figure,
     zip_problem,
 )
+from qdlib.model import device, resolve_dtype
 from qdlib.runs import RunDirError
 from qdlib.weights import hub_id_of
 
 
-def training_arguments(cfg: Config, output_dir: Path, model_dtype: torch.dtype) -> Any:
-    """``TrainingArguments`` from the profile's ``training`` section."""
-    t = cfg.training
-    on_gpu = torch.cuda.is_available()
+def training_arguments(
+    cfg: Config, output_dir: Path, model_dtype: torch.dtype | None = None
+) -> Any:
+    """``TrainingArguments`` from the profile's ``training`` section.
+
+    ``model_dtype`` is the dtype the model computes in, ``resolve_dtype(cfg.model.dtype)`` when
+    not given. Never read it off the parameters: for a 4/8-bit model, peft's
+    ``prepare_model_for_kbit_training`` has cast every parameter that is not quantized to
+    float32, while the quantized layers still compute in the profile's bf16 or fp16.
+    """
+    t, on_gpu = cfg.training, device() == "cuda"
+    if model_dtype is None:
+        model_dtype = resolve_dtype(cfg.model.dtype)
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=t.epochs,
@@ -126,13 +136,16 @@ def _packed_vs_alone(model: Any, examples: list[list[int]]) -> tuple[float, floa
     return worst, together.abs().max().item()
 
 
-def check_packing(model: Any, examples: list[list[int]]) -> float:
+def check_packing(model: Any, examples: list[list[int]], dtype: torch.dtype | None = None) -> float:
     """Refuse to train packed if this model lets packed examples see each other.
 
     Runs :func:`packing_cross_talk` on a few real examples; the tolerance is relative to the
-    logits' size (1e-4 in float32, 2e-2 in 16-bit). Returns the measured difference.
+    logits' size (1e-4 in float32, 2e-2 in 16-bit). ``dtype`` is the dtype the model computes in
+    (``resolve_dtype(cfg.model.dtype)``); without it, the parameters' dtype, which is right only
+    for a model that is not quantized. Returns the measured difference.
     """
-    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    if dtype is None:
+        dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     worst, scale = _packed_vs_alone(model, examples)
     tol = (1e-4 if dtype == torch.float32 else 2e-2) * max(1.0, scale)
     if worst > tol:
@@ -155,9 +168,11 @@ def build_trainer(
     # A KV cache is for generation; built during training it would also switch off the packed
     # attention mask (generation turns it back on for itself).
     model.config.use_cache = False
+    # The profile's dtype, not the parameters': a 4/8-bit model prepared for training has float32
+    # parameters (peft upcasts them) and still computes in bf16 or fp16.
+    dtype = resolve_dtype(cfg.model.dtype)
     if cfg.training.packing:
-        check_packing(model, splits.train[:3]["input_ids"])
-    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+        check_packing(model, splits.train[:3]["input_ids"], dtype)
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, output_dir, dtype),

@@ -36,11 +36,12 @@ def random_model_dir(cfg: Any, out: Path) -> Path:
     from transformers import AutoModelForCausalLM
 
     from qdlib.memory import architecture, hf_config
+    from qdlib.model import resolve_dtype
 
     config = hf_config(architecture(cfg))
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(cfg.model.dtype))
     model.save_pretrained(out, safe_serialization=True)
     del model
     torch.cuda.empty_cache()
@@ -89,7 +90,9 @@ def measure(profile: str, steps: int) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
         result: dict[str, Any] = {"profile": profile, "steps": steps, "seq_len": seq,
                                   "batch": t.batch_size,
-                                  "accumulation": t.gradient_accumulation_steps}  # fmt: skip
+                                  "accumulation": t.gradient_accumulation_steps,
+                                  "bf16": trainer.args.bf16,
+                                  "fp16": trainer.args.fp16}  # fmt: skip
         start = time.perf_counter()
         try:
             trainer.train()
@@ -116,6 +119,11 @@ def measure(profile: str, steps: int) -> dict[str, Any]:
     return result
 
 
+def precision(r: dict[str, Any]) -> str:
+    """How the measured run computed: the Trainer's mixed precision, else float32."""
+    return "bf16 mixed precision" if r["bf16"] else "fp16 mixed precision" if r["fp16"] else "fp32"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="rtx4060")
@@ -135,7 +143,7 @@ def main() -> int:
         f"| driver: used at the end | {r['driver_used_mib']:,.0f} |",
         "",
         f"{r['gpu']}, capped at {r['card_gib']:.0f} GiB; {r['profile']}: batch {r['batch']} x "
-        f"{r['seq_len']} tokens; {'OUT OF MEMORY' if r['oom'] else 'trained'}; "
+        f"{r['seq_len']} tokens, {precision(r)}; {'OUT OF MEMORY' if r['oom'] else 'trained'}; "
         f"{r['tokens_per_s']:,.0f} tokens/s.",
     ]  # fmt: skip
     table = "\n".join(rows)

@@ -10,6 +10,8 @@ import torch
 from qdlib.config import load_config
 from qdlib.memory import (
     ARCHITECTURES,
+    HEADROOM,
+    MiB,
     architecture,
     estimate,
     linear_shapes,
@@ -42,27 +44,52 @@ def test_parameter_and_lora_counts_match_the_real_architecture(name):
     assert trainable == lora_parameters(a, 16, targets)
 
 
-def test_fp32_and_4bit_weight_bytes_match_loaded_tiny_model():
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def stored_weight_bytes(model) -> int:
+    """Bytes of a model's base weights as torch and bitsandbytes hold them: packed 4-bit weights
+    and their absmax (both levels), int8 weights and their scale per row, and every other frozen
+    parameter at its own dtype's size (LoRA adapters, which train, are not base weights)."""
     import bitsandbytes as bnb
 
+    total = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            qs = module.weight.quant_state
+            total += nbytes(module.weight) + nbytes(qs.absmax) + nbytes(qs.state2.absmax)
+        elif isinstance(module, bnb.nn.Linear8bitLt):
+            total += nbytes(module.weight) + nbytes(module.weight.SCB)
+    rest = [p for p in model.parameters() if p.is_floating_point() and not p.requires_grad]
+    return total + sum(nbytes(p) for p in rest)
+
+
+def test_fp32_and_4bit_weight_bytes_match_loaded_tiny_model():
     from qdlib.model import load_model
 
     cfg = load_config("cpu_tiny")
     a = architecture(cfg)
-    fp32 = load_model(cfg)
-    assert sum(p.numel() * p.element_size() for p in fp32.parameters()) == weight_bytes(
-        a, "none", 4
-    )
+    fp32 = load_model(cfg).requires_grad_(False)
+    assert stored_weight_bytes(fp32) == weight_bytes(a, "none", 4)
     q = load_model(load_config("cpu_tiny", model={"quantization": "4bit"}))
-    measured = 0
-    for module in q.modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            qs = module.weight.quant_state
-            measured += module.weight.numel() + qs.absmax.numel() + 4 * qs.state2.absmax.numel()
-    rest = sum(
-        p.numel() * p.element_size() for n, p in q.named_parameters() if p.dtype != torch.uint8
-    )
-    assert measured + rest == weight_bytes(a, "4bit", 4)
+    assert stored_weight_bytes(q.requires_grad_(False)) == weight_bytes(a, "4bit", 4)
+
+
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_kbit_weights_count_what_peft_upcasts_to_float32(quantization):
+    """Loaded in bf16, a 4/8-bit model's embeddings, head and norms are bf16 until
+    ``prepare_model_for_kbit_training`` (in ``attach_lora``) casts them to float32 for training."""
+    from qdlib.lora import attach_lora, lora_config
+    from qdlib.model import load_model
+
+    cfg = load_config("cpu_tiny", model={"quantization": quantization, "dtype": "bfloat16"})
+    model = load_model(cfg)
+    loaded = stored_weight_bytes(model.requires_grad_(False))
+    peft_model = attach_lora(model, lora_config(cfg, model), seed=cfg.seed)
+    training = stored_weight_bytes(peft_model)
+    assert loaded < training  # the upcast happened: these bytes are what training holds
+    assert estimate(cfg).weights * MiB == training
 
 
 def one_step(optimizer: str):
@@ -102,10 +129,16 @@ def test_gradient_and_optimizer_state_bytes_match_torch(optimizer):
     assert states == optimizer_bytes(lora_tensor_sizes(a, cfg.lora.r, targets), optimizer)
 
 
-def test_rtx4060_profile_fits_8gb_with_headroom():
-    e = estimate(load_config("rtx4060"))
-    assert e.fits and e.total < 0.9 * 8192
-    assert "fits a 8 GiB card" in e.table()
+@pytest.mark.parametrize("room", [1.001, 0.999])
+def test_the_verdict_is_the_estimate_against_the_card_less_headroom(room):
+    cfg = load_config("rtx4060")
+    total = estimate(cfg).total
+    card = room * total / (1 - HEADROOM)  # just more (1.001) or just less than the estimate needs
+    e = estimate(cfg, card_mib=card)
+    assert e.total == total  # the card changes the verdict, not the estimate
+    assert e.fits == (room > 1)
+    word = "fits" if room > 1 else "does NOT fit"
+    assert f"{word} a {card / 1024:.0f} GiB card" in e.table()
 
 
 def test_longer_sequences_need_more_memory():
@@ -119,7 +152,7 @@ def test_qd_estimate_prints_the_table(capsys):
 
     assert main(["estimate", "--profile", "rtx4060"]) == 0
     out = capsys.readouterr().out
-    assert "| weights |" in out and "fits a 8 GiB card" in out
+    assert "| weights |" in out and estimate(load_config("rtx4060")).verdict in out
 
 
 @pytest.mark.slow

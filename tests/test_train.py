@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
 from conftest import short_run
 
-from qdlib.evaluate import generate
-from qdlib.lora import trainable_report
-from qdlib.model import load_with_adapter
+from qdlib.config import load_config
+from qdlib.data import load_records
+from qdlib.evaluate import generate, generation_settings, score, summarize
+from qdlib.lora import attach_lora, lora_config, trainable_report
+from qdlib.model import load_model, load_with_adapter, resolve_dtype
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +26,17 @@ def test_short_lora_run_loss_falls(trained):
 
 
 def test_generation_metrics_are_logged_during_training(trained):
-    _, _, trainer, _ = trained
+    cfg, tok, trainer, run_dir = trained
     logged = [h for h in trainer.state.log_history if "gen_format_valid" in h]
     assert [h["step"] for h in logged] == [15, 30]
-    assert all(0.0 <= h["gen_sari"] <= 1.0 for h in logged)
+    # step 30 is the last: the logged scores are those of the trained model's greedy answers to
+    # the first generate_samples eval questions
+    records = load_records(run_dir / "data/eval.jsonl").records[: cfg.evaluation.generate_samples]
+    questions = [r["question"] for r in records]
+    gens = generate(trainer.model, tok, questions, progress=False, **generation_settings(cfg))
+    m = summarize(score(records, gens))
+    keys = ("format_valid", "step_count_correct", "sari")
+    assert {k: logged[-1][f"gen_{k}"] for k in keys} == {k: round(m[k], 4) for k in keys}
 
 
 def test_saved_adapter_is_safetensors_and_reloads_identically(trained):
@@ -79,3 +90,31 @@ def test_qlora_4bit_paged_8bit_adamw_trains_on_cpu(tmp_path):
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert trainer.model.get_base_model().is_loaded_in_4bit
     assert losses[-1] < losses[0]
+
+
+def test_a_4bit_model_under_a_bf16_profile_trains_in_bf16(tiny_tokenizer, tmp_path, monkeypatch):
+    """peft casts a 4-bit model's other parameters to float32 for training; its layers still
+    compute in the profile's bf16, and ``build_trainer`` must ask the Trainer for bf16, as
+    notebook 04's hand-written ``TrainingArguments`` do."""
+    from datasets import Dataset
+
+    from qdlib import train
+    from qdlib.data import TokenizedSplits
+
+    cfg = load_config("cpu_tiny", model={"quantization": "4bit", "dtype": "bfloat16"})
+    model = load_model(cfg)
+    model = attach_lora(model, lora_config(cfg, model), seed=cfg.seed)
+    # what reading the dtype off the parameters would say
+    assert next(p.dtype for p in model.parameters() if p.is_floating_point()) == torch.float32
+    # A GPU with native bf16, as far as qdlib asks. What build_trainer passes to TrainingArguments
+    # and Trainer is recorded, not built: they would set up and move the model to that GPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(train, "TrainingArguments", lambda **kwargs: SimpleNamespace(**kwargs))
+    monkeypatch.setattr(train, "Trainer", lambda **kwargs: SimpleNamespace(**kwargs))
+    rows = {"input_ids": [[5, 6, 7]], "attention_mask": [[1, 1, 1]], "labels": [[5, 6, 7]]}
+    splits = TokenizedSplits(Dataset.from_dict(rows), None, {"train": 0, "eval": 0})
+    trainer = train.build_trainer(model, tiny_tokenizer, splits, cfg, tmp_path)
+    assert (trainer.args.bf16, trainer.args.fp16, trainer.args.use_cpu) == (True, False, False)
+    notebook_04 = train.training_arguments(cfg, tmp_path, resolve_dtype(cfg.model.dtype))
+    assert trainer.args == notebook_04
