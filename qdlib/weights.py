@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import snapshot_download
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from qdlib.config import Config, ConfigError, qdlib_home
 from qdlib.hub import hub_offline
@@ -139,7 +139,10 @@ def convert_gguf(gguf: Path, sha256: str, target: Path) -> Path:
     with quiet_hf():  # a GGUF file holds tensors and metadata, no code: remote code stays off
         tokenizer = pretrained(AutoTokenizer, gguf.parent, False, gguf_file=gguf.name)
         loaded = pretrained(
-            AutoModelForCausalLM, gguf.parent, False, gguf_file=gguf.name, dtype=torch.float32
+            AutoModelForCausalLM, gguf.parent, False, gguf_file=gguf.name, dtype=torch.float32,
+            # unpacked here, once: without it transformers may fetch a GGUF matmul kernel from
+            # the hub (code from the hub: qdlib.remote_code) to keep the weights packed
+            quantization_config=GgufConfig(dequantize=True),
         )
     config = loaded.config
     config.quantization_config = None

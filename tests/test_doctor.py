@@ -110,7 +110,7 @@ def test_old_transformers_fails_with_the_upgrade_command(monkeypatch):
     monkeypatch.setattr(doctor, "_installed", lambda dist: "4.46.0")
     check = doctor.check_package("transformers")
     assert check.status == "fail" and "4.46.0" in check.detail
-    assert 'install -U "transformers>=5.24"' in check.fix
+    assert f'install -U "transformers>={doctor._lower_bounds()["transformers"]}"' in check.fix
 
 
 def test_missing_package_fails(monkeypatch):
