@@ -1,6 +1,7 @@
 """Hostile and broken inputs, one case each: the exit code, the words of the message, and that
 nothing on disk changed that should not have. The classes come from two robustness probes of
 `qd`: numbers, YAML, text in data, messages, model folders, run directories, corrupted files.
+The cases registered with :func:`case` carry their class (``KIND``, set above each section).
 
 Each case builds what it needs under ``tmp`` and returns the ``qd`` arguments; the test takes a
 snapshot of ``tmp`` (every file's bytes, links as links), runs ``qd`` in this process and
@@ -18,11 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 from test_resume import cut, fake_checkpoint, flip_a_byte
 
 from qdlib.cli import main
-from qdlib.config import PROJECT_ROOT, load_config
+from qdlib.config import PROJECT_ROOT, ConfigError, ProfileLoader, load_config, read_yaml
 from qdlib.runs import run_lock
 
 GOOD = {"question": "Which is older, A or B?", "sub_questions": ["How old is A?", "How old is B?"]}
@@ -80,15 +82,20 @@ class Case:
     build: Callable[[Path], list[str]]
     code: int
     says: tuple[str, ...]
+    kind: str  # the class of input it probes
     may_change: tuple[str, ...] = field(default=())  # paths (relative to tmp) it may write
 
 
 CASES: dict[str, Case] = {}
+KIND = ""  # the class of input the cases registered next probe; each section sets it
 
 
 def case(name: str, code: int, *says: str, may_change: tuple[str, ...] = ()):
+    """Register the case ``name``, of the class ``KIND`` names where it is written."""
+
     def register(build: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
-        CASES[name] = Case(build, code, says, may_change)
+        assert name not in CASES, f"two cases named {name!r}: the second would hide the first"
+        CASES[name] = Case(build, code, says, KIND, may_change)
         return build
 
     return register
@@ -163,9 +170,39 @@ def test_yaml_hazards_are_clear_errors(tmp_path, capsys, name):
     assert len(err) < 1200 and "Traceback" not in err and snapshot(tmp_path) == before
 
 
-def test_the_alias_bomb_is_small_and_would_expand_a_lot():
-    """The control: 9 levels of 9: 387 million items once expanded, in under 600 bytes."""
-    assert len(ALIAS_BOMB) < 600 and 9**9 > 3 * 10**8
+def expanded_size(node: yaml.Node, sizes: dict[int, int] | None = None) -> int:
+    """How many scalars a composed YAML node stands for once every alias is expanded. An alias
+    is the anchored node itself, met again: each node is counted once and its size reused."""
+    sizes = {} if sizes is None else sizes
+    if id(node) not in sizes:
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+        elif isinstance(node, yaml.SequenceNode):
+            sizes[id(node)] = sum(expanded_size(item, sizes) for item in node.value)
+        else:  # a mapping: (key, value) pairs
+            sizes[id(node)] = sum(expanded_size(n, sizes) for pair in node.value for n in pair)
+    return sizes[id(node)]
+
+
+def test_the_alias_bomb_would_be_387_million_items_without_the_alias_limit():
+    """The control for the alias-bomb case: under 600 bytes, and with the limit lifted the
+    profile reader composes it into a last list of 9 levels of 9: 9**9 items once expanded."""
+    unlimited = type("Unlimited", (ProfileLoader,), {"max_aliases": 10**9})
+    bomb = yaml.compose(ALIAS_BOMB, Loader=unlimited)
+    assert len(ALIAS_BOMB) < 600 and expanded_size(bomb.value[-1][1]) == 9**9
+    with pytest.raises(ConfigError, match=r"mine\.yaml: not valid YAML: more than 20 aliases"):
+        read_yaml(ALIAS_BOMB, "mine.yaml")
+
+
+def test_a_profile_may_use_20_aliases_and_not_21():
+    """The limit refuses bombs, not anchors: a profile can still reuse a value a few times."""
+
+    def aliases(n: int) -> str:
+        return "x: &x 1\n" + "".join(f"k{i}: *x\n" for i in range(n))
+
+    assert read_yaml(aliases(20), "mine.yaml")["k19"] == 1
+    with pytest.raises(ConfigError, match="more than 20 aliases"):
+        read_yaml(aliases(21), "mine.yaml")
 
 
 # ---------------------------------------------------------------- -p overrides
@@ -240,6 +277,7 @@ def test_a_flag_out_of_range_is_refused_by_name(tmp_path, capsys, monkeypatch, n
 
 
 # ---------------------------------------------------------------- text in data
+KIND = "text in data"
 
 
 @case("u2028-inside-json-string", 0, "1 valid records")
@@ -412,6 +450,7 @@ def _(tmp):
 
 
 # ---------------------------------------------------------------- model folders
+KIND = "model folders"
 
 
 @case("model-folder-without-config", 2, "has no config.json")
@@ -441,6 +480,7 @@ def _(tmp):
 
 
 # ---------------------------------------------------------------- run directories
+KIND = "run directories"
 
 
 @case("eval-missing-run", 2, "no such run directory")
@@ -676,9 +716,11 @@ def test_bad_input(tmp_path, capsys, monkeypatch, name):
     assert snapshot(tmp_path) == before
 
 
-def test_there_are_at_least_80_cases():
-    parametrized = len(NUMBERS) + len(YAML_CASES) + 2 * len(OVERRIDES) + len(FLAGS)
-    assert parametrized + len(CASES) >= 80
+def test_every_class_of_input_the_probes_found_has_its_cases():
+    """The classes, named: a count of cases would still pass with a class gone and another
+    grown (and a case reusing a name would hide the first one: case() refuses that)."""
+    assert NUMBERS and YAML_CASES and OVERRIDES and FLAGS
+    assert {c.kind for c in CASES.values()} == {"text in data", "model folders", "run directories"}
 
 
 # ---------------------------------------------------------------- two writers, interrupts

@@ -7,11 +7,13 @@ and outputs; these tests fail when the two languages drift apart.
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from qdlib.config import PROJECT_ROOT
 from qdlib.runs import LESSONS
@@ -27,13 +29,15 @@ LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # part with fewer than one syllable per word is a summary of the English, not a translation.
 MIN_SYLLABLES_PER_WORD = 1.0
 
+# The call each lesson makes by hand, as it is called: a name, or its dotted tail
+# ("generate" matches tuned_model.generate(...)).
 PLAIN_CALLS = {
-    "01_data_format": ["apply_chat_template("],
-    "02_model_load": ["AutoModelForCausalLM.from_pretrained(", "BitsAndBytesConfig("],
-    "03_lora_config": ["LoraConfig(", "get_peft_model("],
-    "04_train": ["DataCollatorForSeq2Seq(", "TrainingArguments(", "Trainer("],
-    "05_evaluate": [".generate(", "GenerationConfig("],
-    "06_export": ["PeftModel.from_pretrained(", ".merge_and_unload()"],
+    "01_data_format": ["apply_chat_template"],
+    "02_model_load": ["AutoModelForCausalLM.from_pretrained", "BitsAndBytesConfig"],
+    "03_lora_config": ["LoraConfig", "get_peft_model"],
+    "04_train": ["DataCollatorForSeq2Seq", "TrainingArguments", "Trainer"],
+    "05_evaluate": ["generate", "GenerationConfig"],
+    "06_export": ["PeftModel.from_pretrained", "merge_and_unload"],
 }
 TIERS = ("🐢", "🐕", "🦁")
 
@@ -82,10 +86,45 @@ def test_the_drift_check_fails_on_a_cell_without_korean():
     assert len(HANGUL.findall(korean)) < MIN_SYLLABLES_PER_WORD * 11
 
 
+def called_names(code: str) -> set[str]:
+    """What a cell's code calls, read from its syntax tree (so not from comments or strings).
+
+    Each call gives its dotted name and every tail of it: ``tuned_model.generate(...)`` gives
+    ``tuned_model.generate`` and ``generate``; ``f(x).merge_and_unload()`` gives
+    ``merge_and_unload``. IPython syntax (``%time``, ``model??``) is turned into Python first;
+    what it wraps is then text, not a call.
+    """
+    names = set()
+    for node in ast.walk(ast.parse(TransformerManager().transform_cell(code))):
+        if isinstance(node, ast.Call):
+            parts, callee = [], node.func
+            while isinstance(callee, ast.Attribute):
+                parts.insert(0, callee.attr)
+                callee = callee.value
+            if isinstance(callee, ast.Name):
+                parts.insert(0, callee.id)
+            names.update(".".join(parts[i:]) for i in range(len(parts)))
+    return names
+
+
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_the_plain_hugging_face_calls_are_in_code_the_learner_reads(lesson):
-    code = "\n".join(c.source for c in notebook(lesson).cells if c.cell_type == "code")
-    assert [call for call in PLAIN_CALLS[lesson] if call not in code] == []
+    cells = [c.source for c in notebook(lesson).cells if c.cell_type == "code"]
+    called = set().union(*map(called_names, cells))
+    assert [call for call in PLAIN_CALLS[lesson] if call not in called] == []
+
+
+def test_a_call_in_a_comment_a_string_or_a_longer_name_does_not_count():
+    code = (
+        "# then get_peft_model(model, cfg)\n"
+        'print("Trainer(args)")\n'
+        "trainer = Seq2SeqTrainer(args)\n"
+        "merged = PeftModel.from_pretrained(base, path).merge_and_unload()\n"
+        "tuned_model.generate??\n"
+    )
+    called = called_names(code)
+    assert not {"get_peft_model", "Trainer", "generate"} & called
+    assert {"print", "Seq2SeqTrainer", "PeftModel.from_pretrained", "merge_and_unload"} <= called
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from peft import LoraConfig, TaskType
+from peft.tuners.lora import LoraLayer
 
 from qdlib.config import ConfigError, load_config
-from qdlib.lora import lora_config
+from qdlib.lora import attach_lora, load_lora_config, lora_config, save_lora_config
 from qdlib.model import load_model
 
 
@@ -37,27 +39,33 @@ def test_the_hand_written_lora_config_equals_qdlibs(tiny_cfg, tiny_model):
     assert lora_config(tiny_cfg, tiny_model) == by_hand
 
 
-@pytest.mark.parametrize(("switch", "attribute"), [("use_dora", "use_dora"),
-                                                   ("use_rslora", "use_rslora")])  # fmt: skip
-def test_dora_and_rslora_switches_reach_peft(tiny_model, switch, attribute):
-    cfg = load_config("cpu_tiny", lora={switch: True})
-    assert getattr(lora_config(cfg, tiny_model), attribute) is True
+def adapted_layers(tmp_path, **lora):
+    """The LoRA layers lessons 03 and 04 build: the profile's config goes through lora.json
+    (saved in 03, read back in 04) and attach_lora wraps a fresh tiny model with it."""
+    cfg = load_config("cpu_tiny", lora={"target_modules": ["q_proj", "down_proj"], **lora})
+    model = load_model(cfg)
+    save_lora_config(lora_config(cfg, model), tmp_path / "lora.json")
+    peft_model = attach_lora(model, load_lora_config(tmp_path / "lora.json"), seed=cfg.seed)
+    layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
+    assert len(layers) == 2 * cfg.model.tiny.num_layers
+    return layers
 
 
-def test_the_switches_change_the_adapted_layers(tiny_cfg):
-    """rsLoRA scales by alpha/sqrt(r) instead of alpha/r; DoRA adds a magnitude per output."""
-    from peft import get_peft_model
+def test_rslora_scales_every_adapted_layer_by_alpha_over_sqrt_r(tmp_path):
+    """alpha=128, r=64: rsLoRA's alpha/sqrt(r) = 16, where plain LoRA's alpha/r = 2."""
+    plain, rs = adapted_layers(tmp_path), adapted_layers(tmp_path, use_rslora=True)
+    assert [m.scaling["default"] for m in plain] == [pytest.approx(128 / 64)] * len(plain)
+    assert [m.scaling["default"] for m in rs] == [pytest.approx(128 / 64**0.5)] * len(rs)
 
-    def first_layer(**lora):
-        cfg = load_config("cpu_tiny", lora={"target_modules": ["q_proj"], **lora})
-        model = load_model(cfg)
-        peft_model = get_peft_model(model, lora_config(cfg, model))
-        return next(m for m in peft_model.modules() if hasattr(m, "lora_A") and m.lora_A)
 
-    plain, rs, dora = first_layer(), first_layer(use_rslora=True), first_layer(use_dora=True)
-    assert plain.scaling["default"] == pytest.approx(128 / 64)
-    assert rs.scaling["default"] == pytest.approx(128 / 64**0.5)
-    assert not plain.lora_magnitude_vector and "default" in dora.lora_magnitude_vector
+def test_dora_gives_every_adapted_layer_a_trainable_magnitude_per_output(tmp_path):
+    """DoRA starts each output's magnitude at the norm of its weight row, and trains it."""
+    assert not any(m.lora_magnitude_vector for m in adapted_layers(tmp_path))
+    for layer in adapted_layers(tmp_path, use_dora=True):
+        magnitude = layer.lora_magnitude_vector["default"].weight
+        assert magnitude.requires_grad
+        row_norms = layer.get_base_layer().weight.norm(dim=1)
+        assert torch.allclose(magnitude.detach(), row_norms, rtol=1e-5)
 
 
 def test_a_target_the_model_does_not_have_names_the_layers_it_has(tiny_model):
