@@ -179,7 +179,7 @@ set_seed(cfg.seed)
 peft_model = attach_lora(load_model(cfg), lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
 peft_model.config.use_cache = False  # a KV cache is for generation (and breaks packing)
 if cfg.training.packing:
-    check_packing(peft_model, tokenized.train[:3]["input_ids"])
+    check_packing(peft_model, tokenized.train[:3]["input_ids"], model_dtype)  # its tolerance
 trainer = Trainer(
     model=peft_model,
     args=args,  # the TrainingArguments above

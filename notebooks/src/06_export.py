@@ -54,9 +54,9 @@ print(sorted(p.name for p in exported.iterdir() if p.suffix in (".json", ".safet
 #
 # Merge into an **unquantized** copy of the base (`quantization_config=None`, the profile's
 # `dtype`), even after QLoRA training: merging into 4-bit weights would round the small update
-# away (the medium exercise measures by how much), and qdlib's `merge_adapter` refuses to. The
-# cell checks the arithmetic on one layer: after the merge, its weight is $W + \frac{\alpha}{r}
-# BA$.
+# away (the medium exercise measures by how much), so qdlib's `merge_adapter` always loads the base
+# unquantized. The cell checks the arithmetic on one layer: after the merge, its weight is
+# $W + \frac{\alpha}{r} BA$.
 #
 # > **[한국어]** **직접 병합하기: `PeftModel.from_pretrained`와 `merge_and_unload`.** `peft`의 기본
 # > 호출 두 개입니다. `PeftModel.from_pretrained(base, adapter_dir)`는 `adapter_config.json`과
@@ -66,9 +66,9 @@ print(sorted(p.name for p in exported.iterdir() if p.suffix in (".json", ".safet
 # >
 # > 병합(merge)은 QLoRA로 학습했더라도 **양자화(quantization)하지 않은** 기본 모델 사본(
 # > `quantization_config=None`, 프로필의 `dtype`)에 합니다. 4비트 가중치에 병합하면 작은 업데이트가
-# > 반올림되어 사라지고(얼마나 사라지는지는 보통 난이도 연습 문제에서 잽니다), qdlib의
-# > `merge_adapter`는 이를 거부합니다. 아래 셀은 층 하나에서 계산을 확인합니다. 병합 뒤 그 층의
-# > 가중치는 $W + \frac{\alpha}{r} BA$입니다.
+# > 반올림되어 사라지고(얼마나 사라지는지는 보통 난이도 연습 문제에서 잽니다), 그래서 qdlib의
+# > `merge_adapter`는 기본 모델을 늘 양자화 없이 불러옵니다. 아래 셀은 층 하나에서 계산을
+# > 확인합니다. 병합 뒤 그 층의 가중치는 $W + \frac{\alpha}{r} BA$입니다.
 
 # %%
 import torch
