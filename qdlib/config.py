@@ -95,6 +95,9 @@ class DataSection:
     refs: Literal["keep", "words"] = "keep"
     eval_file: str | None = None
     eval_fraction: float = field(default=0.1, metadata=_range(0.0, 0.9))
+    # What eval holds out: single records (none), whole templates, or every question naming an
+    # eval question's entities (records without the field are split per record; qdlib.splits)
+    holdout_by: Literal["none", "template", "entity"] = "none"
     max_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     language: Literal["auto", "ko", "en"] = "auto"
     languages: list[str] | None = None  # keep questions in these languages only (ko, en); null: all

@@ -2,6 +2,10 @@
 
 One source (``data.train_file``) or a weighted mix (``data.sources``): each is split on its own,
 so every source is represented in eval, and a held-out question never reaches training.
+
+``data.holdout_by`` says what eval holds out. ``none``: single records, so a held-out question's
+template (and most of its steps, word for word) was trained, and eval measures template filling.
+``template``: whole templates. ``entity``: every name of an eval question is kept out of training.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from qdlib.data import (
 )
 from qdlib.sources import load_any
 
+# The record field each grouping reads; records without it are split one by one.
+GROUP_FIELDS = {"template": "template", "entity": "entities"}
+GROUP_NAMES = {"template": "templates", "entity": "entities"}
+
 
 def in_languages(
     records: list[dict[str, Any]], languages: list[str] | None
@@ -29,6 +37,146 @@ def in_languages(
     if languages is None:
         return records
     return [r for r in records if detect_language(r["question"]) in languages]
+
+
+# ---------------------------------------------------------------- holding out whole groups
+
+
+@dataclass
+class Holdout:
+    """Which grouping kept eval apart from training, and how many groups went each way."""
+
+    by: str = "none"
+    train_groups: int = 0
+    eval_groups: int = 0
+    ungrouped: int = 0  # records without the grouping's field: split one by one
+    dropped: int = 0  # training records that shared a template or named an eval entity
+    eval_names: list[str] = field(default_factory=list)  # the held-out templates
+
+    def __str__(self) -> str:
+        if self.by == "none":
+            return ""
+        unit = GROUP_NAMES[self.by]
+        text = f"held out by {self.by}: {self.train_groups} {unit} in train, "
+        text += f"{self.eval_groups} in eval"
+        if self.dropped:
+            text += f"; {self.dropped} training records that shared one with eval left out"
+        if self.ungrouped:
+            field_name = GROUP_FIELDS[self.by]
+            text += f"; {self.ungrouped} records without a {field_name!r} field split one by one"
+        return text
+
+
+def language_of(record: dict[str, Any]) -> str:
+    """The record's ``lang`` field, else the language of its question."""
+    return record.get("lang") or detect_language(record["question"])
+
+
+def template_key(record: dict[str, Any]) -> str:
+    """``en/compare_city``: a template is per language (its Korean twin is another template)."""
+    return f"{language_of(record)}/{record['template']}"
+
+
+def n_held_out(n: int, eval_fraction: float) -> int:
+    """``round(n * eval_fraction)``, at least one and leaving at least one (as split_records)."""
+    k = round(n * eval_fraction)
+    if eval_fraction > 0 and n > 1:
+        k = min(max(k, 1), n - 1)
+    return k
+
+
+def held_out_templates(records: list[dict[str, Any]], eval_fraction: float, seed: int) -> set[str]:
+    """About ``eval_fraction`` of each language's templates (at least one), chosen by ``seed``.
+
+    The same template names in every language: a held-out pattern is not trained in translation.
+    """
+    keys = {template_key(r) for r in records}
+    names = sorted({r["template"] for r in records})
+    random.Random(seed).shuffle(names)
+    held = set()
+    for lang in sorted({language_of(r) for r in records}):
+        present = [f"{lang}/{name}" for name in names if f"{lang}/{name}" in keys]
+        held |= set(present[: n_held_out(len(present), eval_fraction)])
+    return held
+
+
+def held_out_entities(records: list[dict[str, Any]], eval_fraction: float, seed: int) -> set[str]:
+    """Entities such that about ``eval_fraction`` of each language's records name only them.
+
+    Records are taken in seeded order and their entities held out until enough records name
+    nothing else: every kind of question reaches eval, not only those with one name.
+    """
+    rng = random.Random(seed)
+    held: set[str] = set()
+    for lang in sorted({language_of(r) for r in records}):
+        same = [r for r in records if language_of(r) == lang]
+        target, n_eval = n_held_out(len(same), eval_fraction), 0
+        for record in rng.sample(same, len(same)):
+            if n_eval >= target:
+                break
+            held |= set(record["entities"])
+            n_eval = sum(set(r["entities"]) <= held for r in same)
+    return held
+
+
+def is_held_out(record: dict[str, Any], held: set[str], by: str) -> bool:
+    """Whether ``record`` belongs to eval: its template is held out, or all its entities are."""
+    if by == "template":
+        return template_key(record) in held
+    return set(record["entities"]) <= held
+
+
+def split_by(
+    records: list[dict[str, Any]], by: str, eval_fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Train, eval and how many records had no group: :func:`split_records` for ``none``, and
+    for records without the grouping's field (e.g. real data has no template).
+
+    With ``entity``, a training record that names a held-out entity is still here: the mix
+    (:func:`shares_a_group`) leaves it out, and so keeps it out of any other source's train too.
+    """
+    if by == "none":
+        return (*split_records(records, eval_fraction, seed), 0)
+    key = GROUP_FIELDS[by]
+    grouped = [r for r in records if r.get(key)]
+    loose = [r for r in records if not r.get(key)]
+    choose = held_out_templates if by == "template" else held_out_entities
+    held = choose(grouped, eval_fraction, seed)
+    train = [r for r in grouped if not is_held_out(r, held, by)]
+    held_out = [r for r in grouped if is_held_out(r, held, by)]
+    loose_train, loose_eval = split_records(loose, eval_fraction, seed)
+    return train + loose_train, held_out + loose_eval, len(loose)
+
+
+def eval_groups(held_out: list[dict[str, Any]], by: str) -> set[str]:
+    """The templates (``en/compare_city``) or entities (case-folded) eval holds."""
+    if by == "template":
+        return {template_key(r) for r in held_out if r.get("template")}
+    if by == "entity":
+        return {e.casefold() for r in held_out for e in r.get("entities") or []}
+    return set()
+
+
+def shares_a_group(record: dict[str, Any], groups: set[str], by: str) -> bool:
+    """Whether a training record has a held-out template, or its question names a held-out
+    entity (contains it, ignoring case): "Seoul" held out keeps out "Seoul National University"
+    too."""
+    if by == "template":
+        return bool(record.get("template")) and template_key(record) in groups
+    if by == "entity":
+        question = record["question"].casefold()
+        return any(entity in question for entity in groups)
+    return False
+
+
+def count_groups(records: list[dict[str, Any]], by: str) -> int:
+    """How many templates, or distinct entities, ``records`` hold."""
+    if by == "template":
+        return len({template_key(r) for r in records if r.get("template")})
+    return len({e for r in records for e in r.get("entities") or []})
+
+
+# ---------------------------------------------------------------- the data step
 
 
 @dataclass
@@ -43,6 +191,7 @@ class Splits:
     leaked: int
     mix: list[dict[str, Any]] = field(default_factory=list)
     other_languages: int = 0  # records left out by data.languages
+    holdout: Holdout = field(default_factory=Holdout)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -51,6 +200,7 @@ class Splits:
             "duplicates_dropped": self.duplicates,
             "other_languages_left_out": self.other_languages,
             "eval_questions_dropped_from_train": self.leaked,
+            "holdout": vars(self.holdout),
             "train": len(self.train),
             "eval": len(self.eval),
             "train_steps_histogram": step_count_histogram(self.train),
@@ -66,6 +216,8 @@ class Splits:
             f"{self.leaked} eval questions taken out of train "
             f"-> train {len(self.train)}, eval {len(self.eval)}"
         ]
+        if self.holdout.by != "none":
+            lines.append(str(self.holdout))
         if len(self.mix) > 1:
             lines += [
                 f"  {m['spec']}: {m['records']} records, weight {m['weight']} -> "
@@ -84,18 +236,52 @@ def weight_records(
     return records * whole + part
 
 
+def mix_train(
+    parts: list[tuple[SourceSection, list[dict[str, Any]], list[dict[str, Any]]]],
+    held_out: list[dict[str, Any]],
+    cfg: Config,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+    """Each source's training part, cleaned, weighted and mixed; the mix report; how many
+    records were left out because their question is in eval (or already taken from an earlier
+    source), and how many because they share a template or an entity with eval."""
+    by = cfg.data.holdout_by
+    groups = eval_groups(held_out, by)
+    taken = {normalize_question(r["question"]) for r in held_out}
+    train, mix, leaked, dropped = [], [], 0, 0
+    for i, (src, tr, ev) in enumerate(parts):
+        kept = [r for r in tr if normalize_question(r["question"]) not in taken]
+        apart = [r for r in kept if not shares_a_group(r, groups, by)]
+        leaked, dropped = leaked + len(tr) - len(kept), dropped + len(kept) - len(apart)
+        taken |= {normalize_question(r["question"]) for r in apart}
+        weighted = weight_records(apart, src.weight, random.Random(cfg.seed + i))
+        train += weighted
+        mix.append(
+            {
+                "spec": src.spec,
+                "records": len(tr) + len(ev),
+                "weight": src.weight,
+                "train": len(weighted),
+                "eval": len(ev),
+            }
+        )
+    if len(parts) > 1:
+        random.Random(cfg.seed).shuffle(train)
+    return train, mix, leaked, dropped
+
+
 def prepare_splits(cfg: Config) -> Splits:
     """Load every source, validate, dedup, cap, split each by seed, weight the training parts, mix.
 
     Each source is split on its own (so every source is represented in eval), then training
     records whose question is in eval, or already taken from an earlier source, are dropped
-    before weighting: a held-out question never reaches training.
+    before weighting: a held-out question never reaches training. With ``data.holdout_by``,
+    neither does a held-out template or entity, from any source (or from ``data.eval_file``).
     """
     d = cfg.data
     sources = d.sources or [SourceSection(d.train_file, 1.0, d.max_samples)]
     several = len(sources) > 1
     skipped: list[Skipped] = []
-    loaded_total = dups = other = 0
+    loaded_total = dups = other = ungrouped = 0
     parts = []
     for i, src in enumerate(sources):
         loaded = load_any(src.spec, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
@@ -110,8 +296,10 @@ def prepare_splits(cfg: Config) -> Splits:
             records = [records[k] for k in sorted(keep)]
         if d.eval_file:
             parts.append((src, records, []))
-        else:
-            parts.append((src, *split_records(records, d.eval_fraction, cfg.seed + i)))
+            continue
+        tr, ev, n_loose = split_by(records, d.holdout_by, d.eval_fraction, cfg.seed + i)
+        parts.append((src, tr, ev))
+        ungrouped += n_loose
     if d.eval_file:
         held = load_any(d.eval_file, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
         skipped += [s.located(d.eval_file) for s in held.skipped]
@@ -119,23 +307,22 @@ def prepare_splits(cfg: Config) -> Splits:
     else:
         held_out, n = dedup([r for _, _, ev in parts for r in ev])
         dups += n
-    taken = {normalize_question(r["question"]) for r in held_out}
-    train, mix, leaked = [], [], 0
-    for i, (src, tr, ev) in enumerate(parts):
-        kept = [r for r in tr if normalize_question(r["question"]) not in taken]
-        leaked += len(tr) - len(kept)
-        taken |= {normalize_question(r["question"]) for r in kept}
-        weighted = weight_records(kept, src.weight, random.Random(cfg.seed + i))
-        train += weighted
-        mix.append(
-            {
-                "spec": src.spec,
-                "records": len(tr) + len(ev),
-                "weight": src.weight,
-                "train": len(weighted),
-                "eval": len(ev),
-            }
-        )
-    if several:
-        random.Random(cfg.seed).shuffle(train)
-    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix, other)
+    train, mix, leaked, dropped = mix_train(parts, held_out, cfg)
+    holdout = holdout_summary(train, held_out, d.holdout_by, ungrouped, dropped)
+    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix, other, holdout)
+
+
+def holdout_summary(
+    train: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    by: str,
+    ungrouped: int,
+    dropped: int,
+) -> Holdout:
+    """The :class:`Holdout` line of the data report (empty for ``none``)."""
+    if by == "none":
+        return Holdout()
+    names = sorted(eval_groups(held_out, by)) if by == "template" else []
+    return Holdout(
+        by, count_groups(train, by), count_groups(held_out, by), ungrouped, dropped, names
+    )

@@ -13,7 +13,12 @@ it teaches the *shape* of a decomposition, not facts.
 Output: JSONL (UTF-8), one record per line::
 
     {"id": "ko-compare_city-3", "question": "...", "sub_questions": ["...", "..."],
-     "template": "compare_city", "kind": "comparison", "lang": "ko", "source": "synthetic"}
+     "template": "compare_city", "kind": "comparison", "lang": "ko", "source": "synthetic",
+     "entities": ["서울", "부산"]}
+
+``entities`` are the names filled into the template (people, places, works), as drawn: no
+particle, in slot order. Attributes ("population") and categories ("airports") are not names.
+``data.holdout_by: entity`` keeps every held-out question's names out of training.
 
 The same seed always gives a byte-identical file.
 
@@ -41,6 +46,10 @@ MAX_TRIES_PER_RECORD = 50
 
 Value = str | dict[str, str]
 Pool = tuple[Value, ...]
+# The pools whose values are names (a record's "entities"); the others are attributes or categories.
+NAME_POOLS = frozenset(
+    {"person", "city", "country", "book", "film", "mountain", "river", "university"}
+)
 
 
 @dataclass(frozen=True)
@@ -570,6 +579,7 @@ def make_record(lang: str, template: Template, values: dict[str, Value], n: int)
         "kind": template.kind,
         "lang": lang,
         "source": "synthetic",
+        "entities": [values[slot] for slot, pool in template.slots if pool in NAME_POOLS],
     }
 
 

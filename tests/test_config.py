@@ -70,6 +70,15 @@ def test_choice_lists_allowed_values(tmp_path):
         load_config(path)
 
 
+def test_holdout_by_names_its_key_and_the_groupings(tmp_path):
+    path = write_profile(tmp_path, data__holdout_by="templates")
+    allowed = r"data.holdout_by must be one of 'none', 'template', 'entity'; got 'templates'"
+    with pytest.raises(ConfigError, match=allowed) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert load_config("cpu_tiny", data={"holdout_by": "entity"}).data.holdout_by == "entity"
+
+
 def test_scientific_notation_string_is_a_float(tmp_path):
     # PyYAML reads 2e-4 (no dot) as a string; users write it anyway.
     path = write_profile(tmp_path, training__learning_rate="2e-4")

@@ -1,0 +1,160 @@
+"""data.holdout_by: eval holds out single records, whole templates, or whole entities.
+
+Every grouping test runs on the real teaching set, where a split per record puts every template
+and most entities on both sides: each test fails if the grouping were ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from qdlib.config import PROJECT_ROOT, load_config
+from qdlib.data import load_records
+from qdlib.io import write_jsonl
+from qdlib.splits import shares_a_group, split_by, template_key
+
+TEACHING = "data/teaching/decompose_teach.jsonl"
+PROFILES = ("cpu_tiny", "cpu_small", "rtx4060", "runpod")
+
+
+def splits_for(profile: str = "cpu_tiny", seed: int | None = None, **data):
+    from qdlib.splits import prepare_splits
+
+    return prepare_splits(load_config(profile, seed=seed, data=data))
+
+
+def templates(records):
+    return {template_key(r) for r in records}
+
+
+def entities(records):
+    return {e for r in records for e in r["entities"]}
+
+
+def fingerprint(records) -> str:
+    return hashlib.sha256(json.dumps([r["id"] for r in records]).encode()).hexdigest()[:16]
+
+
+# Today's split, computed by qdlib at c73de49, before data.holdout_by existed: the same seed must
+# give the same records, in the same order.
+TODAYS_SPLITS = {
+    "cpu_small": (630, "abb087aa5b4a5f81", 70, "c31a6f55463c9d1c"),
+    "cpu_tiny": (2268, "6b5544f65903e6c4", 252, "4293320a1d16fb78"),
+}
+
+
+@pytest.mark.parametrize("profile", sorted(TODAYS_SPLITS))
+def test_holdout_by_none_is_todays_split(profile):
+    splits = splits_for(profile, holdout_by="none")
+    got = (len(splits.train), fingerprint(splits.train), len(splits.eval), fingerprint(splits.eval))
+    assert got == TODAYS_SPLITS[profile]
+    assert "held out by" not in str(splits) and splits.report()["holdout"]["by"] == "none"
+
+
+def test_no_template_is_on_both_sides_of_the_teaching_set():
+    splits = splits_for("cpu_tiny", holdout_by="template")
+    assert splits.eval and not templates(splits.train) & templates(splits.eval)
+
+
+def test_held_out_templates_are_the_same_in_both_languages():
+    splits = splits_for("cpu_tiny", holdout_by="template")
+    held = {tuple(key.split("/")) for key in templates(splits.eval)}
+    assert {lang for lang, _ in held} == {"en", "ko"}
+    names = {lang: {name for code, name in held if code == lang} for lang in ("en", "ko")}
+    assert names["en"] == names["ko"] and 0 < len(names["en"]) < 14  # of 14 per language
+
+
+def test_no_eval_entity_appears_in_a_training_question():
+    splits = splits_for("cpu_tiny", holdout_by="entity")
+    questions = [r["question"].casefold() for r in splits.train]
+    assert splits.eval
+    assert not [e for e in entities(splits.eval) if any(e.casefold() in q for q in questions)]
+
+
+def test_every_question_of_an_entity_holdout_names_only_held_out_entities():
+    splits = splits_for("cpu_tiny", holdout_by="entity")
+    assert not entities(splits.train) & entities(splits.eval)
+    assert len({len(r["entities"]) for r in splits.eval}) > 1  # not only one-name questions
+
+
+@pytest.mark.parametrize("by", ["template", "entity"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_splits_by_each_grouping(profile, by):
+    splits = splits_for(profile, holdout_by=by)
+    group = templates if by == "template" else entities
+    assert splits.train and splits.eval
+    assert not group(splits.train) & group(splits.eval)
+    summary = splits.holdout
+    assert (summary.train_groups, summary.eval_groups) == (
+        len(group(splits.train)),
+        len(group(splits.eval)),
+    )
+    unit = "templates" if by == "template" else "entities"
+    line = (
+        f"held out by {by}: {summary.train_groups} {unit} in train, {summary.eval_groups} in eval"
+    )
+    assert line in str(splits)
+
+
+def test_about_eval_fraction_of_the_templates_are_held_out():
+    splits = splits_for("cpu_tiny", holdout_by="template", eval_fraction=0.3)
+    assert (splits.holdout.train_groups, splits.holdout.eval_groups) == (20, 8)  # 4 of 14 each
+
+
+def test_a_template_held_out_in_one_source_is_not_trained_from_another():
+    both = [{"spec": TEACHING, "max_samples": 600}, {"spec": TEACHING, "max_samples": 600}]
+    splits = splits_for("cpu_tiny", 44, train_file=None, sources=both, holdout_by="template")
+    assert len(templates(splits.eval)) == 4  # seeds 44 and 45 hold out different templates
+    assert not templates(splits.train) & templates(splits.eval)
+    assert splits.holdout.dropped > 0
+
+
+def test_an_eval_file_holds_its_templates_out_of_training(tmp_path):
+    teaching = load_records(PROJECT_ROOT / TEACHING).records
+    path = tmp_path / "eval.jsonl"
+    write_jsonl(path, [r for r in teaching if r["template"] == "compare_city"][:20])
+    splits = splits_for("cpu_tiny", eval_file=str(path), holdout_by="template")
+    assert templates(splits.eval) <= {"en/compare_city", "ko/compare_city"}
+    assert not templates(splits.train) & templates(splits.eval)
+
+
+def test_records_without_a_template_are_split_one_by_one_and_the_report_says_so(tmp_path):
+    teaching = load_records(PROJECT_ROOT / TEACHING).records[:300]
+    loose = [{"question": f"Is {i} a prime?", "sub_questions": [f"{i}?"]} for i in range(100)]
+    path = tmp_path / "mixed.jsonl"
+    write_jsonl(path, teaching + loose)
+    splits = splits_for("cpu_tiny", train_file=str(path), holdout_by="template")
+    assert 0 < sum("template" not in r for r in splits.eval) < 100
+    assert not templates([r for r in splits.train if "template" in r]) & templates(
+        [r for r in splits.eval if "template" in r]
+    )
+    assert splits.holdout.ungrouped == 100
+    assert "100 records without a 'template' field split one by one" in str(splits)
+
+
+def test_split_by_none_is_split_records():
+    from qdlib.data import split_records
+
+    records = [{"question": f"q{i}?", "sub_questions": ["a?"]} for i in range(50)]
+    assert split_by(records, "none", 0.2, seed=3) == (*split_records(records, 0.2, seed=3), 0)
+
+
+def test_a_held_out_name_keeps_out_questions_that_contain_it():
+    question = {"question": "Was Seoul National University founded before KAIST?"}
+    assert shares_a_group(question, {"seoul"}, "entity")
+    assert not shares_a_group(question, {"busan"}, "entity")
+
+
+def test_the_teaching_set_is_what_its_generator_writes_and_names_its_entities(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "teach.jsonl"
+    script = PROJECT_ROOT / "scripts/make_teaching_set.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True, cwd=PROJECT_ROOT)
+    assert out.read_bytes() == (PROJECT_ROOT / TEACHING).read_bytes()
+    for record in load_records(out).records:
+        assert record["entities"] and all(e in record["question"] for e in record["entities"])
