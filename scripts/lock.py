@@ -9,6 +9,7 @@ those files. This script answers the questions around that install:
     python scripts/lock.py check LOCK         is every locked package installed at its version?
     python scripts/lock.py diff LOCK          what differs from the lock (the upstream watch)
     python scripts/lock.py version NAME LOCK  one package's locked version (e.g. torch)
+    python scripts/lock.py pin NAME LOCK      one package's lines of the lock, hashes included
     python scripts/lock.py environment LOCK   write environment.yml's pins from the lock
 
 It reads the lock as uv writes it and imports nothing outside the standard library, so it runs
@@ -101,6 +102,20 @@ def extras(lock: Lock, installed: dict[str, str]) -> list[str]:
     return [f"{n} {v}" for n, v in sorted(installed.items()) if n not in lock.pins and n not in own]
 
 
+def pin_lines(lock: Lock, name: str) -> str:
+    """One package's lines of the lock (its pin and hashes): a requirements file of its own."""
+    lines, keep = [], False
+    for line in lock.path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith((" ", "#")):
+            m = PIN_LINE.match(line)
+            keep = bool(m) and canonical(m.group(1)) == canonical(name)
+        if keep and not line.lstrip().startswith("#"):
+            lines.append(line)
+    if not lines:
+        raise SystemExit(f"{lock.path}: no pin for {name}")
+    return "\n".join(lines).rstrip(" \\") + "\n"
+
+
 def environment_pins(lock: Lock) -> list[str]:
     """environment.yml's pip pins: the lock's versions, less torch's own CUDA libraries."""
     return [f"{name}=={version}" for name, version in sorted(lock.pins.items())
@@ -133,6 +148,9 @@ def main(argv: list[str]) -> int:
         return 1 if problem else 0
     if command == "version":
         print(lock.pins[canonical(args[0])])
+        return 0
+    if command == "pin":
+        print(pin_lines(lock, args[0]), end="")
         return 0
     if command == "environment":
         ENVIRONMENT.write_text(render_environment(ENVIRONMENT.read_text("utf-8"), lock), "utf-8")
