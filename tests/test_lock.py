@@ -93,3 +93,13 @@ def test_differences_name_a_missing_and_a_changed_package():
         f"datasets: locked {lock.pins['datasets']}, installed nothing",
         f"peft: locked {lock.pins['peft']}, installed 0.1.0",
     ]
+
+
+def test_one_packages_lines_are_a_requirements_file_with_its_hashes():
+    lock = LOCKS["cpu"]
+    lines = lockfile.pin_lines(lock, "torch").splitlines()
+    assert lines[0] == f"torch=={lock.pins['torch']} \\"
+    assert all(line.strip().startswith("--hash=sha256:") for line in lines[1:])
+    assert not lines[-1].endswith("\\")
+    with pytest.raises(SystemExit, match="no pin for not-a-package"):
+        lockfile.pin_lines(lock, "not-a-package")
