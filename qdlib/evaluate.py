@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,8 +122,13 @@ def generate(
     max_new_tokens: int = 96,
     language: str = "auto",
     progress: bool = True,
+    prompt: Callable[[str, Any, str], list[int]] = prompt_ids,
 ) -> list[Generation]:
-    """Greedy decompositions for ``questions``, in batches of similar prompt length."""
+    """Greedy decompositions for ``questions``, in batches of similar prompt length.
+
+    ``prompt(question, tokenizer, language)`` gives each prompt's token ids: the course's prompt
+    by default, a few-shot one for that baseline (:func:`qdlib.baselines.few_shot_prompt`).
+    """
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
@@ -133,7 +138,7 @@ def generate(
     )
     model.eval()
     on = next(model.parameters()).device
-    prompts = [prompt_ids(q, tokenizer, language) for q in questions]
+    prompts = [prompt(q, tokenizer, language) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: dict[int, Generation] = {}
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -20,6 +20,7 @@ when the output could not be parsed) and gives a number per example; :func:`aggr
 
 from __future__ import annotations
 
+import random
 import re
 import unicodedata
 from collections import Counter
@@ -289,3 +290,21 @@ def aggregate(scores: list[dict[str, float | None]]) -> dict[str, Any]:
     if applies:
         out["applies"] = applies
     return out
+
+
+def bootstrap_ci(
+    values: Iterable[float], seed: int, n_boot: int = 1000, level: float = 0.95
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for the mean of ``values`` (95% by default).
+
+    Draw ``len(values)`` values with replacement, ``n_boot`` times; the interval holds the middle
+    ``level`` of those resamples' means. Same seed, same interval. With few examples it is wide:
+    a difference between two models inside it may be luck.
+    """
+    values = list(values)
+    if not values:
+        raise ValueError("bootstrap_ci: no values; an interval needs at least one example.")
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(n_boot))
+    cut = round((1 - level) / 2 * n_boot)  # resamples left out at each end
+    return means[cut], means[n_boot - 1 - cut]

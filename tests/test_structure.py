@@ -26,6 +26,7 @@ LAYERS = {
     "qdlib.evaluate": 9,  # 05
     "qdlib.export": 10,  # 06
     "qdlib.experiments": 10,
+    "qdlib.baselines": 10,  # 05: what a tuned model's scores stand beside
     "qdlib.course": 11,
     "qdlib.cli": 12,
 }  # fmt: skip
