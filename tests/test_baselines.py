@@ -9,7 +9,6 @@ import json
 import pytest
 import torch
 
-from qdlib import baselines
 from qdlib.baselines import (
     few_shot_examples,
     few_shot_prompt,

@@ -8,8 +8,10 @@ import pytest
 
 from qdlib import baselines, data, evaluate, metrics, weights
 
+MODULES = [baselines, data, evaluate, metrics, weights]
 
-@pytest.mark.parametrize("module", [baselines, data, evaluate, metrics, weights], ids=lambda m: m.__name__)
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
