@@ -69,7 +69,7 @@ lock: $(STAMP)
 # The upstream watch, not part of `make test`: a venv of its own with the newest releases that
 # pyproject.toml's ranges allow (torch stays at the lock's build: a new torch is a choice, and a
 # download of GBs). It prints what changed against the lock, then runs test-fast and lesson 02
-# there. Red here and green in `make test` means an upstream release broke something: fix it, or
+# there (after lesson 01, which writes the run directory 02 reads). Red here and green in `make test` means an upstream release broke something: fix it, or
 # lower that range with the reason, then `make lock`.
 LATEST ?= .venv-latest
 test-latest:
@@ -82,7 +82,7 @@ test-latest:
 	touch $(LATEST)/.installed
 	QDLIB_UPSTREAM_WATCH=1 $(MAKE) --no-print-directory test-fast VENV=$(LATEST)
 	QDLIB_UPSTREAM_WATCH=1 QDLIB_RUNS=$$(mktemp -d) $(LATEST)/bin/python -m pytest \
-		notebooks/02_model_load.ipynb --nbval-lax -q
+		notebooks/01_data_format.ipynb notebooks/02_model_load.ipynb --nbval-lax -q
 
 notebooks: $(STAMP)
 	QDLIB_RUNS=$$(mktemp -d) $(BIN)/python scripts/build_notebooks.py
