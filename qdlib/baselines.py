@@ -24,17 +24,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
-
 from qdlib.data import (
-    ANSWER_HEADERS,
-    QUESTION_LABELS,
     DataError,
     detect_language,
     load_records,
     normalize_question,
-    prompt_messages,
+    prompt_ids,
     render_answer,
+    render_prompt,
     shown,
 )
 from qdlib.evaluate import Generation
@@ -77,54 +74,17 @@ def few_shot_examples(
     return examples
 
 
-def few_shot_messages(
-    question: str, examples: list[dict[str, Any]], language: str = "auto"
-) -> list[dict[str, str]]:
-    """The course's chat (:func:`qdlib.data.prompt_messages`) with worked examples before the
-    question: each a user turn (its question) and an assistant turn (its numbered answer, in the
-    format the course trains)."""
-    system, user = prompt_messages(question, language)
-    shots = []
-    for ex in examples:
-        shots.append({"role": "user", "content": ex["question"].strip()})
-        shots.append({"role": "assistant", "content": render_answer(ex["sub_questions"])})
-    return [system, *shots, user]
-
-
 def render_few_shot(
     question: str, examples: list[dict[str, Any]], tokenizer: Any, language: str = "auto"
 ) -> str:
-    """The few-shot prompt's text, as :func:`qdlib.data.render_prompt` renders the plain one."""
-    system, *turns = few_shot_messages(question, examples, language)
-    if not getattr(tokenizer, "chat_template", None):  # a base model: the turns as plain text
-        lang = detect_language(question) if language == "auto" else language
-        label, header = QUESTION_LABELS[lang], ANSWER_HEADERS[lang]
-        shots = [f"{label}{ex['question'].strip()}{header}{render_answer(ex['sub_questions'])}"
-                 for ex in examples]  # fmt: skip
-        return "\n\n".join([system["content"], *shots, f"{label}{question.strip()}{header}"])
-    try:
-        return tokenizer.apply_chat_template(
-            [system, *turns], tokenize=False, add_generation_prompt=True
-        )
-    except TemplateError:  # no system role: the instruction opens the first user turn
-        first = {"role": "user", "content": f"{system['content']}\n\n{turns[0]['content']}"}
-        return tokenizer.apply_chat_template(
-            [first, *turns[1:]], tokenize=False, add_generation_prompt=True
-        )
-
-
-def few_shot_ids(
-    question: str, tokenizer: Any, language: str = "auto", *, examples: list[dict[str, Any]]
-) -> list[int]:
-    """Token ids of the few-shot prompt (special tokens as in :func:`qdlib.data.prompt_ids`)."""
-    text = render_few_shot(question, examples, tokenizer, language)
-    special = not getattr(tokenizer, "chat_template", None)
-    return tokenizer(text, add_special_tokens=special)["input_ids"]
+    """The few-shot prompt's text: :func:`qdlib.data.render_prompt` with the worked examples."""
+    return render_prompt(question, tokenizer, language, examples)
 
 
 def few_shot_prompt(examples: list[dict[str, Any]]) -> Callable[[str, Any, str], list[int]]:
-    """The prompt builder to pass to :func:`qdlib.evaluate.generate` (``prompt=``)."""
-    return partial(few_shot_ids, examples=examples)
+    """The prompt builder to pass to :func:`qdlib.evaluate.generate` (``prompt=``):
+    :func:`qdlib.data.prompt_ids` with the worked examples."""
+    return partial(prompt_ids, examples=examples)
 
 
 # ---------------------------------------------------------------- rule baseline

@@ -13,6 +13,7 @@ import random
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -369,25 +370,37 @@ def prompt_messages(question: str, language: str = "auto") -> list[dict[str, str
     ]
 
 
-def render_prompt(question: str, tokenizer: Any, language: str = "auto") -> str:
+def render_prompt(
+    question: str, tokenizer: Any, language: str = "auto", examples: Sequence[dict] = ()
+) -> str:
     """The text the model sees before it answers.
 
     With a chat template: :func:`prompt_messages` and the assistant header (a template without a
     system role gets the instruction and the question in one user turn). Without a chat template
     (a base model): the instruction, the question, then a header after which the answer follows.
+    ``examples``: worked examples (records) shown before the question, each a question and its
+    answer in the trained format: the few-shot prompt (:mod:`qdlib.baselines`).
     """
     system, user = prompt_messages(question, language)
     lang = detect_language(question) if language == "auto" else language
-    together = f"{system['content']}\n\n{QUESTION_LABELS[lang]}{user['content']}"
+    label, header = QUESTION_LABELS[lang], ANSWER_HEADERS[lang]
     if not getattr(tokenizer, "chat_template", None):
-        return together + ANSWER_HEADERS[lang]
+        shots = [f"{label}{ex['question'].strip()}{header}{render_answer(ex['sub_questions'])}"
+                 for ex in examples]  # fmt: skip
+        return "\n\n".join([system["content"], *shots, f"{label}{user['content']}{header}"])
+    turns = [turn for ex in examples for turn in (
+        {"role": "user", "content": ex["question"].strip()},
+        {"role": "assistant", "content": render_answer(ex["sub_questions"])},
+    )] + [user]  # fmt: skip
     try:
         return tokenizer.apply_chat_template(
-            [system, user], tokenize=False, add_generation_prompt=True
+            [system, *turns], tokenize=False, add_generation_prompt=True
         )
-    except TemplateError:  # e.g. "System role not supported"
+    except TemplateError:  # e.g. "System role not supported": the instruction opens turn one
+        opening = f"{system['content']}\n\n{'' if examples else label}{turns[0]['content']}"
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": together}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": opening}, *turns[1:]],
+            tokenize=False, add_generation_prompt=True,
         )
 
 
@@ -396,9 +409,12 @@ def render_answer(sub_questions: list[str]) -> str:
     return "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(sub_questions, start=1))
 
 
-def prompt_ids(question: str, tokenizer: Any, language: str = "auto") -> list[int]:
-    """Token ids of the prompt, exactly as generation will see them."""
-    text = render_prompt(question, tokenizer, language)
+def prompt_ids(
+    question: str, tokenizer: Any, language: str = "auto", examples: Sequence[dict] = ()
+) -> list[int]:
+    """Token ids of the prompt, exactly as generation will see them (``examples``: see
+    :func:`render_prompt`)."""
+    text = render_prompt(question, tokenizer, language, examples)
     # A chat template writes its own BOS; a plain instruction prompt gets the tokenizer's.
     special = not getattr(tokenizer, "chat_template", None)
     return tokenizer(text, add_special_tokens=special)["input_ids"]
