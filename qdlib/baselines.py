@@ -233,11 +233,11 @@ def ci_table(summaries: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = ["| system | " + " | ".join(k.replace("_", " ") for k in keys) + " |"]
     lines.append("|---" * (len(keys) + 1) + "|")
     for name, summary in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(_ci_cell(summary[k]) for k in keys) + " |")
+        lines.append(f"| {name} | " + " | ".join(ci_cell(summary[k]) for k in keys) + " |")
     return "\n".join(lines)
 
 
-def _ci_cell(m: dict[str, Any]) -> str:
+def ci_cell(m: dict[str, Any]) -> str:
     if m["mean"] is None:
         return f"n/a (n={m['n']})"
     ci = f" [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" if m["ci"] else ""

@@ -141,8 +141,9 @@ def add_run_and_train(sub: argparse._SubParsersAction) -> None:
 def evaluate_command(args: argparse.Namespace) -> int:
     """``qd eval``: the run's config and adapter, on its eval split or on a file of records."""
     from qdlib.data import load_records
-    from qdlib.evaluate import compare_table, evaluate_run, split_report_dir
+    from qdlib.evaluate import compare_table, split_report_dir
     from qdlib.runs import existing_run
+    from qdlib.scorecard import evaluate_run, scorecard_table
 
     run_dir, split = existing_run(args.run_dir), args.split
     cfg = load_config(run_dir / "config.yaml")
@@ -151,8 +152,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     else:
         source, out_dir = Path(split), split_report_dir(run_dir, Path(split))
     records = load_records(source).records[: cfg.evaluation.max_samples]
-    metrics = evaluate_run(cfg, run_dir, records, out_dir)
-    print(compare_table(metrics))
+    test = None if split == "eval" else []  # the profile's test file beside the run's own split
+    metrics = evaluate_run(cfg, run_dir, records, out_dir, test)
+    print(compare_table({name: metrics[name] for name in ("base", "tuned")}))
+    if metrics.get("scorecard"):
+        print(scorecard_table(metrics["scorecard"]))
     print(f"report written to {out_dir}")
     return 0
 

@@ -84,6 +84,7 @@ class SourceSection:
     spec: str = ""
     weight: float = field(default=1.0, metadata=_range(0.0, 100.0))
     max_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
+    eval_fraction: float | None = field(default=None, metadata=_range(0.0, 0.9))  # null: data's
 
 
 @dataclass
@@ -98,6 +99,10 @@ class DataSection:
     # What eval holds out: single records (none), whole templates, or every question naming an
     # eval question's entities (records without the field are split per record; qdlib.splits)
     holdout_by: Literal["none", "template", "entity"] = "none"
+    # With template or entity: the share of groups held out whole. null: eval_fraction of the
+    # groups and nothing else; a number: these groups, and eval_fraction of the other records at
+    # random (so eval has both: unseen-template and in-template questions; qdlib.splits)
+    holdout_fraction: float | None = field(default=None, metadata=_range(0.0, 0.9))
     max_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     language: Literal["auto", "ko", "en"] = "auto"
     languages: list[str] | None = None  # keep questions in these languages only (ko, en); null: all
@@ -177,6 +182,12 @@ class EvaluationSection:
     max_new_tokens: int = field(default=96, metadata=_range(1, 8192))
     generate_every: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     generate_samples: int = field(default=32, metadata=_range(1, 100000))
+    # Lesson 05's real section: a records file never trained on (StrategyQA dev), and another
+    # system's published predictions for it, joined by id (null: none)
+    test_file: str | None = None
+    test_predictions: str | None = None
+    # The untuned model and its few-shot prompt answer this many questions per section (null: all)
+    baseline_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
 
 
 @dataclass
@@ -532,6 +543,16 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(
             f"{src}: data.max_samples applies to data.train_file; with data.sources give "
             "max_samples per source instead."
+        )
+    if cfg.data.holdout_fraction is not None and cfg.data.holdout_by == "none":
+        raise ConfigError(
+            f"{src}: data.holdout_fraction is the share of templates (or entities) held out "
+            "whole; set data.holdout_by to template or entity, or holdout_fraction to null."
+        )
+    if cfg.evaluation.test_predictions and not cfg.evaluation.test_file:
+        raise ConfigError(
+            f"{src}: evaluation.test_predictions are predictions for evaluation.test_file; "
+            "name the test file too, or set test_predictions to null."
         )
     for lang in cfg.data.languages or []:
         if lang not in ("ko", "en"):

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, TrainerCallback
 
-from qdlib.data import detect_language, load_records, prompt_ids
+from qdlib.data import detect_language, prompt_ids
 from qdlib.io import (
     atomic_dir,
     atomic_write_json,
@@ -27,7 +27,6 @@ from qdlib.io import (
     save_figure,
 )
 from qdlib.metrics import aggregate, chrf, common_terms, sari_parts, sari_tokens, score_example
-from qdlib.model import load_model, load_tokenizer, load_with_adapter
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
@@ -322,12 +321,17 @@ def _example_md(row: dict[str, Any], others: dict[str, dict[str, Any]]) -> str:
     return "\n".join(f"- {line}" if i else line for i, line in enumerate(lines) if line) + "\n"
 
 
-def report_markdown(metrics: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> str:
-    """``report.md``: the table, then the last model's best, worst and most changed examples."""
+def report_markdown(
+    metrics: dict[str, Any], rows: dict[str, list[dict[str, Any]]], card_md: str = ""
+) -> str:
+    """``report.md``: the table, the scorecard (when given), then the last model's best, worst
+    and most changed examples."""
     names = list(rows)
     last = names[-1]
     order = sorted(range(len(rows[last])), key=lambda i: rows[last][i]["scores"]["sari"])
-    parts = ["# Evaluation report", "", compare_table(metrics), ""]
+    parts = ["# Evaluation report", "", compare_table({n: metrics[n] for n in names}), ""]
+    if card_md:
+        parts += [card_md, ""]
     for by, title in (("by_language", "By language"), ("by_kind", "By kind of question")):
         if metrics[last].get(by):
             parts.extend([f"## {title}", "", breakdown_table(metrics, by), ""])
@@ -348,15 +352,25 @@ def report_markdown(metrics: dict[str, Any], rows: dict[str, list[dict[str, Any]
     return "\n".join(parts)
 
 
-def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Write the report's four files as one folder, whole or not at all, and return the metrics.
+def write_report(
+    eval_dir: Path,
+    rows: dict[str, list[dict[str, Any]]],
+    card: dict[str, Any] | None = None,
+    card_md: str = "",
+    card_figure: Any = None,
+) -> dict[str, Any]:
+    """Write the report's files as one folder, whole or not at all, and return the metrics.
 
     ``metrics.json`` (per model and metric, with counts), ``predictions.jsonl`` (one line per
-    question: gold, every model's output and scores), ``report.md`` and ``metrics.png``. They go
-    into a temporary folder that replaces ``eval_dir`` once all four are written: a full disk
-    or a kill never leaves new metrics beside old predictions.
+    question: gold, every model's output and scores), ``report.md`` and ``metrics.png``; with a
+    scorecard (:mod:`qdlib.scorecard`), ``metrics.json`` also holds it under ``"scorecard"``,
+    ``report.md`` shows it (``card_md``) and ``scorecard.png`` draws it. They go into a temporary
+    folder that replaces ``eval_dir`` once all are written: a full disk or a kill never leaves
+    new metrics beside old predictions.
     """
-    metrics = {name: summarize(r, breakdowns=True) for name, r in rows.items()}
+    metrics: dict[str, Any] = {name: summarize(r, breakdowns=True) for name, r in rows.items()}
+    if card:
+        metrics["scorecard"] = card
     names = list(rows)
     lines = []
     for i, first in enumerate(rows[names[0]]):
@@ -369,8 +383,10 @@ def write_report(eval_dir: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[
     def write(folder: Path) -> None:
         atomic_write_json(folder / "metrics.json", metrics)
         atomic_write_text(folder / "predictions.jsonl", "".join(lines))
-        atomic_write_text(folder / "report.md", report_markdown(metrics, rows))
-        save_figure(folder / "metrics.png", plot_metrics(metrics))
+        atomic_write_text(folder / "report.md", report_markdown(metrics, rows, card_md))
+        save_figure(folder / "metrics.png", plot_metrics({n: metrics[n] for n in rows}))
+        if card_figure is not None:
+            save_figure(folder / "scorecard.png", card_figure)
 
     atomic_dir(Path(eval_dir), write)
     return metrics
@@ -441,20 +457,6 @@ def generation_settings(cfg: Any) -> dict[str, Any]:
         "max_new_tokens": cfg.evaluation.max_new_tokens,
         "language": cfg.data.language,
     }
-
-
-def evaluate_run(cfg: Any, run_dir: Path, records: list[dict[str, Any]], out_dir: Path) -> dict:
-    """Generate with the base model and with base + the run's adapter, score both, write reports."""
-    adapter_dir = Path(run_dir) / "adapter"
-    tokenizer = load_tokenizer(cfg)
-    settings = generation_settings(cfg)
-    questions = [r["question"] for r in records]
-    tuned = generate(load_with_adapter(cfg, adapter_dir), tokenizer, questions, **settings)
-    base = generate(load_model(cfg), tokenizer, questions, **settings)
-    train = Path(run_dir) / "data/train.jsonl"
-    seen = [r["question"] for r in load_records(train).records] if train.exists() else []
-    rows = {"base": score(records, base, seen), "tuned": score(records, tuned, seen)}
-    return write_report(out_dir, rows)
 
 
 def split_report_dir(run_dir: Path, split: Path) -> Path:

@@ -52,13 +52,16 @@ class Holdout:
     ungrouped: int = 0  # records without the grouping's field: split one by one
     dropped: int = 0  # training records that shared a template or named an eval entity
     eval_names: list[str] = field(default_factory=list)  # the held-out templates
+    in_group: int = 0  # eval records whose group is trained (holdout_fraction: in-template)
 
     def __str__(self) -> str:
         if self.by == "none":
             return ""
         unit = GROUP_NAMES[self.by]
         text = f"held out by {self.by}: {self.train_groups} {unit} in train, "
-        text += f"{self.eval_groups} in eval"
+        text += f"{self.eval_groups} held out whole"
+        if self.in_group:
+            text += f"; {self.in_group} eval questions of trained {unit} held out one by one"
         if self.dropped:
             text += f"; {self.dropped} training records that shared one with eval left out"
         if self.ungrouped:
@@ -127,10 +130,19 @@ def is_held_out(record: dict[str, Any], held: set[str], by: str) -> bool:
 
 
 def split_by(
-    records: list[dict[str, Any]], by: str, eval_fraction: float, seed: int
+    records: list[dict[str, Any]],
+    by: str,
+    eval_fraction: float,
+    seed: int,
+    holdout_fraction: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Train, eval and how many records had no group: :func:`split_records` for ``none``, and
     for records without the grouping's field (e.g. real data has no template).
+
+    ``holdout_fraction`` (with a grouping): hold out that share of the groups whole, then
+    ``eval_fraction`` of the remaining grouped records at random, so that eval has questions of
+    groups never trained (unseen-template) and of groups trained (in-template). ``None``: hold
+    out ``eval_fraction`` of the groups and nothing else.
 
     With ``entity``, a training record that names a held-out entity is still here: the mix
     (:func:`shares_a_group`) leaves it out, and so keeps it out of any other source's train too.
@@ -141,19 +153,29 @@ def split_by(
     grouped = [r for r in records if r.get(key)]
     loose = [r for r in records if not r.get(key)]
     choose = held_out_templates if by == "template" else held_out_entities
-    held = choose(grouped, eval_fraction, seed)
+    whole = eval_fraction if holdout_fraction is None else holdout_fraction
+    held = choose(grouped, whole, seed) if whole > 0 else set()
     train = [r for r in grouped if not is_held_out(r, held, by)]
-    held_out = [r for r in grouped if is_held_out(r, held, by)]
+    held_out = [r | {"held_out": by} for r in grouped if is_held_out(r, held, by)]
+    if holdout_fraction is not None:
+        train, in_group = split_records(train, eval_fraction, seed)
+        held_out += in_group
     loose_train, loose_eval = split_records(loose, eval_fraction, seed)
     return train + loose_train, held_out + loose_eval, len(loose)
 
 
 def eval_groups(held_out: list[dict[str, Any]], by: str) -> set[str]:
-    """The templates (``en/compare_city``) or entities (case-folded) eval holds."""
+    """The templates (``en/compare_city``) or entities (case-folded) eval holds whole.
+
+    Records held out whole say so (``held_out``: :func:`split_by` marks them, and every record
+    of a ``data.eval_file``). In-template eval questions (held out one by one with
+    ``holdout_fraction``) keep their template in training.
+    """
+    whole = [r for r in held_out if r.get("held_out") == by]
     if by == "template":
-        return {template_key(r) for r in held_out if r.get("template")}
+        return {template_key(r) for r in whole if r.get("template")}
     if by == "entity":
-        return {e.casefold() for r in held_out for e in r.get("entities") or []}
+        return {e.casefold() for r in whole for e in r.get("entities") or []}
     return set()
 
 
@@ -297,13 +319,18 @@ def prepare_splits(cfg: Config) -> Splits:
         if d.eval_file:
             parts.append((src, records, []))
             continue
-        tr, ev, n_loose = split_by(records, d.holdout_by, d.eval_fraction, cfg.seed + i)
+        fraction = d.eval_fraction if src.eval_fraction is None else src.eval_fraction
+        tr, ev, n_loose = split_by(
+            records, d.holdout_by, fraction, cfg.seed + i, d.holdout_fraction
+        )
         parts.append((src, tr, ev))
         ungrouped += n_loose
     if d.eval_file:
         held = load_any(d.eval_file, strict=d.strict, refs=d.refs, root=PROJECT_ROOT)
         skipped += [s.located(d.eval_file) for s in held.skipped]
         held_out, _ = dedup(in_languages(held.records, d.languages))
+        if d.holdout_by != "none":  # a file held out as a whole: its groups too
+            held_out = [r | {"held_out": d.holdout_by} for r in held_out]
     else:
         held_out, n = dedup([r for _, _, ev in parts for r in ev])
         dups += n
@@ -322,7 +349,10 @@ def holdout_summary(
     """The :class:`Holdout` line of the data report (empty for ``none``)."""
     if by == "none":
         return Holdout()
-    names = sorted(eval_groups(held_out, by)) if by == "template" else []
+    whole = eval_groups(held_out, by)
+    names = sorted(whole) if by == "template" else []
+    key = GROUP_FIELDS[by]
+    in_group = sum(bool(r.get(key)) and r.get("held_out") != by for r in held_out)
     return Holdout(
-        by, count_groups(train, by), count_groups(held_out, by), ungrouped, dropped, names
+        by, count_groups(train, by), len(whole), ungrouped, dropped, names, in_group
     )

@@ -27,11 +27,11 @@ def splits_for(profile: str = "cpu_tiny", seed: int | None = None, **data):
 
 
 def templates(records):
-    return {template_key(r) for r in records}
+    return {template_key(r) for r in records if r.get("template")}
 
 
 def entities(records):
-    return {e for r in records for e in r["entities"]}
+    return {e for r in records for e in r.get("entities") or []}
 
 
 def fingerprint(records) -> str:
@@ -85,18 +85,37 @@ def test_every_question_of_an_entity_holdout_names_only_held_out_entities():
 def test_every_profile_splits_by_each_grouping(profile, by):
     splits = splits_for(profile, holdout_by=by)
     group = templates if by == "template" else entities
-    assert splits.train and splits.eval
-    assert not group(splits.train) & group(splits.eval)
+    whole = [r for r in splits.eval if r.get("held_out") == by]  # held out as a group
+    assert splits.train and whole
+    assert not group(splits.train) & group(whole)
     summary = splits.holdout
-    assert (summary.train_groups, summary.eval_groups) == (
-        len(group(splits.train)),
-        len(group(splits.eval)),
-    )
+    assert summary.train_groups == len(group(splits.train))
+    assert summary.eval_groups == len(group(whole))
     unit = "templates" if by == "template" else "entities"
-    line = (
-        f"held out by {by}: {summary.train_groups} {unit} in train, {summary.eval_groups} in eval"
-    )
+    line = f"held out by {by}: {summary.train_groups} {unit} in train, "
+    line += f"{summary.eval_groups} held out whole"
     assert line in str(splits)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_holdout_fraction_holds_out_whole_templates_and_trained_templates_questions(profile):
+    splits = splits_for(profile, holdout_by="template", holdout_fraction=0.2, eval_fraction=0.1)
+    whole = [r for r in splits.eval if r.get("held_out") == "template"]
+    in_template = [r for r in splits.eval if r.get("template") and "held_out" not in r]
+    assert whole and in_template
+    assert not templates(splits.train) & templates(whole)  # unseen: never trained
+    assert templates(in_template) <= templates(splits.train)  # in-template: trained
+    asked = {r["question"] for r in splits.train}
+    assert not asked & {r["question"] for r in splits.eval}
+    assert splits.holdout.in_group == len(in_template)
+    assert splits.holdout.eval_names == sorted(templates(whole))
+    assert f"{len(in_template)} eval questions of trained templates" in str(splits)
+
+
+def test_holdout_fraction_zero_is_a_split_per_record_within_the_groups():
+    splits = splits_for("cpu_tiny", holdout_by="template", holdout_fraction=0.0)
+    assert splits.eval and not any("held_out" in r for r in splits.eval)
+    assert templates(splits.eval) <= templates(splits.train)
 
 
 def test_about_eval_fraction_of_the_templates_are_held_out():
@@ -158,3 +177,21 @@ def test_the_teaching_set_is_what_its_generator_writes_and_names_its_entities(tm
     assert out.read_bytes() == (PROJECT_ROOT / TEACHING).read_bytes()
     for record in load_records(out).records:
         assert record["entities"] and all(e in record["question"] for e in record["entities"])
+
+
+def test_each_source_may_hold_out_its_own_fraction():
+    sources = [
+        {"spec": "data/strategyqa/train.jsonl", "eval_fraction": 0.05},
+        {"spec": TEACHING, "max_samples": 200},  # the data section's eval_fraction: 0.1
+    ]
+    splits = splits_for("cpu_tiny", train_file=None, sources=sources)
+    assert [m["eval"] for m in splits.mix] == [103, 20]
+
+
+def test_holdout_fraction_without_a_grouping_and_predictions_without_a_test_file_are_refused():
+    from qdlib.config import ConfigError
+
+    with pytest.raises(ConfigError, match="holdout_fraction is the share of templates"):
+        load_config("cpu_tiny", data={"holdout_fraction": 0.2})
+    with pytest.raises(ConfigError, match="name the test file too"):
+        load_config("cpu_tiny", evaluation={"test_file": None})

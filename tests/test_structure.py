@@ -27,8 +27,9 @@ LAYERS = {
     "qdlib.export": 10,  # 06
     "qdlib.experiments": 10,
     "qdlib.baselines": 10,  # 05: what a tuned model's scores stand beside
-    "qdlib.course": 11,
-    "qdlib.cli": 12,
+    "qdlib.scorecard": 11,  # 05: every section beside every baseline
+    "qdlib.course": 12,
+    "qdlib.cli": 13,
 }  # fmt: skip
 MAX_FUNCTION_LINES = 60
 DUPLICATE_LINES = 8

@@ -59,9 +59,15 @@ def test_qd_eval_writes_the_report(trained, capsys):
     assert main(["eval", "--run-dir", str(run_dir)]) == 0
     assert "| sari |" in capsys.readouterr().out
     names = sorted(p.name for p in (run_dir / "eval").iterdir())
-    assert names == ["metrics.json", "metrics.png", "predictions.jsonl", "report.md"]
+    assert names == [
+        "metrics.json", "metrics.png", "predictions.jsonl", "report.md", "scorecard.png"
+    ]  # fmt: skip
     metrics = json.loads((run_dir / "eval/metrics.json").read_text(encoding="utf-8"))
     assert metrics["tuned"]["n"] == metrics["base"]["n"] == 8
+    card = metrics["scorecard"]  # the run's held-out split by section, and the test file as real
+    assert list(card) == ["in_template", "real"]
+    assert card["real"]["n"] == 8 and "published" in card["real"]["systems"]
+    assert "## Scorecard" in (run_dir / "eval/report.md").read_text(encoding="utf-8")
 
 
 def test_qd_eval_on_a_file(trained):

@@ -1,0 +1,278 @@
+"""Lesson 05's scorecard: every held-out section beside every baseline, with its n and interval.
+
+A score alone says little: 0.99 on questions whose template was trained is template filling, and
+0.55 on real questions may be what a trivial program reaches. So the questions are cut into
+**sections** by where they come from (:data:`SECTIONS`), and each section is answered by the
+tuned model and by its **baselines** (:data:`SYSTEMS`):
+
+- ``untuned``: the same base model without the adapter, the course's prompt;
+- ``few_shot``: the untuned model with 3 worked examples of the same kind from the training
+  records before the question (:mod:`qdlib.baselines`): what to try before fine-tuning;
+- ``rule``: no model, no learning: the nearest training question's steps, names swapped;
+- ``published``: another system's predictions for the test file (BART-large on StrategyQA dev).
+
+The untuned model rarely stops, so it is slow; ``evaluation.baseline_samples`` caps how many
+questions of a section it and its few-shot prompt answer (the first ones), and the tuned model is
+also scored on those same questions (``tuned_same``), so every comparison is like for like.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from qdlib.baselines import (
+    ci_cell,
+    few_shot_examples,
+    few_shot_prompt,
+    published_generations,
+    rule_baseline,
+    summary_with_ci,
+)
+from qdlib.config import PROJECT_ROOT
+from qdlib.data import load_records
+from qdlib.evaluate import Generation, generate, generation_settings, score, write_report
+from qdlib.model import load_model, load_tokenizer, load_with_adapter
+from qdlib.splits import template_key
+
+SECTIONS = {
+    "in_template": "held-out questions of templates that were trained: template filling",
+    "unseen_template": "questions of templates held out whole: a pattern never trained",
+    "validation": "held-out real questions of the training sources: where recipes are chosen",
+    "real": "the test file (StrategyQA dev): never trained on, never used to choose a recipe",
+}
+TEMPLATE_SECTIONS = ("in_template", "unseen_template")
+SYSTEMS = ("tuned", "tuned_same", "untuned", "few_shot", "rule", "published")
+CARD_KEYS = ("format_valid", "step_count_correct", "exact_match", "content_recall", "sari")
+
+
+def section_of(record: dict[str, Any], trained_templates: set[str]) -> str:
+    """``in_template`` or ``unseen_template`` for a templated question (was its template
+    trained?), ``validation`` for a real one."""
+    if not record.get("template"):
+        return "validation"
+    return "in_template" if template_key(record) in trained_templates else "unseen_template"
+
+
+def split_sections(
+    held_out: list[dict[str, Any]],
+    test: list[dict[str, Any]],
+    train: list[dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The held-out records by section, the test records as ``real``; no empty section."""
+    trained = {template_key(r) for r in train if r.get("template")}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
+    for record in held_out:
+        out[section_of(record, trained)].append(record)
+    out["real"] = list(test)
+    return {name: records for name, records in out.items() if records}
+
+
+def few_shot_pool(section: str, train: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The training records a section's worked examples come from: templated ones for the
+    template sections, real ones for the others (all of them when that kind is missing)."""
+    templated = section in TEMPLATE_SECTIONS
+    return [r for r in train if bool(r.get("template")) == templated] or train
+
+
+def answer_section(
+    section: str,
+    records: list[dict[str, Any]],
+    train: list[dict[str, Any]],
+    models: dict[str, Any],
+    tokenizer: Any,
+    cfg: Any,
+    done: dict[str, dict[str, Generation]] | None = None,
+    published: str | Path | None = None,
+) -> dict[str, list[Generation]]:
+    """Every system's answers to a section's ``records``.
+
+    ``models``: ``{"tuned": base + adapter, "untuned": base}``. ``done``: answers already
+    generated, by system and question (lesson 05 has the tuned and untuned answers to every
+    held-out question): reused, not generated again. The untuned model and its few-shot prompt
+    answer the first ``evaluation.baseline_samples`` questions only.
+    """
+    done = done or {}
+    settings = generation_settings(cfg)
+    questions = [r["question"] for r in records]
+    few = questions[: cfg.evaluation.baseline_samples]
+
+    def model_answers(system: str, asked: list[str]) -> list[Generation]:
+        known = done.get(system, {})
+        if all(q in known for q in asked):
+            return [known[q] for q in asked]
+        return generate(models[system], tokenizer, asked, **settings)
+
+    shots = few_shot_examples(few_shot_pool(section, train), questions, cfg.seed)
+    answers = {
+        "tuned": model_answers("tuned", questions),
+        "untuned": model_answers("untuned", few),
+        "few_shot": generate(
+            models["untuned"], tokenizer, few, prompt=few_shot_prompt(shots), **settings
+        ),
+        "rule": rule_baseline(questions, train),
+    }
+    if published is not None:
+        answers["published"] = published_generations(records, published)
+    return answers
+
+
+def score_section(
+    records: list[dict[str, Any]],
+    answers: dict[str, list[Generation]],
+    reference: list[str],
+) -> dict[str, list[dict[str, Any]]]:
+    """Scored rows per system (:func:`qdlib.evaluate.score`); ``tuned_same`` is the tuned model
+    on the questions the untuned model answered, when that is fewer than all."""
+    rows = {name: score(records[: len(gens)], gens, reference) for name, gens in answers.items()}
+    n_few = len(answers["untuned"])
+    if n_few < len(records):
+        rows["tuned_same"] = rows["tuned"][:n_few]
+    return {name: rows[name] for name in SYSTEMS if name in rows}
+
+
+def summarize_sections(
+    scored: dict[str, dict[str, list[dict[str, Any]]]], seed: int
+) -> dict[str, dict[str, Any]]:
+    """``{section: {"about", "n", "systems": {system: summary_with_ci}}}``: every metric with its
+    n and a 95% bootstrap interval (:func:`qdlib.baselines.summary_with_ci`)."""
+    return {
+        section: {
+            "about": SECTIONS[section],
+            "n": len(rows["tuned"]),
+            "systems": {
+                name: summary_with_ci(r, seed, CARD_KEYS, ci_below=math.inf)
+                for name, r in rows.items()
+            },
+        }
+        for section, rows in scored.items()
+    }
+
+
+def tuned_beats_baselines(card: dict[str, dict[str, Any]], key: str = "sari") -> dict[str, bool]:
+    """Per section: does the tuned model beat the untuned model and its few-shot prompt on ``key``,
+    on the same questions?"""
+    out = {}
+    for section, entry in card.items():
+        systems = entry["systems"]
+        tuned = systems.get("tuned_same", systems["tuned"])[key]["mean"]
+        out[section] = all(tuned > systems[b][key]["mean"] for b in ("untuned", "few_shot"))
+    return out
+
+
+def scorecard_table(card: dict[str, dict[str, Any]], key: str = "sari") -> str:
+    """Markdown: one row per system, one column per section: ``mean [low, high] (n)``."""
+    sections = list(card)
+    lines = ["| system | " + " | ".join(s.replace("_", "-") for s in sections) + " |"]
+    lines.append("|---" * (len(sections) + 1) + "|")
+    for name in SYSTEMS:
+        if not any(name in card[s]["systems"] for s in sections):
+            continue
+        cells = [
+            ci_cell(card[s]["systems"][name][key]) if name in card[s]["systems"] else ""
+            for s in sections
+        ]
+        lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scorecard_markdown(card: dict[str, dict[str, Any]]) -> str:
+    """The report's scorecard: what each section is, then SARI and exact match per system."""
+    parts = ["## Scorecard: every section beside its baselines", ""]
+    parts += [f"- **{s.replace('_', '-')}** ({card[s]['n']}): {card[s]['about']}" for s in card]
+    for key in ("sari", "exact_match", "step_count_correct"):
+        parts += ["", f"{key.replace('_', ' ')}, mean [95% interval] (n):", ""]
+        parts.append(scorecard_table(card, key))
+    return "\n".join(parts) + "\n"
+
+
+def plot_scorecard(card: dict[str, dict[str, Any]], key: str = "sari") -> Any:
+    """Grouped bars: one group per section, one bar per system, the 95% interval as a whisker."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    shown = [n for n in SYSTEMS if n != "tuned_same"]
+    names = [n for n in shown if any(n in e["systems"] for e in card.values())]
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        xs, means, errs = [], [], [[], []]
+        for i, entry in enumerate(card.values()):
+            m = entry["systems"].get(name, {}).get(key)
+            if m is None or m["mean"] is None:
+                continue
+            xs.append(i + j * width)
+            means.append(m["mean"])
+            low, high = m["ci"] or (m["mean"], m["mean"])
+            errs[0].append(m["mean"] - low)
+            errs[1].append(high - m["mean"])
+        ax.bar(xs, means, width, yerr=errs, capsize=2, label=name.replace("_", " "))
+    ticks = [i + width * (len(names) - 1) / 2 for i in range(len(card))]
+    labels = [f"{s.replace('_', '-')}\n(n={e['n']})" for s, e in card.items()]
+    ax.set_xticks(ticks, labels)
+    ax.set(ylim=(0, 1.05), ylabel=key.replace("_", " "), title=f"{key} by section and system")
+    ax.legend(fontsize=8, ncol=len(names))
+    fig.tight_layout()
+    return fig
+
+
+def build_scorecard(
+    cfg: Any,
+    sections: dict[str, list[dict[str, Any]]],
+    train: list[dict[str, Any]],
+    models: dict[str, Any],
+    tokenizer: Any,
+    done: dict[str, dict[str, Generation]] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, list[dict[str, Any]]]]]:
+    """Answer and score every section with every system: the card, and the scored rows.
+
+    The test file's published predictions (``evaluation.test_predictions``) join the ``real``
+    section.
+    """
+    reference = [r["question"] for r in train]
+    scored = {}
+    for name, records in sections.items():
+        published = cfg.evaluation.test_predictions if name == "real" else None
+        answers = answer_section(name, records, train, models, tokenizer, cfg, done, published)
+        scored[name] = score_section(records, answers, reference)
+    return summarize_sections(scored, cfg.seed), scored
+
+
+def read_test_file(cfg: Any) -> list[dict[str, Any]]:
+    """The profile's test file (``evaluation.test_file``), capped at ``evaluation.max_samples``;
+    none without one."""
+    if not cfg.evaluation.test_file:
+        return []
+    path = Path(cfg.evaluation.test_file)
+    path = path if path.is_absolute() else PROJECT_ROOT / path
+    return load_records(path).records[: cfg.evaluation.max_samples]
+
+
+def evaluate_run(
+    cfg: Any,
+    run_dir: Path,
+    records: list[dict[str, Any]],
+    out_dir: Path,
+    test: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``qd eval``: the base model and base + the run's adapter on ``records``, the scorecard
+    with the ``test`` records (default: the profile's test file) and every baseline, written as
+    one report (:func:`qdlib.evaluate.write_report`)."""
+    tokenizer = load_tokenizer(cfg)
+    adapter = Path(run_dir) / "adapter"
+    models = {"tuned": load_with_adapter(cfg, adapter), "untuned": load_model(cfg)}
+    settings = generation_settings(cfg)
+    questions = [r["question"] for r in records]
+    answers = {name: generate(m, tokenizer, questions, **settings) for name, m in models.items()}
+    train_path = Path(run_dir) / "data/train.jsonl"
+    train = load_records(train_path).records if train_path.exists() else []
+    seen = [r["question"] for r in train]
+    rows = {"base": score(records, answers["untuned"], seen),
+            "tuned": score(records, answers["tuned"], seen)}  # fmt: skip
+    test = read_test_file(cfg) if test is None else test
+    sections = split_sections(records, test, train)
+    done = {name: dict(zip(questions, gens, strict=True)) for name, gens in answers.items()}
+    card, _ = build_scorecard(cfg, sections, train, models, tokenizer, done) if train else ({}, {})
+    return write_report(out_dir, rows, card_md=scorecard_markdown(card) if card else "",
+                        card=card, card_figure=plot_scorecard(card) if card else None)  # fmt: skip

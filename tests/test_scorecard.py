@@ -1,0 +1,136 @@
+"""Lesson 05's scorecard: every held-out section beside every baseline, like for like."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qdlib.config import load_config
+from qdlib.data import normalize_question
+from qdlib.evaluate import Generation
+from qdlib.model import load_model
+from qdlib.scorecard import (
+    build_scorecard,
+    few_shot_pool,
+    plot_scorecard,
+    read_test_file,
+    scorecard_markdown,
+    scorecard_table,
+    split_sections,
+    tuned_beats_baselines,
+)
+from qdlib.splits import prepare_splits, template_key
+
+
+def mixed_cfg(**evaluation):
+    """The GPU profiles' data step (StrategyQA + the templates, 2 templates held out whole), on
+    the tiny model's profile."""
+    gpu = load_config("rtx4060")
+    data = {"train_file": None, "sources": [vars(s) for s in gpu.data.sources],
+            "holdout_by": "template", "holdout_fraction": 0.15}  # fmt: skip
+    return load_config("cpu_tiny", data=data, evaluation=evaluation or None)
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    cfg = mixed_cfg()
+    return cfg, prepare_splits(cfg)
+
+
+def test_sections_say_where_each_held_out_question_comes_from(mixed):
+    cfg, splits = mixed
+    sections = split_sections(splits.eval, read_test_file(cfg), splits.train)
+    assert list(sections) == ["in_template", "unseen_template", "validation", "real"]
+    trained = {template_key(r) for r in splits.train if r.get("template")}
+    assert all(template_key(r) in trained for r in sections["in_template"])
+    assert not any(template_key(r) in trained for r in sections["unseen_template"])
+    assert not any(r.get("template") for r in sections["validation"] + sections["real"])
+    asked = {normalize_question(r["question"]) for r in splits.train}
+    for records in sections.values():
+        assert not asked & {normalize_question(r["question"]) for r in records}
+    assert len(sections["real"]) == cfg.evaluation.max_samples  # the test file, capped
+
+
+def test_few_shot_examples_are_of_the_sections_kind(mixed):
+    _, splits = mixed
+    assert all(r.get("template") for r in few_shot_pool("unseen_template", splits.train))
+    assert not any(r.get("template") for r in few_shot_pool("real", splits.train))
+
+
+@pytest.fixture(scope="module")
+def card(mixed, tiny_tokenizer):
+    _, splits = mixed
+    cfg = mixed_cfg(max_new_tokens=8, baseline_samples=4, max_samples=6)
+    sections = {name: records[:6] for name, records in
+                split_sections(splits.eval, read_test_file(cfg), splits.train).items()}  # fmt: skip
+    model = load_model(cfg)
+    models = {"tuned": model, "untuned": model}
+    return build_scorecard(cfg, sections, splits.train, models, tiny_tokenizer)
+
+
+def test_every_section_has_every_baseline_with_its_n(card):
+    summary, rows = card
+    assert list(summary) == ["in_template", "unseen_template", "validation", "real"]
+    for name, entry in summary.items():
+        systems = entry["systems"]
+        want = {"tuned", "tuned_same", "untuned", "few_shot", "rule"}
+        assert set(systems) == want | ({"published"} if name == "real" else set())
+        assert entry["n"] == 6 and systems["tuned"]["sari"]["n"] == 6
+        assert systems["untuned"]["sari"]["n"] == systems["few_shot"]["sari"]["n"] == 4
+        assert systems["tuned_same"]["sari"]["n"] == 4  # like for like with the baselines
+        low, high = systems["rule"]["sari"]["ci"]
+        assert low <= systems["rule"]["sari"]["mean"] <= high
+    # the same model as "tuned" and "untuned": the same answers, so it cannot beat itself
+    assert rows["real"]["tuned_same"] == rows["real"]["untuned"]
+    assert tuned_beats_baselines(summary) == dict.fromkeys(summary, False)
+    json.dumps(summary)  # metrics.json holds it
+
+
+def test_published_predictions_join_the_real_section_by_id(card):
+    _, rows = card
+    bart = rows["real"]["published"]
+    assert [r["question"] for r in bart] == [r["question"] for r in rows["real"]["tuned"]]
+    assert all(r["predicted"] for r in bart)
+
+
+def test_tuned_beats_baselines_reads_the_same_questions():
+    def entry(tuned, tuned_same, untuned, few):
+        def m(x):
+            return {"sari": {"mean": x, "n": 1, "ci": None}}
+
+        systems = {"tuned": m(tuned), "untuned": m(untuned), "few_shot": m(few)}
+        return {"systems": systems | ({"tuned_same": m(tuned_same)} if tuned_same else {})}
+
+    card = {"a": entry(0.9, None, 0.5, 0.6), "b": entry(0.9, 0.4, 0.5, 0.3)}
+    assert tuned_beats_baselines(card) == {"a": True, "b": False}
+
+
+def test_the_scorecard_reads_as_a_table_and_a_picture(card):
+    summary, _ = card
+    table = scorecard_table(summary)
+    assert table.splitlines()[0] == "| system | in-template | unseen-template | validation | real |"
+    assert "| published |  |  |  | 0." in table
+    text = scorecard_markdown(summary)
+    assert "- **real** (6): the test file" in text
+    fig = plot_scorecard(summary)
+    assert len(fig.axes[0].patches) == 4 * 4 + 1  # 4 systems x 4 sections, published once
+
+
+def test_generations_passed_in_are_reused_not_generated_again(mixed, tiny_tokenizer):
+    cfg, splits = mixed
+    cfg = load_config("cpu_tiny", evaluation={"baseline_samples": 2, "max_new_tokens": 4})
+    records = splits.eval[:3]
+    canned = {r["question"]: Generation("1. " + r["sub_questions"][0], True, []) for r in records}
+
+    class NoModel:  # generating with it fails: every answer must come from `done`
+        def parameters(self):
+            raise AssertionError("generated")
+
+    sections = {"validation": [r for r in records if not r.get("template")] or records}
+    models = {"tuned": NoModel(), "untuned": load_model(cfg)}
+    _, rows = build_scorecard(cfg, sections, splits.train, models, tiny_tokenizer,
+                              {"tuned": canned})  # fmt: skip
+    assert [r["output"] for r in rows["validation"]["tuned"]] == [
+        canned[r["question"]].text for r in sections["validation"]
+    ]
