@@ -34,7 +34,10 @@ from qdlib.runs import LESSONS, RunDirError, RunInterrupted, check_run_dir
 from qdlib.sources import FORMATS
 
 PROFILE_HELP = "a name in configs/ or a YAML path"
-PATH_SETTINGS = ("data.train_file", "data.eval_file", "export.llama_cpp_dir")
+PATH_SETTINGS = (
+    "data.train_file", "data.eval_file", "evaluation.test_file", "evaluation.test_predictions",
+    "export.llama_cpp_dir",
+)  # fmt: skip
 DATA_SUFFIXES = (".json", ".jsonl", ".csv")
 
 

@@ -313,7 +313,8 @@ def breakdown_table(metrics: dict[str, dict[str, Any]], by: str) -> str:
     return "\n".join(lines)
 
 
-def _example_md(row: dict[str, Any], others: dict[str, dict[str, Any]]) -> str:
+def example_markdown(row: dict[str, Any], others: dict[str, dict[str, Any]]) -> str:
+    """One question as Markdown: the question, its gold steps, each system's steps and SARI."""
     lines = [f"**{row['question']}**", "", "gold: " + " / ".join(row["gold"])]
     for name, r in others.items():
         shown = " / ".join(r["predicted"]) if r["predicted"] else repr(r["output"][:200])
@@ -338,7 +339,7 @@ def report_markdown(
 
     def section(title: str, ids: list[int]) -> None:
         parts.extend([f"## {title}", ""])
-        parts.extend(_example_md(rows[last][i], {n: rows[n][i] for n in names}) for i in ids)
+        parts.extend(example_markdown(rows[last][i], {n: rows[n][i] for n in names}) for i in ids)
 
     section(f"Best ({last}, by SARI)", order[::-1][:3])
     section(f"Worst ({last}, by SARI)", order[:3])
@@ -352,37 +353,55 @@ def report_markdown(
     return "\n".join(parts)
 
 
+def prediction_lines(
+    rows: dict[str, list[dict[str, Any]]], extra: dict[str, Any] | None = None
+) -> list[str]:
+    """JSON lines, one per question of the first system's rows: the question, its gold, and each
+    system's output and scores (a system that answered fewer questions, only where it did)."""
+    names = list(rows)
+    lines = []
+    for i, first in enumerate(rows[names[0]]):
+        line = (extra or {}) | {k: first[k] for k in ("question", "gold", "kind", "language")}
+        for n in names:
+            if i < len(rows[n]):
+                r = rows[n][i]
+                line[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
+        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    return lines
+
+
 def write_report(
     eval_dir: Path,
     rows: dict[str, list[dict[str, Any]]],
     card: dict[str, Any] | None = None,
     card_md: str = "",
     card_figure: Any = None,
+    card_rows: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
     """Write the report's files as one folder, whole or not at all, and return the metrics.
 
     ``metrics.json`` (per model and metric, with counts), ``predictions.jsonl`` (one line per
     question: gold, every model's output and scores), ``report.md`` and ``metrics.png``; with a
     scorecard (:mod:`qdlib.scorecard`), ``metrics.json`` also holds it under ``"scorecard"``,
-    ``report.md`` shows it (``card_md``) and ``scorecard.png`` draws it. They go into a temporary
-    folder that replaces ``eval_dir`` once all are written: a full disk or a kill never leaves
-    new metrics beside old predictions.
+    ``report.md`` shows it (``card_md``), ``scorecard.png`` draws it and
+    ``scorecard_predictions.jsonl`` holds every system's answer in every section
+    (``card_rows``). They go into a temporary folder that replaces ``eval_dir`` once all are
+    written: a full disk or a kill never leaves new metrics beside old predictions.
     """
     metrics: dict[str, Any] = {name: summarize(r, breakdowns=True) for name, r in rows.items()}
     if card:
         metrics["scorecard"] = card
-    names = list(rows)
-    lines = []
-    for i, first in enumerate(rows[names[0]]):
-        line = {k: first[k] for k in ("question", "gold", "kind", "language")}
-        for n in names:
-            r = rows[n][i]
-            line[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
-        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    lines = prediction_lines(rows)
+    card_lines = [
+        line for section, by_system in (card_rows or {}).items()
+        for line in prediction_lines(by_system, {"section": section})
+    ]  # fmt: skip
 
     def write(folder: Path) -> None:
         atomic_write_json(folder / "metrics.json", metrics)
         atomic_write_text(folder / "predictions.jsonl", "".join(lines))
+        if card_lines:
+            atomic_write_text(folder / "scorecard_predictions.jsonl", "".join(card_lines))
         atomic_write_text(folder / "report.md", report_markdown(metrics, rows, card_md))
         save_figure(folder / "metrics.png", plot_metrics({n: metrics[n] for n in rows}))
         if card_figure is not None:

@@ -32,9 +32,15 @@ from qdlib.baselines import (
     rule_baseline,
     summary_with_ci,
 )
-from qdlib.config import PROJECT_ROOT
 from qdlib.data import load_records
-from qdlib.evaluate import Generation, generate, generation_settings, score, write_report
+from qdlib.evaluate import (
+    Generation,
+    example_markdown,
+    generate,
+    generation_settings,
+    score,
+    write_report,
+)
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
 from qdlib.splits import template_key
 
@@ -129,8 +135,8 @@ def score_section(
     on the questions the untuned model answered, when that is fewer than all."""
     rows = {name: score(records[: len(gens)], gens, reference) for name, gens in answers.items()}
     n_few = len(answers["untuned"])
-    if n_few < len(records):
-        rows["tuned_same"] = rows["tuned"][:n_few]
+    if n_few < len(records):  # scored as the baselines are: the same questions, the same terms
+        rows["tuned_same"] = score(records[:n_few], answers["tuned"][:n_few], reference)
     return {name: rows[name] for name in SYSTEMS if name in rows}
 
 
@@ -189,6 +195,22 @@ def scorecard_markdown(card: dict[str, dict[str, Any]]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def section_examples(
+    rows: dict[str, list[dict[str, Any]]], k: int = 3, systems: tuple[str, ...] = ("tuned",)
+) -> str:
+    """Markdown: a section's ``k`` best and ``k`` worst questions for the tuned model (by SARI),
+    each with the gold steps and the answers of ``systems`` that answered it."""
+    tuned = rows["tuned"]
+    order = sorted(range(len(tuned)), key=lambda i: tuned[i]["scores"]["sari"])
+    parts = []
+    for title, ids in (("Best", order[::-1][:k]), ("Worst", order[:k])):
+        parts += [f"**{title} (tuned, by SARI)**", ""]
+        for i in ids:
+            shown = {s: rows[s][i] for s in systems if s in rows and i < len(rows[s])}
+            parts.append(example_markdown(tuned[i], shown))
+    return "\n".join(parts)
+
+
 def plot_scorecard(card: dict[str, dict[str, Any]], key: str = "sari") -> Any:
     """Grouped bars: one group per section, one bar per system, the 95% interval as a whisker."""
     fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -234,6 +256,7 @@ def build_scorecard(
     scored = {}
     for name, records in sections.items():
         published = cfg.evaluation.test_predictions if name == "real" else None
+        published = cfg.resolve_path(published) if published else None
         answers = answer_section(name, records, train, models, tokenizer, cfg, done, published)
         scored[name] = score_section(records, answers, reference)
     return summarize_sections(scored, cfg.seed), scored
@@ -244,8 +267,7 @@ def read_test_file(cfg: Any) -> list[dict[str, Any]]:
     none without one."""
     if not cfg.evaluation.test_file:
         return []
-    path = Path(cfg.evaluation.test_file)
-    path = path if path.is_absolute() else PROJECT_ROOT / path
+    path = cfg.resolve_path(cfg.evaluation.test_file)  # a profile's paths are the project's
     return load_records(path).records[: cfg.evaluation.max_samples]
 
 
@@ -273,6 +295,9 @@ def evaluate_run(
     test = read_test_file(cfg) if test is None else test
     sections = split_sections(records, test, train)
     done = {name: dict(zip(questions, gens, strict=True)) for name, gens in answers.items()}
-    card, _ = build_scorecard(cfg, sections, train, models, tokenizer, done) if train else ({}, {})
-    return write_report(out_dir, rows, card_md=scorecard_markdown(card) if card else "",
-                        card=card, card_figure=plot_scorecard(card) if card else None)  # fmt: skip
+    card, card_rows = (
+        build_scorecard(cfg, sections, train, models, tokenizer, done) if train else ({}, {})
+    )
+    return write_report(out_dir, rows, card=card, card_md=scorecard_markdown(card) if card else "",
+                        card_figure=plot_scorecard(card) if card else None,
+                        card_rows=card_rows)  # fmt: skip

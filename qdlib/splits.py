@@ -198,6 +198,25 @@ def count_groups(records: list[dict[str, Any]], by: str) -> int:
     return len({e for r in records for e in r.get("entities") or []})
 
 
+def template_table(records: list[dict[str, Any]], held_out: set[str] = frozenset()) -> str:
+    """Markdown: one row per template of ``records`` (``en/compare_city``): how many questions,
+    whether it is held out whole (``held_out``: template keys), one question and its steps."""
+    first: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.get("template"):
+            key = template_key(r)
+            first.setdefault(key, r)
+            counts[key] = counts.get(key, 0) + 1
+    lines = ["| template | questions | held out | one of them | its steps |", "|---" * 5 + "|"]
+    for key in sorted(first):
+        r = first[key]
+        steps = " / ".join(r["sub_questions"]).replace("|", "\\|")
+        where = "whole" if key in held_out else ""
+        lines.append(f"| {key} | {counts[key]} | {where} | {r['question']} | {steps} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the data step
 
 

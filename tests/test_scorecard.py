@@ -134,3 +134,16 @@ def test_generations_passed_in_are_reused_not_generated_again(mixed, tiny_tokeni
     assert [r["output"] for r in rows["validation"]["tuned"]] == [
         canned[r["question"]].text for r in sections["validation"]
     ]
+
+
+def test_the_test_file_and_its_predictions_are_the_projects_from_any_directory(
+    mixed, tiny_tokenizer, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a notebook runs in notebooks/, papermill wherever it is asked
+    cfg = mixed_cfg(max_new_tokens=4, baseline_samples=2, max_samples=3)
+    real = read_test_file(cfg)
+    assert len(real) == 3
+    model = load_model(cfg)
+    summary, _ = build_scorecard(cfg, {"real": real}, mixed[1].train,
+                                 {"tuned": model, "untuned": model}, tiny_tokenizer)  # fmt: skip
+    assert summary["real"]["systems"]["published"]["sari"]["n"] == 3

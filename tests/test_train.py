@@ -60,7 +60,8 @@ def test_qd_eval_writes_the_report(trained, capsys):
     assert "| sari |" in capsys.readouterr().out
     names = sorted(p.name for p in (run_dir / "eval").iterdir())
     assert names == [
-        "metrics.json", "metrics.png", "predictions.jsonl", "report.md", "scorecard.png"
+        "metrics.json", "metrics.png", "predictions.jsonl", "report.md", "scorecard.png",
+        "scorecard_predictions.jsonl",
     ]  # fmt: skip
     metrics = json.loads((run_dir / "eval/metrics.json").read_text(encoding="utf-8"))
     assert metrics["tuned"]["n"] == metrics["base"]["n"] == 8
@@ -68,6 +69,9 @@ def test_qd_eval_writes_the_report(trained, capsys):
     assert list(card) == ["in_template", "real"]
     assert card["real"]["n"] == 8 and "published" in card["real"]["systems"]
     assert "## Scorecard" in (run_dir / "eval/report.md").read_text(encoding="utf-8")
+    lines = (run_dir / "eval/scorecard_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    real = [json.loads(line) for line in lines if json.loads(line)["section"] == "real"]
+    assert len(real) == 8 and all("published" in line and "tuned" in line for line in real)
 
 
 def test_qd_eval_on_a_file(trained):

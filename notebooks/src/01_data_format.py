@@ -110,15 +110,67 @@ splits = prepare_splits(cfg)
 print(splits)
 
 # %% [markdown]
-# The default profile, `cpu_small`, keeps the **English** questions only (`data.languages: [en]`),
-# and 700 of them: its model, SmolLM2-135M, spends about ten times more tokens on a Korean
-# question than on an English one (the next section measures it), so Korean examples would train
-# three times slower and still be cut off. The GPU profiles train on both languages with Qwen2.5;
-# `cpu_tiny` does too, with a tokenizer trained on this data.
+# ## Two kinds of data: templates and real questions
+# The course trains on two kinds of records, and they teach different things.
 #
-# > **[한국어]** 기본 프로필 `cpu_small`은 **영어** 질문만(`data.languages: [en]`), 그중 700개를
-# > 씁니다. 이 프로필의 모델 SmolLM2-135M은 한국어 질문에 영어보다 약 10배 많은 토큰을 쓰기
-# > 때문에(다음 절에서 직접 잽니다) 한국어 예제는 학습이 세 배 느리고 그래도 잘립니다. GPU 프로필은
+# **The teaching set** (`data/teaching/decompose_teach.jsonl`) is generated from 14 templates per
+# language. A template is a fixed pattern of steps; only the names change, drawn from small
+# pools. It teaches the *form*: numbered steps, `#`-free references ("that city"), when to stop.
+# But a held-out question of a trained template differs from training questions only in its
+# names, and most of its steps are training targets word for word: a score on it measures
+# *template filling*. Lesson 05 shows that a program with no model reaches most of it.
+#
+# **Real questions** (`data/strategyqa/`, StrategyQA: 2,061 training questions written by people,
+# each with a human decomposition, MIT licence) have no template: every question needs its own
+# plan, the steps refer back with `#1`, `#2`. Its dev set (229 questions) is never trained on:
+# lesson 05 tests on it.
+#
+# Below: every template of the training data, how many questions it has, whether it is held out
+# whole (`data.holdout_by: template` keeps it out of training: lesson 05's unseen-template
+# section), one question and its steps; then two real questions.
+#
+# > **[한국어]** **두 종류의 데이터: 틀(template)과 실제 질문.** 이 코스는 두 종류의 레코드로
+# > 학습하고, 둘은 서로 다른 것을 가르칩니다.
+# >
+# > **교육용 세트**(`data/teaching/decompose_teach.jsonl`)는 언어마다 14개의 틀로 만든 것입니다.
+# > 틀은 단계의 고정된 패턴이고, 작은 목록에서 뽑은 이름만 바뀝니다. 이 세트는 *형식*을
+# > 가르칩니다. 번호 붙은 단계, `#` 없는 참조("그 도시"), 멈출 때. 하지만 학습한 틀의 평가 질문은
+# > 학습 질문과 이름만 다르고 단계 대부분이 글자 그대로 학습 목표이므로, 그 점수는 *틀 채우기*를
+# > 잽니다. 05번에서 모델 없는 프로그램이 그 점수 대부분을 얻는 것을 봅니다.
+# >
+# > **실제 질문**(`data/strategyqa/`, StrategyQA: 사람이 쓴 학습 질문 2,061개와 사람이 쓴 분해,
+# > MIT 라이선스)에는 틀이 없습니다. 질문마다 자기 계획이 필요하고, 단계는 `#1`, `#2`로 앞 단계를
+# > 가리킵니다. dev 세트(229개)는 학습에 쓰지 않고, 05번에서 시험으로 씁니다.
+# >
+# > 아래는 학습 데이터의 모든 틀, 틀마다 질문 수, 틀째로 빼 두었는지(`data.holdout_by: template`는
+# > 그 틀을 학습에서 뺍니다: 05번의 unseen-template 구역), 질문 하나와 그 단계, 그리고 실제 질문 두
+# > 개입니다.
+
+# %%
+from IPython.display import Markdown, display
+
+from qdlib.splits import template_table
+
+everything = splits.train + splits.eval
+display(Markdown(template_table(everything, set(splits.holdout.eval_names))))
+real = [r for r in everything if not r.get("template")]
+for r in real[:2]:
+    print(r["question"], "->", " / ".join(r["sub_questions"]))
+print(len(real), "real questions in this run's data")
+
+# %% [markdown]
+# The default profile, `cpu_small`, mixes all of StrategyQA train (5% held out for validation)
+# with 400 English template questions (two templates held out whole), and keeps the **English**
+# questions only (`data.languages: [en]`): its model, SmolLM2-135M, has no Hangul in its
+# vocabulary and spends several times more tokens on a Korean question than on an English one
+# (the next section measures it), so Korean examples would train several times slower. The GPU
+# profiles train on both languages with Qwen2.5; `cpu_tiny` does too, with a tokenizer trained on
+# this data.
+#
+# > **[한국어]** 기본 프로필 `cpu_small`은 StrategyQA train 전체(검증용으로 5%를 떼어 둡니다)와
+# > 영어 틀 질문 400개(틀 두 개는 통째로 빼 둡니다)를 섞고, **영어** 질문만(`data.languages: [en]`)
+# > 씁니다. 이 프로필의 모델 SmolLM2-135M은 어휘에 한글이 없어 한국어 질문에 영어보다 몇 배 많은
+# > 토큰을 쓰므로(다음 절에서 직접 잽니다) 한국어 예제는 학습이 몇 배 느립니다. GPU 프로필은
 # > Qwen2.5로 두 언어를 모두 학습하고, `cpu_tiny`도 이 데이터로 학습한 토크나이저로 두 언어를
 # > 씁니다.
 

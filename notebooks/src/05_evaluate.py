@@ -159,26 +159,199 @@ print("qdlib's answer is the hand-made one:", answer_ids == by_hand)
 # %%
 from IPython.display import Markdown, display
 
-from qdlib.evaluate import compare_table, score, write_report
+from qdlib.evaluate import compare_table, score, summarize, write_report
 
-seen = [r["question"] for r in load_records(run.require("data/train.jsonl")).records]
-rows = {"base": score(eval_records, base_outputs, seen),  # seen: tells names from template words
+train_records = load_records(run.require("data/train.jsonl")).records
+seen = [r["question"] for r in train_records]  # tells names from template words
+rows = {"base": score(eval_records, base_outputs, seen),
         "tuned": score(eval_records, tuned_outputs, seen)}
-metrics = write_report(run / "eval", rows)
-display(Markdown(compare_table(metrics)))
+display(Markdown(compare_table({name: summarize(r) for name, r in rows.items()})))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+base, tuned = summarize(rows["base"]), summarize(rows["tuned"])
+print("tuned beats base on format validity:", tuned["format_valid"] > base["format_valid"])
+print("tuned beats base on step count:", tuned["step_count_correct"] > base["step_count_correct"])
+print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
+
+# %% [markdown]
+# ## The scorecard: where the questions come from, and what a score stands beside
+# "Tuned beats base" is the weakest claim there is: the base model was never told the answer
+# format. A score means something only beside what cheaper means reach on the same questions,
+# and only once you know how far the questions are from the training data. So the questions are
+# cut into **sections**:
+# - **in-template**: held-out questions of templates that were trained. Only the names differ
+#   from training questions, so this measures *template filling*.
+# - **unseen-template**: questions of templates held out whole (`data.holdout_by: template`,
+#   `data.holdout_fraction`): a pattern the model never saw.
+# - **validation**: held-out real questions (StrategyQA train). Recipes (data mix, steps,
+#   learning rate) were chosen on these.
+# - **real**: StrategyQA dev (`evaluation.test_file`), human-written questions never trained on
+#   and never used to choose anything: the test.
+#
+# And each section is answered by the tuned model and its **baselines**:
+# - **untuned**: the same base model, the same prompt, no adapter;
+# - **few shot**: the untuned model with 3 worked examples of the same kind before the
+#   question (`qdlib.baselines.few_shot_examples`): what to try *before* fine-tuning;
+# - **rule**: no model at all: the most similar training question's steps with the differing
+#   words swapped in (`qdlib.baselines.rule_decompose`);
+# - **published**: the StrategyQA authors' BART-large predictions (`evaluation.test_predictions`),
+#   scored by the same code.
+#
+# The untuned model rarely stops, so it is slow: it and its few-shot prompt answer the first
+# `evaluation.baseline_samples` questions of each section, and **tuned same** is the tuned model
+# on those same questions. Each cell is a mean, its 95% bootstrap interval and its n: an
+# interval of ±0.05 means a difference of 0.02 is not a difference.
+#
+# > **[한국어]** **성적표: 질문이 어디에서 왔고, 점수가 무엇과 나란히 서는가.** "튜닝된 모델이
+# > 기본 모델을 이긴다"는 가장 약한 주장입니다. 기본 모델은 답의 형식을 들은 적도 없으니까요. 점수는
+# > 더 값싼 방법이 같은 질문에서 얻는 점수 옆에서만, 그리고 질문이 학습 데이터에서 얼마나 먼지 알
+# > 때에만 의미가 있습니다. 그래서 질문을 **구역(section)**으로 나눕니다.
+# > - **in-template**(학습한 틀): 학습한 틀의 평가 질문입니다. 학습 질문과 이름만 다르므로
+# >   *틀 채우기*를 잽니다.
+# > - **unseen-template**(처음 보는 틀): 틀째로 빼 둔 질문입니다(`data.holdout_by: template`,
+# >   `data.holdout_fraction`). 모델이 본 적 없는 패턴입니다.
+# > - **validation**(검증): 빼 둔 실제 질문(StrategyQA train)입니다. 레시피(데이터 구성, 스텝,
+# >   학습률)는 이 질문들로 골랐습니다.
+# > - **real**(실제): StrategyQA dev(`evaluation.test_file`), 사람이 쓴 질문으로 학습에도 레시피
+# >   선택에도 쓰지 않았습니다. 이것이 시험입니다.
+# >
+# > 각 구역을 튜닝된 모델과 **기준선(baseline)**들이 풉니다.
+# > - **untuned**: 같은 기본 모델, 같은 프롬프트, 어댑터 없음;
+# > - **few shot**: 같은 종류의 풀이 예제 3개를 질문 앞에 보여 준 튜닝 전 모델
+# >   (`qdlib.baselines.few_shot_examples`). 미세 조정 *전에* 먼저 해 볼 일입니다;
+# > - **rule**: 모델 없이, 가장 비슷한 학습 질문의 단계에 다른 단어를 바꿔 넣은 것
+# >   (`qdlib.baselines.rule_decompose`);
+# > - **published**: StrategyQA 저자들이 공개한 BART-large 예측(`evaluation.test_predictions`)을
+# >   같은 코드로 채점한 것.
+# >
+# > 튜닝 전 모델은 좀처럼 멈추지 않아 느립니다. 그래서 이 모델과 few-shot 프롬프트는 구역마다 처음
+# > `evaluation.baseline_samples`개 질문에만 답하고, **tuned same**은 같은 질문에 대한 튜닝된 모델의
+# > 점수입니다. 칸마다 평균, 95% 부트스트랩 구간, n이 있습니다. 구간이 ±0.05라면 0.02 차이는 차이가
+# > 아닙니다.
+
+# %%
+from qdlib.scorecard import build_scorecard, read_test_file, scorecard_table, split_sections
+
+sections = split_sections(eval_records, read_test_file(cfg), train_records)
+done = {"tuned": dict(zip(questions, tuned_outputs)),  # already generated above: reused
+        "untuned": dict(zip(questions, base_outputs))}
+models = {"tuned": tuned_model, "untuned": base_model}
+card, card_rows = build_scorecard(cfg, sections, train_records, models, tokenizer, done)
+for name, section in card.items():
+    print(f"{name}: {section['n']} questions, {section['about']}")
+display(Markdown("**SARI**\n\n" + scorecard_table(card, "sari")))
+display(Markdown("**Exact match**\n\n" + scorecard_table(card, "exact_match")))
+
+# %% [markdown]
+# Every report file is written at once, as one folder (`eval/`): the metrics with the scorecard
+# (`metrics.json`), every answer (`predictions.jsonl`), the report (`report.md`) and two
+# pictures.
+#
+# > **[한국어]** 보고서 파일은 한 폴더(`eval/`)로 한꺼번에 씁니다. 성적표를 포함한
+# > 지표(`metrics.json`), 모든 답(`predictions.jsonl`), 보고서(`report.md`), 그림 두 장입니다.
+
+# %%
+from qdlib.scorecard import plot_scorecard, scorecard_markdown
+
+metrics = write_report(run / "eval", rows, card, scorecard_markdown(card), plot_scorecard(card),
+                       card_rows)
 print(sorted(p.name for p in (run / "eval").iterdir()))
 
 # %%
 from IPython.display import Image
 
-Image(filename=run / "eval/metrics.png")
+Image(filename=run / "eval/scorecard.png")
+
+# %% [markdown]
+# ### What the scorecard shows
+# The cell below reads the card and says it in words; its lines are checked when the course is
+# tested, so a regression (a tuned model that no longer beats its baselines, or an in-template
+# score that collapses) fails the build.
+#
+# > **[한국어]** **성적표가 보여 주는 것.** 아래 셀은 성적표를 읽고 말로 풀어 줍니다. 이 줄들은
+# > 코스를 테스트할 때 확인되므로, 퇴보(튜닝된 모델이 더는 기준선을 이기지 못하거나, in-template
+# > 점수가 무너지는 일)는 빌드를 실패시킵니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-base, tuned = metrics["base"], metrics["tuned"]
-print("tuned beats base on format validity:", tuned["format_valid"] > base["format_valid"])
-print("tuned beats base on step count:", tuned["step_count_correct"] > base["step_count_correct"])
-print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
+from qdlib.scorecard import tuned_beats_baselines
+
+
+def mean(section, system, key="sari"):
+    return card[section]["systems"][system][key]["mean"]
+
+
+for name, beats in tuned_beats_baselines(card).items():
+    print(f"{name}: tuned beats untuned and few-shot on SARI (same questions): {beats}")
+if "in_template" in card:  # a floor: template filling must not collapse
+    print("in-template: tuned exact match >= 0.5:",
+          mean("in_template", "tuned", "exact_match") >= 0.5)
+if "real" in card:
+    print("real: tuned SARI above the rule baseline:", mean("real", "tuned") > mean("real", "rule"))
+
+# %% [markdown]
+# ## Why a high in-template score is not proof
+# Read the in-template column against the rule baseline: a program that copies the nearest
+# training question's steps and swaps the names, with no model and no learning, scores nearly as
+# well there. On questions of a template held out whole, and on real questions, the same
+# program falls, and so does the tuned model. The number that says how well the model
+# *decomposes* is the real column, next to BART-large (a 400 M model tuned on all of StrategyQA
+# train on a GPU) and the few-shot prompt.
+#
+# > **[한국어]** **in-template 점수가 높다고 증명이 되지 않는 이유.** in-template 열을 rule
+# > 기준선과 나란히 읽어 보세요. 모델도 학습도 없이 가장 가까운 학습 질문의 단계를 베끼고 이름만
+# > 바꾸는 프로그램이 거기서 거의 같은 점수를 얻습니다. 틀째로 빼 둔 질문과 실제 질문에서는 그
+# > 프로그램도, 튜닝된 모델도 떨어집니다. 모델이 얼마나 *분해*하는지 말해 주는 숫자는 real 열이며,
+# > BART-large(StrategyQA train 전체로 GPU에서 튜닝한 4억 파라미터 모델)와 few-shot 프롬프트 옆에서
+# > 읽어야 합니다.
+
+# %%
+for name in card:
+    tuned_em, rule_em = mean(name, "tuned", "exact_match"), mean(name, "rule", "exact_match")
+    print(f"{name:16} exact match: tuned {tuned_em:.2f}, rule {rule_em:.2f}; "
+          f"SARI: tuned {mean(name, 'tuned'):.3f}, rule {mean(name, 'rule'):.3f}")
+
+# %% [markdown]
+# ### What a held-out template shows
+# On questions of a template never trained, the tuned model keeps the *form* (numbered steps, the
+# usual number of them, it stops) but forces the wording of a template it did train onto the new
+# pattern: in the default run, "Which languages are spoken in both X and Y?" gets the comparison
+# template's last step, "Which of the two languages is the greatest?". The few-shot prompt, which
+# learned no pattern at all, copies the question's words into its steps, and SARI rewards that
+# (its *keep* part): the check above says whether the tuned model still beats it there. Fine-tuning
+# on templates teaches templates; a new kind of question needs training examples of its kind.
+#
+# > **[한국어]** **빼 둔 틀이 보여 주는 것.** 학습하지 않은 틀의 질문에서 튜닝된 모델은 *형식*(번호
+# > 붙은 단계, 익숙한 단계 수, 멈추기)은 지키지만, 학습한 다른 틀의 표현을 새 패턴에 억지로
+# > 씌웁니다. 기본 실행에서 "Which languages are spoken in both X and Y?"는 비교 틀의 마지막 단계인
+# > "Which of the two languages is the greatest?"를 받습니다. 어떤 패턴도 배우지 않은 few-shot
+# > 프롬프트는 질문의 단어를 단계에 옮겨 쓰고, SARI는 그것에 점수를 줍니다(*keep* 부분). 튜닝된
+# > 모델이 거기서도 여전히 이기는지는 위의 확인이 말해 줍니다. 틀로 미세 조정하면 틀을 배웁니다.
+# > 새로운 종류의 질문에는 그 종류의 학습 예제가 필요합니다.
+
+# %%
+from qdlib.scorecard import section_examples
+
+if "unseen_template" in card_rows:
+    display(Markdown(section_examples(card_rows["unseen_template"], k=2,
+                                      systems=("tuned", "few_shot"))))
+
+# %% [markdown]
+# ## Real questions, decomposed well and badly
+# The tuned model's best and worst answers on StrategyQA dev, each beside the gold steps and
+# BART-large's. Look for what goes wrong: the right shape with the wrong content (a height for a
+# depth), names put into the wrong slot, a comparison in two steps where the gold needs the
+# facts first, and steps that restate the question instead of splitting it.
+#
+# > **[한국어]** **실제 질문: 잘 분해한 것과 못 분해한 것.** StrategyQA dev에서 튜닝된 모델의
+# > 가장 좋은 답과 가장 나쁜 답을 정답 단계, BART-large의 답과 나란히 봅니다. 무엇이 틀리는지
+# > 찾아보세요. 모양은 맞는데 내용이 틀린 것(깊이 대신 높이), 엉뚱한 자리에 들어간 이름, 사실부터
+# > 물어야 하는데 두 단계로 끝낸 비교, 질문을 나누지 않고 되풀이하는 단계.
+
+# %%
+if "real" in card_rows:
+    display(Markdown(section_examples(card_rows["real"], systems=("tuned", "published"))))
 
 # %% [markdown]
 # ## What each metric rewards, and what it misses
@@ -272,13 +445,15 @@ display(Markdown(compare_table(probes, PROBE_KEYS)))
 
 # %% [markdown]
 # ## Where it fails: by kind of question, and by language
-# An average hides which kinds of questions the model has not learned. Three-hop bridge questions
-# ("...of the capital of the country where X was born?") are the hardest: the model must not
-# stop after two steps.
+# An average hides which kinds of questions the model has not learned. The template questions
+# carry their kind (bridge, comparison, count, ...); read the table for the kinds whose step
+# count or exact match falls behind, then find them in the examples below. Real questions have no
+# kind: the scorecard's validation and real sections are their rows.
 #
 # > **[한국어]** **어디에서 틀릴까요: 질문 종류별, 언어별.** 평균은 모델이 어떤 종류의 질문을 아직
-# > 배우지 못했는지 가립니다. 세 단계 브리지 질문("X가 태어난 나라의 수도의 ...?")이 가장
-# > 어렵습니다. 모델이 두 단계에서 멈추면 안 되기 때문입니다.
+# > 배우지 못했는지 가립니다. 틀 질문에는 종류(bridge, comparison, count, ...)가 있습니다. 단계 수나
+# > exact match가 뒤처지는 종류를 표에서 찾고, 아래 예제에서 확인하세요. 실제 질문에는 종류가
+# > 없습니다. 성적표의 validation과 real 구역이 그 질문들의 행입니다.
 
 # %%
 from qdlib.evaluate import breakdown_table
@@ -365,6 +540,36 @@ print("stopped by itself:", sum(g.stopped for g in short), "of 8")
 print("format valid:", sum(int(r["scores"]["format_valid"]) for r in short_rows), "of 8")
 # Most gold answers need more than 16 tokens: the answer is cut before its EOS, so it has not
 # stopped by itself, and a cut answer is a format failure even when its first steps are right.
+
+# %% [markdown] tags=["exercise"]
+# 🐕 **Medium: hold out a template.** Which templates did this run hold out whole, and how do the
+# tuned model and the rule baseline do on each template, trained or not? Then hold out more and
+# train again, in a new run (about as long as this one):
+# `qd run --profile cpu_small -p data.holdout_fraction 0.3`. Compare the two scorecards: what
+# happens to the unseen-template column, and to the in-template one?
+#
+# > **[한국어]** 🐕 **보통: 틀 하나 빼 두기.** 이 실행은 어떤 틀을 통째로 빼 두었나요? 튜닝된 모델과
+# > rule 기준선은 틀마다, 학습했든 안 했든, 어떻게 하나요? 그다음 더 많이 빼 두고 새 실행으로 다시
+# > 학습하세요(이번 실행과 비슷하게 걸립니다): `qd run --profile cpu_small -p
+# > data.holdout_fraction 0.3`. 두 성적표를 비교하세요. unseen-template 열과 in-template 열은 어떻게
+# > 되나요?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+from collections import defaultdict
+
+from qdlib.splits import template_key
+
+by_template = defaultdict(lambda: defaultdict(list))
+for section in ("in_template", "unseen_template"):
+    for system in ("tuned", "rule"):
+        for r, rec in zip(card_rows.get(section, {}).get(system, []), sections.get(section, [])):
+            by_template[(section, template_key(rec))][system].append(r["scores"]["exact_match"])
+for (section, key), systems in sorted(by_template.items()):
+    cells = ", ".join(f"{s} {sum(v) / len(v):.2f}" for s, v in systems.items())
+    print(f"{section:16} {key:28} n={len(systems['tuned']):3}  exact match: {cells}")
+# A template never trained is a new pattern: the tuned model must plan the steps itself, and the
+# rule baseline can only borrow another template's steps. With more templates held out, fewer are
+# left to learn the form from, and the in-template column has fewer, easier questions.
 
 # %% [markdown] tags=["exercise"]
 # 🦁 **Stretch.** Sample three answers for one question with the plain call (`do_sample=True`,

@@ -210,24 +210,42 @@ print("push_to_hub:", cfg.export.push_to_hub, "| gguf:", cfg.export.gguf)
 # %% [markdown]
 # ## Use it: `qd decompose`
 # From a terminal: `qd decompose --model RUN/export/merged "question"` (or an adapter folder),
-# `--file questions.txt` for many, `--format json` for programs. The same, from Python, on
-# questions the training data never paired this way. The last one is Korean: `cpu_small` was
-# tuned on English questions only, and it shows (lesson 01 says why; the GPU profiles train on
-# Korean too).
+# `--file questions.txt` for many, `--format json` for programs. The same, from Python, on four
+# questions: one worded like a trained template (a city comparison), two real questions from
+# StrategyQA dev (the first two of the file: not chosen for looking good), and a Korean one. The
+# cell before says, from the run's own training data, which of them the model was trained on: a
+# demo claims only what that check shows. Read the answers as you read lesson 05's examples: the
+# form is right every time, the content often is not, and a question worded unlike its template
+# can fail even where the template was trained. `cpu_small` was tuned on English only, and the
+# Korean answer shows it (lesson 01 says why; the GPU profiles train on Korean too).
 #
 # > **[한국어]** **사용하기: `qd decompose`.** 터미널에서 `qd decompose --model RUN/export/merged
 # > "질문"`(어댑터 폴더도 됩니다), 여러 질문은 `--file questions.txt`, 프로그램용 출력은
-# > `--format json`입니다. 아래는 같은 일을 파이썬에서, 학습 데이터에 이런 짝으로 없던 질문에
-# > 합니다. 마지막 질문은 한국어입니다. `cpu_small`은 영어 질문으로만 튜닝되어 그 티가 납니다(이유는
-# > 01번에, GPU 프로필은 한국어로도 학습합니다).
+# > `--format json`입니다. 아래는 같은 일을 파이썬에서 네 질문에 합니다. 학습한 틀처럼 표현된 질문
+# > 하나(도시 비교), StrategyQA dev의 실제 질문 둘(파일의 처음 두 개: 잘 나와서 고른 것이
+# > 아닙니다), 한국어 질문 하나입니다. 그 앞 셀은 이 실행의 학습 데이터에서 어느 질문으로
+# > 학습했는지 확인합니다. 데모는 이 확인이 보여 주는 것만 주장합니다. 답은 05번의 예제처럼
+# > 읽으세요. 형식은 매번 맞지만 내용은 자주 틀리고, 틀과 다르게 표현된 질문은 그 틀을 학습했어도
+# > 틀릴 수 있습니다. `cpu_small`은 영어로만 튜닝되어 한국어 답에 그 티가 납니다(이유는 01번에, GPU
+# > 프로필은 한국어로도 학습합니다).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.data import load_records, normalize_question
+
+dev = load_records(cfg.resolve_path("data/strategyqa/dev.jsonl")).records
+demo = ["Which city has more people, Seoul or Busan?",
+        dev[0]["question"], dev[1]["question"],
+        "서울과 부산 중 인구가 더 많은 도시는?"]
+train_questions = [r["question"] for r in load_records(run / "data/train.jsonl").records]
+trained = {normalize_question(q) for q in train_questions}
+for q in demo:
+    print("trained on" if normalize_question(q) in trained else "never trained on", "|", q)
 
 # %%
 from qdlib.cli import main as qd
 
-exit_code = qd(["decompose", "--model", str(merged_dir),
-                "Which city has more people, Seoul or Busan?",
-                "Which languages are spoken in both Canada and Belgium?",
-                "서울과 부산 중 인구가 더 많은 도시는?"])
+exit_code = qd(["decompose", "--model", str(merged_dir), *demo])
 
 # %% [markdown]
 # ## What you learned
