@@ -55,8 +55,13 @@ def test_the_wheel_carries_the_profiles_and_the_data_they_name(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for profile in sorted((PROJECT_ROOT / "configs").glob("*.yaml")):
         assert f"qdlib/bundled/configs/{profile.name}" in names
-        train_file = yaml.safe_load(profile.read_text(encoding="utf-8"))["data"]["train_file"]
-        assert f"qdlib/bundled/{train_file}" in names
+        settings = yaml.safe_load(profile.read_text(encoding="utf-8"))
+        data, evaluation = settings["data"], settings["evaluation"]
+        files = [data["train_file"], data["eval_file"], evaluation.get("test_file")]
+        files += [evaluation.get("test_predictions"), *(s["spec"] for s in data.get("sources", []))]
+        named = [f for f in files if f]
+        assert named, f"{profile.name} names no data"
+        assert [f for f in named if f"qdlib/bundled/{f}" not in names] == []
     for rel in TINY_CORPUS:
         assert f"qdlib/bundled/{rel}" in names
 
