@@ -31,7 +31,6 @@ from qdlib.data import (
     normalize_question,
     prompt_ids,
     render_answer,
-    render_prompt,
     shown,
 )
 from qdlib.evaluate import Generation
@@ -72,13 +71,6 @@ def few_shot_examples(
                 "(qdlib.splits.prepare_splits keeps evaluated questions out of train)."
             )
     return examples
-
-
-def render_few_shot(
-    question: str, examples: list[dict[str, Any]], tokenizer: Any, language: str = "auto"
-) -> str:
-    """The few-shot prompt's text: :func:`qdlib.data.render_prompt` with the worked examples."""
-    return render_prompt(question, tokenizer, language, examples)
 
 
 def few_shot_prompt(examples: list[dict[str, Any]]) -> Callable[[str, Any, str], list[int]]:

@@ -14,12 +14,11 @@ from qdlib.baselines import (
     few_shot_prompt,
     fill_in,
     published_generations,
-    render_few_shot,
     rule_baseline,
     summary_with_ci,
 )
 from qdlib.config import PROJECT_ROOT, load_config
-from qdlib.data import DataError, load_records, normalize_question, render_answer
+from qdlib.data import DataError, load_records, normalize_question, render_answer, render_prompt
 from qdlib.evaluate import generate, score, summarize
 from qdlib.metrics import bootstrap_ci
 from qdlib.model import load_model
@@ -52,7 +51,7 @@ def test_the_few_shot_prompt_holds_three_training_examples_and_no_evaluated_ques
 ):
     evaluated = questions(teaching.eval)
     examples = few_shot_examples(teaching.train, evaluated, seed=42)
-    text = render_few_shot(evaluated[0], examples, tiny_tokenizer)
+    text = render_prompt(evaluated[0], tiny_tokenizer, examples=examples)
     assert text.count("<|im_start|>assistant") == 3 + 1  # 3 worked answers, then the model's turn
     assert all(ex in teaching.train for ex in examples)
     assert all(ex["question"] in text and render_answer(ex["sub_questions"]) in text
@@ -85,7 +84,7 @@ def test_generate_decodes_from_the_few_shot_prompt(teaching, tiny_cfg, tiny_toke
     model = load_model(tiny_cfg)
     question = teaching.eval[0]["question"]
     examples = few_shot_examples(teaching.train, [question], seed=42)
-    text = render_few_shot(question, examples, tiny_tokenizer)
+    text = render_prompt(question, tiny_tokenizer, examples=examples)
     ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
     assert few_shot_prompt(examples)(question, tiny_tokenizer, "auto") == ids
     with torch.inference_mode():
