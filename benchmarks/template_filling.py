@@ -15,7 +15,8 @@ from pathlib import Path
 
 from qdlib.baselines import rule_baseline
 from qdlib.config import load_config
-from qdlib.evaluate import compare_table, score, summarize
+from qdlib.evaluate import compare_table
+from qdlib.metrics import score, summarize
 from qdlib.splits import prepare_splits
 
 OUT = Path(__file__).parent / "results" / "template_filling"

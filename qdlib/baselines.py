@@ -33,7 +33,7 @@ from qdlib.data import (
     render_answer,
     shown,
 )
-from qdlib.evaluate import Generation
+from qdlib.inference import Generation
 from qdlib.metrics import bootstrap_ci, term, words
 
 N_SHOTS = 3

@@ -258,8 +258,7 @@ def add_estimate_and_doctor(sub: argparse._SubParsersAction) -> None:
 def decompose_command(args: argparse.Namespace) -> int:
     """``qd decompose``: print each question's sub-questions as text or JSON, prompted and decoded
     as the profile says (its instruction language, ``evaluation.max_new_tokens``)."""
-    from qdlib.evaluate import generation_settings
-    from qdlib.export import decompose, load_exported, read_questions
+    from qdlib.inference import decompose, generation_settings, load_exported, read_questions
 
     questions = list(args.questions) + (read_questions(args.file) if args.file else [])
     if not questions:

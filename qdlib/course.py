@@ -24,10 +24,9 @@ from traitlets.config import Config as KernelSettings
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import load_records, tokenize_splits
-from qdlib.evaluate import watch_generation
 from qdlib.io import atomic_write_json, write_jsonl
-from qdlib.lora import attach_lora, lora_config, save_lora_config
-from qdlib.model import load_model, load_tokenizer
+from qdlib.lora import save_lora_config
+from qdlib.model import load_tokenizer
 from qdlib.runs import (
     LESSONS,
     RunDir,
@@ -39,13 +38,7 @@ from qdlib.runs import (
     writing_run,
 )
 from qdlib.splits import prepare_splits
-from qdlib.train import (
-    NothingLeftToTrain,
-    StopWhenFinished,
-    build_trainer,
-    finish_training,
-    resume_point,
-)
+from qdlib.train import NothingLeftToTrain, finish_training, resume_point, setup
 from qdlib.weights import check_model_source
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"  # the lessons: a checkout has them, a wheel does not
@@ -169,7 +162,7 @@ def prepare_run_data(
 
 def run_trainer(cfg: Config, run: RunDir, data_report: dict[str, Any] | None, main: bool) -> Any:
     """Lesson 04's part: tokenize the run's splits, attach LoRA, build the Trainer. The main
-    process writes ``data/report.json`` (with the truncation counts) and ``lora.json``."""
+    process writes ``data/report.json`` (with the truncation counts) and ``lora/``."""
     train_records = load_records(run.require("data/train.jsonl")).records
     eval_records = load_records(run.require("data/eval.jsonl")).records
     tokenizer = load_tokenizer(cfg)
@@ -179,13 +172,9 @@ def run_trainer(cfg: Config, run: RunDir, data_report: dict[str, Any] | None, ma
     if main and data_report is not None:
         truncated = {"truncated": tokenized.truncated}
         atomic_write_json(run / "data/report.json", data_report | truncated)
-    model = load_model(cfg)
-    lora_cfg = lora_config(cfg, model)
-    model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
-    trainer = build_trainer(model, tokenizer, tokenized, cfg, run / "checkpoints")
-    watch_generation(trainer, cfg, eval_records)
+    trainer = setup(cfg, tokenizer, tokenized, run / "checkpoints", eval_records)
     if main:
-        save_lora_config(lora_cfg, run / "lora.json")
+        save_lora_config(trainer.model.peft_config["default"], run / "lora")
     return trainer
 
 
@@ -236,7 +225,6 @@ def train_run(
                 log(f"resuming from {checkpoint}")
         state.wait_for_everyone()
         trainer = run_trainer(cfg, RunDir(path, cfg), data_report, main)
-        trainer.add_callback(StopWhenFinished())
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         except NothingLeftToTrain as done:

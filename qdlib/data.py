@@ -180,11 +180,8 @@ def load_records(path: str | Path, strict: bool = True) -> LoadResult:
     text = read_utf8(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected records in JSON or JSONL.")
-    if path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip().startswith("[")):
-        items = _jsonl_items(path, text)
-    else:
-        items = _json_items(path, text)
-    return _validate(items, str(path), strict)
+    jsonl = path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip()[:1] == "[")
+    return _validate(items_of(path, text, jsonl), str(path), strict)
 
 
 def check_readable_file(path: Path) -> None:
@@ -212,22 +209,27 @@ def read_utf8(path: Path) -> str:
         raise DataError(str(exc)) from None
 
 
-def _jsonl_items(path: Path, text: str) -> list[tuple[str, Any]]:
-    return [(f"line {lineno}", value) for lineno, value in jsonl_lines(text)]
-
-
-def _json_items(path: Path, text: str) -> list[tuple[str, Any]]:
+def json_value(path: Path, text: str | None = None) -> Any:
+    """The JSON value of a file (or of its ``text``, already read), or a :class:`DataError` naming
+    the file, line and column that are wrong: qdlib's one JSON reader for what a user gives."""
     try:
-        data = json.loads(text)
+        return json.loads(read_utf8(path) if text is None else text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
         ) from exc
     except RecursionError:
         raise DataError(f"{path}: not usable JSON: nested too deeply.") from None
+
+
+def items_of(path: Path, text: str, jsonl: bool) -> list[tuple[str, Any]]:
+    """``(where, value)`` per item of a JSONL file (``line N``) or a JSON list (``index N``)."""
+    if jsonl:
+        return [(f"line {lineno}", value) for lineno, value in jsonl_lines(text)]
+    data = json_value(path, text)
     if not isinstance(data, list):
         raise DataError(
-            f"{path}: a .json data file must hold a list of records; got {_kind(data)}. "
+            f"{path}: a .json file must hold a list of records; got {_kind(data)}. "
             "Use JSONL (one record per line) or wrap the records in [ ... ]."
         )
     return [(f"index {i}", item) for i, item in enumerate(data)]

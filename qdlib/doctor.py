@@ -353,7 +353,9 @@ def check_memory() -> Check:
 
 def check_hub() -> Check:
     """A HEAD request to the Hugging Face hub (``HF_ENDPOINT``), skipped when HF_HUB_OFFLINE=1."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+    from huggingface_hub import is_offline_mode  # here: the doctor runs on a broken install too
+
+    if is_offline_mode():
         detail = "skipped: HF_HUB_OFFLINE=1 (hub models load only from the local cache)"
         return Check("hub", "ok", detail)
     url = os.environ.get("HF_ENDPOINT", "https://huggingface.co")

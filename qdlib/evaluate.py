@@ -1,232 +1,26 @@
-"""Lesson 05: generate decompositions for held-out questions, parse them, and score them.
+"""Lesson 05: what the scores of held-out answers show: tables, probes, the report in ``eval/``.
 
-Generation is batched with left padding (so every prompt ends where generation starts), greedy by
-default, and stops at the EOS. Outputs that are not a numbered list count as format failures.
+The answers come from :mod:`qdlib.inference` and are scored by :mod:`qdlib.metrics` (an output
+that is not a list of sub-questions counts as a format failure).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import ipywidgets as w
 import matplotlib.pyplot as plt
-import torch
-from tqdm.auto import tqdm
-from transformers import GenerationConfig, TrainerCallback
 
-from qdlib.data import detect_language, prompt_ids
 from qdlib.io import (
     atomic_dir,
     atomic_write_json,
     atomic_write_text,
     save_figure,
 )
-from qdlib.metrics import aggregate, chrf, common_terms, sari_parts, sari_tokens, score_example
-
-_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
-_NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
-_CIRCLED_ITEM = re.compile(rf"^\s*([{_CIRCLED}])\s*(.*\S)\s*$")
-_BULLET = re.compile(r"^\s*[-*•·▪‣]\s+(.*\S)\s*$")
-
-
-@dataclass
-class Generation:
-    """One decoded answer: its text, whether it stopped by itself (EOS), and its token ids."""
-
-    text: str
-    stopped: bool
-    ids: list[int]
-
-
-def parse_sub_questions(text: str) -> list[str] | None:
-    """The sub-questions in a model's output, whatever list form it used; ``None`` if none.
-
-    Accepted, in this order: a JSON list of strings; a numbered list (``1.``, ``1)``, ``(1)``,
-    ``Step 1:``, ``①``) numbered 1, 2, 3... without gaps; a bulleted list (``-``, ``*``, ``•``);
-    one question per line (every line ends with ``?``). A single leading line ending in ``:``
-    ("Sub-questions:") is skipped. Anything else is a format failure, never a guess.
-
-    >>> parse_sub_questions("1. How old is A?\\n2. How old is B?")
-    ['How old is A?', 'How old is B?']
-    >>> parse_sub_questions("Step 1: How old is A?\\nStep 2: How old is B?")
-    ['How old is A?', 'How old is B?']
-    >>> parse_sub_questions("A is older.") is None
-    True
-    """
-    text = text.strip()
-    if text.startswith("["):
-        return _json_list(text)
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].rstrip().endswith(":"):
-        lines = lines[1:]
-    if not lines:
-        return None
-    for parse in (_numbered, _bulleted, _question_lines):
-        items = parse(lines)
-        if items:
-            return items
-    return None
-
-
-def _json_list(text: str) -> list[str] | None:
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    ok = isinstance(items, list) and items and all(isinstance(x, str) and x.strip() for x in items)
-    return [x.strip() for x in items] if ok else None
-
-
-def _numbered(lines: list[str]) -> list[str] | None:
-    items = []
-    for expected, line in enumerate(lines, start=1):
-        m = _NUMBERED.match(line)
-        if m:
-            number, item = int(m.group(1) or m.group(2)), m.group(3)
-        else:
-            c = _CIRCLED_ITEM.match(line)
-            if not c:
-                return None
-            number, item = _CIRCLED.index(c.group(1)) + 1, c.group(2)
-        if number != expected:
-            return None
-        items.append(item)
-    return items
-
-
-def _bulleted(lines: list[str]) -> list[str] | None:
-    matches = [_BULLET.match(line) for line in lines]
-    return [m.group(1) for m in matches] if all(matches) else None  # type: ignore[union-attr]
-
-
-def _question_lines(lines: list[str]) -> list[str] | None:
-    """Plain lines, each a question; a broken numbered or bulleted list is not one."""
-    stripped = [line.strip() for line in lines]
-    if any(p.match(s) for s in stripped for p in (_NUMBERED, _CIRCLED_ITEM, _BULLET)):
-        return None
-    return stripped if all(s.endswith(("?", "？")) for s in stripped) else None
-
-
-@torch.inference_mode()
-def generate(
-    model: Any,
-    tokenizer: Any,
-    questions: list[str],
-    batch_size: int = 16,
-    max_new_tokens: int = 96,
-    language: str = "auto",
-    progress: bool = True,
-    prompt: Callable[[str, Any, str], list[int]] = prompt_ids,
-) -> list[Generation]:
-    """Greedy decompositions for ``questions``, in batches of similar prompt length.
-
-    ``prompt(question, tokenizer, language)`` gives each prompt's token ids: the course's prompt
-    by default, a few-shot one for that baseline (:func:`qdlib.baselines.few_shot_prompt`).
-    """
-    gen_cfg = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        use_cache=True,  # training turns the model's own use_cache off (see qdlib.train)
-    )
-    model.eval()
-    on = next(model.parameters()).device
-    prompts = [prompt(q, tokenizer, language) for q in questions]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    results: dict[int, Generation] = {}
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="generating", disable=not progress):
-        width = max(len(prompts[i]) for i in batch)
-        ids = [[tokenizer.pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in batch]
-        mask = [[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in batch]
-        out = model.generate(
-            input_ids=torch.tensor(ids, device=on),
-            attention_mask=torch.tensor(mask, device=on),
-            generation_config=gen_cfg,
-        )
-        for row, i in zip(out[:, width:].tolist(), batch, strict=True):
-            results[i] = decode_answer(row, tokenizer)
-    return [results[i] for i in range(len(questions))]
-
-
-def decode_answer(new_ids: list[int], tokenizer: Any) -> Generation:
-    """The answer's text and ids: up to the EOS, or, when ``max_new_tokens`` cut it off, up to the
-    last whole character (a Hangul syllable can take several byte-level tokens, and a cut between
-    them would decode as U+FFFD)."""
-    eos = tokenizer.eos_token_id
-    stopped = eos in new_ids
-    kept = new_ids[: new_ids.index(eos)] if stopped else new_ids
-    while not stopped and kept and kept[-1] == tokenizer.pad_token_id:
-        kept = kept[:-1]  # padding after a cut is not part of the answer
-    text = tokenizer.decode(kept, skip_special_tokens=True)
-    if not stopped:
-        for _ in range(3):  # a character is at most 4 bytes: at most 3 tokens to take back
-            if not (kept and text.endswith("\ufffd")):
-                break
-            kept = kept[:-1]
-            text = tokenizer.decode(kept, skip_special_tokens=True)
-    return Generation(text, stopped, kept)
-
-
-def score(
-    records: list[dict[str, Any]],
-    generations: list[Generation],
-    reference: Iterable[str] = (),
-) -> list[dict[str, Any]]:
-    """Per-example predictions and scores for records and their generations.
-
-    Which words are the template's rather than content (:func:`qdlib.metrics.common_terms`) is
-    learned from these records' questions and the ``reference`` questions (pass the training
-    questions: the more, the better). Each row keeps the record's ``kind`` (when the data has
-    one) and its language, for the breakdowns.
-    """
-    common = common_terms([*reference, *(r["question"] for r in records)])
-    rows = []
-    for rec, gen in zip(records, generations, strict=True):
-        pred = parse_sub_questions(gen.text)
-        gold = rec["sub_questions"]
-        rows.append(
-            {
-                "question": rec["question"],
-                "gold": gold,
-                "kind": rec.get("kind"),
-                "language": detect_language(rec["question"]),
-                "output": gen.text,
-                "predicted": pred,
-                "stopped": gen.stopped,
-                "scores": score_example(gold, pred, gen.stopped, rec["question"], common),
-            }
-        )
-    return rows
-
-
-def summarize(rows: list[dict[str, Any]], breakdowns: bool = False) -> dict[str, Any]:
-    """Mean scores, with the counts behind the rates (how many parsed, stopped, matched).
-
-    With ``breakdowns``, also the same per language (``by_language``) and, when the data says,
-    per kind of question (``by_kind``: bridge, comparison, ...).
-    """
-    out = aggregate([r["scores"] for r in rows])
-    if breakdowns:
-        for key, name in (("language", "by_language"), ("kind", "by_kind")):
-            groups = sorted({r[key] for r in rows if r.get(key)})
-            if groups:
-                out[name] = {g: summarize([r for r in rows if r.get(key) == g]) for g in groups}
-    out["counts"] = {
-        "parsed": sum(r["predicted"] is not None for r in rows),
-        "stopped": sum(bool(r["stopped"]) for r in rows),
-        "format_valid": sum(int(r["scores"]["format_valid"]) for r in rows),
-        "step_count_correct": sum(int(r["scores"]["step_count_correct"]) for r in rows),
-        "exact_match": sum(int(r["scores"]["exact_match"]) for r in rows),
-    }
-    return out
-
+from qdlib.metrics import chrf, common_terms, sari_parts, sari_tokens, score_example, summarize
 
 METRIC_KEYS = (
     "format_valid", "step_count_correct", "step_count_error", "exact_match", "content_recall",
@@ -430,52 +224,7 @@ def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
 # ---------------------------------------------------------------- during training
 
 
-class GenerationMetricsCallback(TrainerCallback):
-    """Every ``every`` steps, decode a few eval questions and log task metrics beside the loss.
-
-    Eval loss can fall while the model still never stops or writes the wrong number of steps;
-    these numbers (``gen_format_valid``, ``gen_step_count_correct``, ``gen_sari``) show it. They go
-    wherever the Trainer logs: ``log_history``, TensorBoard or W&B.
-    """
-
-    def __init__(self, trainer: Any, records: list[dict[str, Any]], every: int, **gen: Any):
-        self.trainer, self.records, self.every, self.gen = trainer, records, every, gen
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step % self.every:
-            return
-        model = self.trainer.model
-        questions = [r["question"] for r in self.records]
-        gens = generate(model, self.trainer.processing_class, questions, progress=False, **self.gen)
-        model.train()
-        m = summarize(score(self.records, gens))
-        keys = ("format_valid", "step_count_correct", "sari")
-        self.trainer.log({f"gen_{k}": round(m[k], 4) for k in keys})
-
-
-def watch_generation(trainer: Any, cfg: Any, eval_records: list[dict[str, Any]]) -> None:
-    """With ``evaluation.generate_every: N``, log task metrics on ``evaluation.generate_samples``
-    eval questions every N training steps (:class:`GenerationMetricsCallback`)."""
-    ev = cfg.evaluation
-    if ev.generate_every and eval_records:
-        records = eval_records[: ev.generate_samples]
-        gen = generation_settings(cfg)
-        trainer.add_callback(GenerationMetricsCallback(trainer, records, ev.generate_every, **gen))
-
-
 # ---------------------------------------------------------------- whole runs, widgets
-
-
-def generation_settings(cfg: Any) -> dict[str, Any]:
-    """How a profile decodes: batch size, ``max_new_tokens`` and the instruction language.
-
-    One place, so evaluation, export parity and the try-it box prompt exactly as training did.
-    """
-    return {
-        "batch_size": cfg.evaluation.batch_size,
-        "max_new_tokens": cfg.evaluation.max_new_tokens,
-        "language": cfg.data.language,
-    }
 
 
 def split_report_dir(run_dir: Path, split: Path) -> Path:
@@ -485,29 +234,3 @@ def split_report_dir(run_dir: Path, split: Path) -> Path:
     return Path(run_dir) / "eval-splits" / name
 
 
-def try_it(
-    models: dict[str, Any],
-    tokenizer: Any,
-    question: str = "서울과 부산 중 인구가 더 많은 도시는?",
-    **settings: Any,
-) -> Any:
-    """An ipywidgets box: type a question (Korean or English), see each model's decomposition."""
-    text = w.Textarea(
-        value=question,
-        placeholder="질문을 입력하세요 / Type a question",
-        layout=w.Layout(width="100%"),
-    )
-    button = w.Button(description="Decompose", button_style="primary")
-    width = f"{100 // len(models) - 1}%"
-    outputs = {n: w.Output(layout=w.Layout(width=width, border="1px solid #ccc")) for n in models}
-
-    def decompose(_: Any = None) -> None:
-        for name, model in models.items():
-            gen = generate(model, tokenizer, [text.value], progress=False, **settings)[0]
-            steps = parse_sub_questions(gen.text)
-            shown = "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1)) if steps else gen.text
-            outputs[name].outputs = ()
-            outputs[name].append_stdout(f"{name}\n{'-' * len(name)}\n{shown}\n")
-
-    button.on_click(decompose)
-    return w.VBox([text, button, w.HBox(list(outputs.values()))])

@@ -19,11 +19,12 @@ import matplotlib.pyplot as plt
 
 from qdlib.config import Config
 from qdlib.data import tokenize_splits
-from qdlib.evaluate import generate, generation_settings, score, summarize
-from qdlib.lora import attach_lora, lora_config, trainable_report
-from qdlib.model import load_model, load_tokenizer
+from qdlib.inference import generate, generation_settings
+from qdlib.lora import trainable_report
+from qdlib.metrics import score, summarize
+from qdlib.model import load_tokenizer
 from qdlib.splits import prepare_splits
-from qdlib.train import build_trainer
+from qdlib.train import setup
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "r=4": {"r": 4, "alpha": 8},
@@ -43,10 +44,9 @@ def variant_config(cfg: Config, lora: dict[str, Any], steps: int) -> Config:
 
 def train_variant(cfg: Config, tokenizer: Any, tokenized: Any) -> tuple[Any, dict[str, Any]]:
     """One variant, from the base model: the trained model and what it cost."""
-    model = load_model(cfg)
-    model = attach_lora(model, lora_config(cfg, model), False, cfg.seed)
     with tempfile.TemporaryDirectory() as out:
-        trainer = build_trainer(model, tokenizer, tokenized, cfg, Path(out))
+        trainer = setup(cfg, tokenizer, tokenized, Path(out))
+        model = trainer.model
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started

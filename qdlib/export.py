@@ -19,24 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from qdlib.config import Config
-from qdlib.data import INSTRUCTIONS, DataError, prompt_ids, read_utf8, render_prompt
-from qdlib.evaluate import compare_table, decode_answer, generate, parse_sub_questions
-from qdlib.io import BadLine, atomic_dir, jsonl_lines, read_json
-from qdlib.model import (
-    attach_adapter,
-    check_adapter,
-    device,
-    load_with_adapter,
-    resolve_dtype,
-    weights_source,
-)
+from qdlib.data import INSTRUCTIONS, prompt_ids, render_prompt
+from qdlib.evaluate import compare_table
+from qdlib.inference import decode_answer
+from qdlib.io import atomic_dir, read_json
+from qdlib.model import load_with_adapter, weights_source
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
-from qdlib.weights import WeightsSource, weights_for
+from qdlib.weights import WeightsSource
 
 
 def export_adapter(adapter_dir: Path, out_dir: Path) -> Path:
@@ -119,14 +113,17 @@ class Parity:
 
     @property
     def rate(self) -> float:
-        return self.identical / self.total if self.total else 1.0
+        return self.identical / self.total  # never 0/0: parity() refuses an empty comparison
 
     def __str__(self) -> str:
         return f"{self.identical}/{self.total} identical greedy outputs ({100 * self.rate:.1f}%)"
 
 
 def parity(questions: list[str], reference: list[Any], candidate: list[Any]) -> Parity:
-    """Compare two lists of :class:`qdlib.evaluate.Generation` by token ids."""
+    """Compare two lists of :class:`qdlib.inference.Generation` by token ids (at least one: no
+    question compared is no evidence, never 100%)."""
+    if not questions:
+        raise ValueError("parity: no questions to compare (export.parity_samples, eval split)")
     result = Parity(identical=0, total=len(questions))
     for q, a, b in zip(questions, reference, candidate, strict=True):
         if a.ids == b.ids:
@@ -312,92 +309,3 @@ def convert_to_gguf(
 # ---------------------------------------------------------------- using an export
 
 
-def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """Model and tokenizer from an export: a merged folder, or an adapter folder (base + adapter).
-
-    An adapter folder names its base model in ``adapter_config.json``: a hub id (found as a
-    profile's ``model.name`` is, so SmolLM2 loads offline from its package) or a local folder.
-    Code shipped in either folder runs only with ``trust_remote_code`` (see :func:`pretrained`).
-    """
-    model_dir = Path(model_dir)
-    if (
-        not (model_dir / "config.json").exists()
-        and not (model_dir / "adapter_config.json").exists()
-    ):
-        raise FileNotFoundError(
-            f"{model_dir}: neither a model (config.json) nor an adapter (adapter_config.json). "
-            "Use a run's export/merged or export/adapter folder."
-        )
-    tokenizer = pretrained(AutoTokenizer, model_dir, trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = resolve_dtype("auto")
-    adapter = model_dir / "adapter_config.json"
-    if not adapter.exists():
-        with quiet_hf():
-            model = pretrained(AutoModelForCausalLM, model_dir, trust_remote_code, dtype=dtype,
-                               use_safetensors=True)  # fmt: skip
-        return model.to(device()), tokenizer
-    check_adapter(model_dir)  # whole, before the base is loaded
-    named = read_json(adapter)
-    base_name = named.get("base_model_name_or_path")
-    if not isinstance(base_name, str) or not base_name.strip():
-        raise RunDirError(f"{adapter}: base_model_name_or_path names no base model; write the "
-                          "hub id or folder of the model it was trained on there.")  # fmt: skip
-    # A hub id is found the way a profile's model.name is: hub cache, hub, or a packaged GGUF.
-    source = weights_for(base_name, named.get("revision"))
-    with quiet_hf():
-        base = pretrained(AutoModelForCausalLM, source.path, trust_remote_code, dtype=dtype,
-                          use_safetensors=True)  # fmt: skip
-    model = attach_adapter(base, model_dir, base_name)
-    return model.to(device()), tokenizer
-
-
-def decompose(
-    model: Any, tokenizer: Any, questions: list[str], progress: bool = False, **settings: Any
-) -> list[dict[str, Any]]:
-    """Decompose questions: ``{"question", "sub_questions" (None if unparsable), "output"}``.
-
-    ``settings`` are :func:`qdlib.evaluate.generate`'s (``generation_settings(cfg)``: batch
-    size, ``max_new_tokens`` and the instruction language), so it decodes as evaluation did.
-    """
-    gens = generate(model, tokenizer, questions, progress=progress, **settings)
-    return [
-        {"question": q, "sub_questions": parse_sub_questions(g.text), "output": g.text}
-        for q, g in zip(questions, gens, strict=True)
-    ]
-
-
-def read_questions(path: Path) -> list[str]:
-    """Questions from a ``.txt`` (one per line) or a ``.json`` list / ``.jsonl`` file of records
-    or strings. Anything else is an error naming the file and the line or index."""
-    path = Path(path)
-    text = read_utf8(path)
-    if path.suffix == ".txt":
-        return [line.strip() for line in text.split("\n") if line.strip()]
-    if path.suffix == ".jsonl":
-        items = [(f"line {n}", value) for n, value in jsonl_lines(text)]
-    elif path.suffix == ".json":
-        data = _json_value(path, text)
-        if not isinstance(data, list):
-            raise DataError(f"{path}: a .json file of questions must hold a list; got "
-                            f"{type(data).__name__}.")  # fmt: skip
-        items = [(f"index {i}", value) for i, value in enumerate(data)]
-    else:
-        raise DataError(f"{path}: use .txt (one question per line), .json or .jsonl.")
-    questions = []
-    for where, item in items:
-        q = item.get("question") if isinstance(item, dict) else item
-        if isinstance(item, BadLine):
-            raise DataError(f"{path}, {where}: {item.reason}")
-        if not isinstance(q, str) or not q.strip():
-            raise DataError(f'{path}, {where}: expected a question string or {{"question": ...}}.')
-        questions.append(q.strip())
-    return questions
-
-
-def _json_value(path: Path, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}).") from exc

@@ -11,17 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from huggingface_hub import HfApi, get_token
+from httpx2 import HTTPError  # the hub's HTTP client: a network that fails
+from huggingface_hub import HfApi, get_token, is_offline_mode
+from huggingface_hub.errors import HfHubHTTPError
 
 from qdlib.config import CHECKOUT, qdlib_home
 
 PROJECT_ROOT = CHECKOUT  # the folder whose .env is read; None (installed): qdlib_home()'s
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set (as ``make`` and the tests set it)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def dotenv_token(path: Path | None = None) -> str | None:
@@ -42,21 +39,27 @@ def hub_token() -> str | None:
     return from_environment or dotenv_token() or get_token() or None
 
 
+class PushError(RuntimeError):
+    """An upload that was asked for and did not happen (no token, or the hub refused)."""
+
+
 def push_to_hub(folder: Path, repo_id: str) -> str:
-    """Upload ``folder`` to a private hub repo; return what happened. Never shows the token."""
-    if hub_offline():
+    """Upload ``folder`` to a private hub repo and say where; offline (``HF_HUB_OFFLINE``), say
+    that it was skipped. No token, or an error from the hub, raises :class:`PushError` with the
+    hub's message. The token is never shown."""
+    if is_offline_mode():
         return f"push to {repo_id} skipped: offline (HF_HUB_OFFLINE is set)."
     token = hub_token()
     if token is None:
-        return (
-            f"push to {repo_id} skipped: no token. Log in with `hf auth login`, or set HF_TOKEN "
-            "in the environment or in .env (never in a profile or a notebook)."
+        raise PushError(
+            f"push to {repo_id}: no token. Log in with `hf auth login`, or set HF_TOKEN in the "
+            "environment or in .env (never in a profile or a notebook)."
         )
     try:
         api = HfApi(token=token)
         api.create_repo(repo_id, exist_ok=True, private=True)
         api.upload_folder(folder_path=str(folder), repo_id=repo_id)
-    except Exception as exc:  # network, permissions: report without the token
+    except (HfHubHTTPError, HTTPError, OSError, ValueError) as exc:  # refused, unreachable, bad id
         message = str(exc).replace(token, "***")
-        return f"push to {repo_id} failed: {type(exc).__name__}: {message}"
+        raise PushError(f"push to {repo_id} failed: {type(exc).__name__}: {message}") from None
     return f"pushed {Path(folder).name} to https://huggingface.co/{repo_id} (private)."

@@ -18,7 +18,7 @@ from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_tr
 from transformers import set_seed
 
 from qdlib.config import Config, ConfigError
-from qdlib.io import atomic_write_json, read_json
+from qdlib.io import atomic_dir
 from qdlib.notices import quiet_hf
 
 
@@ -131,14 +131,7 @@ def lora_parameter_count(model: Any, targets: list[str], r: int) -> int:
     return total
 
 
-def save_lora_config(lora_cfg: Any, path: Path) -> None:
-    """Write the LoRA config as JSON (what lesson 04 reads back)."""
-    d = {k: sorted(v) if isinstance(v, set) else v for k, v in lora_cfg.to_dict().items()}
-    atomic_write_json(path, d)
-
-
-def load_lora_config(path: Path) -> Any:
-    """Read back a LoRA config written by :func:`save_lora_config`."""
-    d = read_json(path)
-    fields = set(LoraConfig.__dataclass_fields__)
-    return LoraConfig(**{k: v for k, v in d.items() if k in fields and k != "peft_type"})
+def save_lora_config(lora_cfg: Any, folder: Path) -> Path:
+    """``lora_cfg.save_pretrained(folder)`` (peft's ``adapter_config.json``), written whole: what
+    lesson 04 reads back with ``LoraConfig.from_pretrained(folder)``."""
+    return atomic_dir(folder, lora_cfg.save_pretrained)

@@ -20,6 +20,7 @@ when the output could not be parsed) and gives a number per example; :func:`aggr
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import unicodedata
@@ -27,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from qdlib.data import STEP_REF, normalize_question
+from qdlib.data import STEP_REF, detect_language, normalize_question
 
 # ---------------------------------------------------------------- normalisation and structure
 
@@ -308,3 +309,143 @@ def bootstrap_ci(
     means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(n_boot))
     cut = round((1 - level) / 2 * n_boot)  # resamples left out at each end
     return means[cut], means[n_boot - 1 - cut]
+
+
+# ---------------------------------------------------------------- reading and scoring answers
+
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+
+
+_NUMBERED = re.compile(r"^\s*(?:(?:step\s*)?\(?(\d+)\s*[.):]|\(?(\d+)\))\s*(.*\S)\s*$", re.I)
+
+
+_CIRCLED_ITEM = re.compile(rf"^\s*([{_CIRCLED}])\s*(.*\S)\s*$")
+
+
+_BULLET = re.compile(r"^\s*[-*•·▪‣]\s+(.*\S)\s*$")
+
+
+def parse_sub_questions(text: str) -> list[str] | None:
+    """The sub-questions in a model's output, whatever list form it used; ``None`` if none.
+
+    Accepted, in this order: a JSON list of strings; a numbered list (``1.``, ``1)``, ``(1)``,
+    ``Step 1:``, ``①``) numbered 1, 2, 3... without gaps; a bulleted list (``-``, ``*``, ``•``);
+    one question per line (every line ends with ``?``). A single leading line ending in ``:``
+    ("Sub-questions:") is skipped. Anything else is a format failure, never a guess.
+
+    >>> parse_sub_questions("1. How old is A?\\n2. How old is B?")
+    ['How old is A?', 'How old is B?']
+    >>> parse_sub_questions("Step 1: How old is A?\\nStep 2: How old is B?")
+    ['How old is A?', 'How old is B?']
+    >>> parse_sub_questions("A is older.") is None
+    True
+    """
+    text = text.strip()
+    if text.startswith("["):
+        return _json_list(text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].rstrip().endswith(":"):
+        lines = lines[1:]
+    if not lines:
+        return None
+    for parse in (_numbered, _bulleted, _question_lines):
+        items = parse(lines)
+        if items:
+            return items
+    return None
+
+
+def _json_list(text: str) -> list[str] | None:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    ok = isinstance(items, list) and items and all(isinstance(x, str) and x.strip() for x in items)
+    return [x.strip() for x in items] if ok else None
+
+
+def _numbered(lines: list[str]) -> list[str] | None:
+    items = []
+    for expected, line in enumerate(lines, start=1):
+        m = _NUMBERED.match(line)
+        if m:
+            number, item = int(m.group(1) or m.group(2)), m.group(3)
+        else:
+            c = _CIRCLED_ITEM.match(line)
+            if not c:
+                return None
+            number, item = _CIRCLED.index(c.group(1)) + 1, c.group(2)
+        if number != expected:
+            return None
+        items.append(item)
+    return items
+
+
+def _bulleted(lines: list[str]) -> list[str] | None:
+    matches = [_BULLET.match(line) for line in lines]
+    return [m.group(1) for m in matches] if all(matches) else None  # type: ignore[union-attr]
+
+
+def _question_lines(lines: list[str]) -> list[str] | None:
+    """Plain lines, each a question; a broken numbered or bulleted list is not one."""
+    stripped = [line.strip() for line in lines]
+    if any(p.match(s) for s in stripped for p in (_NUMBERED, _CIRCLED_ITEM, _BULLET)):
+        return None
+    return stripped if all(s.endswith(("?", "？")) for s in stripped) else None
+
+
+
+def score(
+    records: list[dict[str, Any]],
+    generations: list[Any],
+    reference: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """Per-example predictions and scores for records and their generations
+    (:class:`qdlib.inference.Generation`: an answer's text and whether it stopped).
+
+    Which words are the template's rather than content (:func:`qdlib.metrics.common_terms`) is
+    learned from these records' questions and the ``reference`` questions (pass the training
+    questions: the more, the better). Each row keeps the record's ``kind`` (when the data has
+    one) and its language, for the breakdowns.
+    """
+    common = common_terms([*reference, *(r["question"] for r in records)])
+    rows = []
+    for rec, gen in zip(records, generations, strict=True):
+        pred = parse_sub_questions(gen.text)
+        gold = rec["sub_questions"]
+        rows.append(
+            {
+                "question": rec["question"],
+                "gold": gold,
+                "kind": rec.get("kind"),
+                "language": detect_language(rec["question"]),
+                "output": gen.text,
+                "predicted": pred,
+                "stopped": gen.stopped,
+                "scores": score_example(gold, pred, gen.stopped, rec["question"], common),
+            }
+        )
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]], breakdowns: bool = False) -> dict[str, Any]:
+    """Mean scores, with the counts behind the rates (how many parsed, stopped, matched).
+
+    With ``breakdowns``, also the same per language (``by_language``) and, when the data says,
+    per kind of question (``by_kind``: bridge, comparison, ...).
+    """
+    out = aggregate([r["scores"] for r in rows])
+    if breakdowns:
+        for key, name in (("language", "by_language"), ("kind", "by_kind")):
+            groups = sorted({r[key] for r in rows if r.get(key)})
+            if groups:
+                out[name] = {g: summarize([r for r in rows if r.get(key) == g]) for g in groups}
+    out["counts"] = {
+        "parsed": sum(r["predicted"] is not None for r in rows),
+        "stopped": sum(bool(r["stopped"]) for r in rows),
+        "format_valid": sum(int(r["scores"]["format_valid"]) for r in rows),
+        "step_count_correct": sum(int(r["scores"]["step_count_correct"]) for r in rows),
+        "exact_match": sum(int(r["scores"]["exact_match"]) for r in rows),
+    }
+    return out
+

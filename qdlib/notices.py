@@ -94,17 +94,15 @@ def install_notice_filters() -> None:
 
 @contextmanager
 def quiet_hf() -> Iterator[None]:
-    """Hide transformers' "Loading weights" bars and the deprecation notices transformers and peft
-    raise inside their own calls: noise in a lesson that a learner cannot act on."""
+    """Hide transformers' "Loading weights" progress bars: noise in a lesson. Warnings are not
+    touched here: only :data:`KNOWN_WARNINGS`, each named, are ignored, everywhere."""
     # not at the top: `import qdlib` (which installs the filters) must not load transformers
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            yield
+        yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()

@@ -1,7 +1,7 @@
 """Run directories: the only state passed between notebooks, and the contract that keeps them.
 
 A run directory holds ``config.yaml`` (the resolved profile), then what each lesson writes:
-``data/`` (01), ``model.json`` (02), ``lora.json`` (03), ``checkpoints/`` and ``adapter/`` (04),
+``data/`` (01), ``model.json`` (02), ``lora/`` (03), ``checkpoints/`` and ``adapter/`` (04),
 ``eval/`` (05), ``export/`` (06), and, under ``qd run``, the executed notebooks in ``notebooks/``.
 
 The contract (``qd run`` and ``qd train``; :func:`writing_run`):
@@ -27,11 +27,8 @@ The contract (``qd run`` and ``qd train``; :func:`writing_run`):
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock, Timeout
 
 from qdlib.config import Config, load_config, qdlib_home
 from qdlib.io import atomic_write_json, atomic_write_text, read_json, read_utf8
@@ -57,7 +55,7 @@ LESSONS = (
 PRODUCED_BY = {
     "data/train.jsonl": "01_data_format",
     "data/eval.jsonl": "01_data_format",
-    "lora.json": "03_lora_config",
+    "lora": "03_lora_config",
     "adapter/adapter_config.json": "04_train",
 }
 
@@ -225,32 +223,34 @@ def write_status(path: Path, status: str, command: str, **more: Any) -> None:
     )
 
 
+def lock_path(path: Path) -> Path:
+    """The lock of a run directory: ``.<name>.lock`` beside it, after its real path, so that
+    every spelling of the folder (``x/../run``, a symlink to it) finds the same lock."""
+    real = Path(path).resolve()
+    return real.parent / f".{real.name}.lock"
+
+
 @contextmanager
 def run_lock(path: Path) -> Iterator[None]:
-    """Only one ``qd`` command writes a run directory at a time: a second is refused, naming
-    the first. The lock is an exclusive ``flock`` on a file in the system's temporary folder,
-    named after the run directory's full path, so nothing is added beside the run."""
-    key = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:32]
-    lock = Path(tempfile.gettempdir()) / "qdlib-locks" / f"{key}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+", encoding="utf-8") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise RunDirError(
-                f"{path} is being written by {holder}. Wait for it to finish, or choose "
-                "another --run-dir."
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"another qd command (pid {os.getpid()}, since {time.ctime()})")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Only one ``qd`` command writes a run directory at a time: a second is refused, naming the
+    first (from ``.qdlib-run.json``). The lock is ``filelock``'s, on :func:`lock_path` (any
+    operating system; the lock file is created 0600 and never opened through a symlink)."""
+    where = lock_path(path)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(where, mode=0o600)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        status = run_status(path)
+        holder = f" ({status.get('command')}, pid {status.get('pid')})" if status else ""
+        raise RunDirError(f"{path} is being written by another qd command{holder}. Wait for it "
+                          "to finish, or choose another --run-dir.") from None  # fmt: skip
+    except OSError as exc:  # a symlink planted at the lock's path, a read-only folder
+        raise RunDirError(f"{path}: cannot take its lock {where} ({exc}).") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager

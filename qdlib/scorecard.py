@@ -33,15 +33,10 @@ from qdlib.baselines import (
     summary_with_ci,
 )
 from qdlib.data import load_records
-from qdlib.evaluate import (
-    Generation,
-    example_markdown,
-    generate,
-    generation_settings,
-    score,
-    write_report,
-)
-from qdlib.model import load_model, load_tokenizer, load_with_adapter
+from qdlib.evaluate import example_markdown, write_report
+from qdlib.inference import Generation, WithoutAdapter, generate, generation_settings
+from qdlib.metrics import score
+from qdlib.model import load_tokenizer, load_with_adapter
 from qdlib.splits import template_key
 
 SECTIONS = {
@@ -278,12 +273,14 @@ def evaluate_run(
     out_dir: Path,
     test: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``qd eval``: the base model and base + the run's adapter on ``records``, the scorecard
+    """``qd eval``: the base model and base + the run's adapter (one copy of the weights:
+    :class:`~qdlib.inference.WithoutAdapter`) on ``records``, the scorecard
     with the ``test`` records (default: the profile's test file) and every baseline, written as
     one report (:func:`qdlib.evaluate.write_report`)."""
     tokenizer = load_tokenizer(cfg)
     adapter = Path(run_dir) / "adapter"
-    models = {"tuned": load_with_adapter(cfg, adapter), "untuned": load_model(cfg)}
+    tuned = load_with_adapter(cfg, adapter)
+    models = {"tuned": tuned, "untuned": WithoutAdapter(tuned)}  # one copy of the base
     settings = generation_settings(cfg)
     questions = [r["question"] for r in records]
     answers = {name: generate(m, tokenizer, questions, **settings) for name, m in models.items()}

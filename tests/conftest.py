@@ -18,13 +18,20 @@ import pytest
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import tokenize_splits
-from qdlib.evaluate import watch_generation
 from qdlib.io import write_jsonl
-from qdlib.lora import attach_lora, lora_config
-from qdlib.model import load_model, load_tokenizer
+from qdlib.model import load_tokenizer
 from qdlib.runs import open_run
 from qdlib.splits import prepare_splits
-from qdlib.train import build_trainer, save_adapter
+from qdlib.train import save_adapter, setup
+
+
+def set_offline(monkeypatch: pytest.MonkeyPatch, offline: bool) -> None:
+    """HF_HUB_OFFLINE for one test: in the environment (child processes read it) and in
+    huggingface_hub's constant, which the hub reads once, when it is imported."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +49,7 @@ def short_run(tmp_path, **overrides):
     splits = prepare_splits(cfg)
     tok = load_tokenizer(cfg)
     tokenized = tokenize_splits(splits.train[:400], splits.eval[:40], tok, cfg.data.max_seq_length)
-    model = load_model(cfg)
-    lora_cfg = lora_config(cfg, model)
-    peft_model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
-    trainer = build_trainer(peft_model, tok, tokenized, cfg, tmp_path / "checkpoints")
-    watch_generation(trainer, cfg, splits.eval)
+    trainer = setup(cfg, tok, tokenized, tmp_path / "checkpoints", splits.eval)
     trainer.train()
     return cfg, tok, trainer, splits
 

@@ -20,24 +20,30 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import set_offline
 from safetensors.torch import save_file
 from test_resume import cut, fake_checkpoint, flip_a_byte
 
 from qdlib.cli import main
 from qdlib.config import PROJECT_ROOT, ConfigError, ProfileLoader, load_config, read_yaml
-from qdlib.runs import run_lock
+from qdlib.runs import RunDirError, lock_path, run_lock
 
 GOOD = {"question": "Which is older, A or B?", "sub_questions": ["How old is A?", "How old is B?"]}
 TINY = ["--profile", "cpu_tiny"]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every entry under ``root``: a file's bytes, a link's target, a folder's mark."""
+    """Every entry under ``root``: a file's bytes, a link's target, a folder's mark. A run's
+    empty lock file beside it (``.<run>.lock``, kept after use as filelock keeps it) is not
+    counted: it holds nothing, and every later command on that run uses it again."""
     out = {}
     for folder, dirs, files in os.walk(root, followlinks=False):
         for name in dirs + files:
             path = Path(folder) / name
             rel = str(path.relative_to(root))
+            run = path.with_name(name.removeprefix(".").removesuffix(".lock"))
+            if path.is_file() and not path.stat().st_size and path.resolve() == lock_path(run):
+                continue
             if path.is_symlink():
                 out[rel] = b"-> " + os.readlink(path).encode()
             elif path.is_dir():
@@ -233,7 +239,7 @@ OVERRIDES = {
 def test_a_bad_override_fails_before_the_run_directory_exists(
     tmp_path, capsys, monkeypatch, command, name
 ):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.chdir(tmp_path)
     pair, *says = OVERRIDES[name]
     run = tmp_path / "run"
@@ -701,7 +707,7 @@ def _(tmp):
 
 @pytest.mark.parametrize("name", CASES)
 def test_bad_input(tmp_path, capsys, monkeypatch, name):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.chdir(tmp_path)
     c = CASES[name]
     argv = c.build(tmp_path)
@@ -732,6 +738,25 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path, caps
         assert main(["train", *TINY, "--run-dir", str(run)]) == 2
     assert "is being written by another qd command" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_every_spelling_of_a_run_directory_finds_the_same_lock(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "run", target_is_directory=True)
+    with run_lock(tmp_path / "x" / ".." / "run"):
+        for spelling in (tmp_path / "run", tmp_path / "link"):
+            assert main(["train", *TINY, "--run-dir", str(spelling), "--overwrite"]) == 2
+            assert "is being written by another qd command" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_symlink_planted_at_the_lock_is_refused_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep", encoding="utf-8")
+    lock_path(tmp_path / "run").symlink_to(victim)
+    with pytest.raises(RunDirError, match="cannot take its lock"), run_lock(tmp_path / "run"):
+        pass
+    assert victim.read_text(encoding="utf-8") == "keep"
 
 
 def test_an_interrupt_says_what_was_kept_and_how_to_resume(tmp_path, capsys, monkeypatch):
@@ -784,7 +809,9 @@ def test_a_failed_overwrite_puts_the_old_run_back(tmp_path, monkeypatch, capsys)
 
 
 def test_a_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    from qdlib.evaluate import Generation, score, write_report
+    from qdlib.evaluate import write_report
+    from qdlib.inference import Generation
+    from qdlib.metrics import score
 
     rows = {"tuned": score([GOOD], [Generation("1. How old is A?", True, [1])])}
     write_report(tmp_path / "eval", rows)
@@ -910,7 +937,9 @@ def _(tmp):
 
 
 def test_a_file_where_the_report_folder_goes_is_named_and_kept(tmp_path):
-    from qdlib.evaluate import Generation, score, write_report
+    from qdlib.evaluate import write_report
+    from qdlib.inference import Generation
+    from qdlib.metrics import score
 
     write(tmp_path, "eval", "my notes")
     with pytest.raises(NotADirectoryError, match="eval is a file where a folder is written"):

@@ -19,8 +19,8 @@ from qdlib.baselines import (
 )
 from qdlib.config import PROJECT_ROOT, load_config
 from qdlib.data import DataError, load_records, normalize_question, render_answer, render_prompt
-from qdlib.evaluate import generate, score, summarize
-from qdlib.metrics import bootstrap_ci
+from qdlib.inference import generate
+from qdlib.metrics import bootstrap_ci, score, summarize
 from qdlib.model import load_model
 from qdlib.splits import prepare_splits
 

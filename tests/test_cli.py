@@ -44,8 +44,8 @@ def test_failing_notebook_stops_the_run_and_is_kept_with_its_error(tmp_path, cap
 
 def test_qd_decompose_prompts_and_decodes_as_the_profile_says(tmp_path, monkeypatch, capsys):
     """Its instruction language and max_new_tokens (it used to ignore both, and cut at 128)."""
-    from qdlib import export
-    from qdlib.evaluate import Generation
+    from qdlib import inference
+    from qdlib.inference import Generation
 
     seen = {}
 
@@ -53,8 +53,8 @@ def test_qd_decompose_prompts_and_decodes_as_the_profile_says(tmp_path, monkeypa
         seen.update(settings)
         return [Generation("1. A?", True, [1]) for _ in questions]
 
-    monkeypatch.setattr(export, "generate", fake_generate)
-    monkeypatch.setattr(export, "load_exported", lambda path, trust_remote_code: (None, None))
+    monkeypatch.setattr(inference, "generate", fake_generate)
+    monkeypatch.setattr(inference, "load_exported", lambda path, trust_remote_code: (None, None))
     profile = tmp_path / "ko.yaml"
     profile.write_text("profile: ko\ndata: {language: ko}\nevaluation: {max_new_tokens: 40}\n")
     assert main(["decompose", "--model", str(tmp_path), "--profile", str(profile), "Q?"]) == 0

@@ -200,7 +200,7 @@ def test_example_with_nothing_to_train_is_refused_by_name(tiny_tokenizer):
 
 def test_profile_language_overrides_detection_everywhere(tiny_tokenizer):
     from qdlib.config import load_config
-    from qdlib.evaluate import generation_settings
+    from qdlib.inference import generation_settings
 
     cfg = load_config("cpu_tiny", data={"language": "ko"})
     settings = generation_settings(cfg)

@@ -104,7 +104,7 @@ def test_only_the_first_process_wrote_the_run_directory(launched):
 
 
 def test_the_adapter_loads_and_generates(launched):
-    from qdlib.evaluate import generate
+    from qdlib.inference import generate
     from qdlib.model import load_tokenizer, load_with_adapter
 
     run_dir, _ = launched

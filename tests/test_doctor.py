@@ -10,6 +10,7 @@ from collections import namedtuple
 
 import pytest
 import torch
+from conftest import set_offline
 
 from qdlib import doctor
 from qdlib.cli import main
@@ -76,7 +77,7 @@ def test_a_4bit_layer_that_computes_garbage_fails(monkeypatch):
 
 
 def test_hub_is_skipped_offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     hub = doctor.check_hub()
     assert hub.status == "ok" and "skipped: HF_HUB_OFFLINE=1" in hub.detail
 
@@ -218,7 +219,7 @@ def test_unreachable_hub_warns(monkeypatch):
         assert request.get_method() == "HEAD" and timeout == doctor.HUB_TIMEOUT_S
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    set_offline(monkeypatch, False)
     monkeypatch.setattr(doctor.urllib.request, "urlopen", no_network)
     check = doctor.check_hub()
     assert check.status == "warn" and "Name or service not known" in check.detail
@@ -229,7 +230,7 @@ def test_hub_that_answers_with_an_http_error_is_reachable(monkeypatch):
     def answers_405(request, timeout):
         raise urllib.error.HTTPError(request.full_url, 405, "Method Not Allowed", {}, None)
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    set_offline(monkeypatch, False)
     monkeypatch.setattr(doctor.urllib.request, "urlopen", answers_405)
     check = doctor.check_hub()
     assert check.status == "ok" and "HTTP 405" in check.detail

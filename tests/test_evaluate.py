@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from qdlib.evaluate import Generation, generate, parse_sub_questions, score, write_report
-from qdlib.metrics import aggregate, exact_match, normalize, score_example
+from qdlib.evaluate import write_report
+from qdlib.inference import Generation, generate
+from qdlib.metrics import (
+    aggregate,
+    exact_match,
+    normalize,
+    parse_sub_questions,
+    score,
+    score_example,
+)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +140,7 @@ def test_report_write_is_atomic(tmp_path, monkeypatch):
 def test_try_it_widget_shows_each_model(tiny_cfg, tiny_tokenizer):
     import ipywidgets
 
-    from qdlib.evaluate import try_it
+    from qdlib.inference import try_it
     from qdlib.model import load_model
 
     box = try_it({"base": load_model(tiny_cfg)}, tiny_tokenizer, max_new_tokens=4)
@@ -147,7 +155,7 @@ def test_try_it_widget_shows_each_model(tiny_cfg, tiny_tokenizer):
 
 
 def test_an_answer_cut_inside_a_character_ends_at_the_last_whole_one(tiny_tokenizer):
-    from qdlib.evaluate import decode_answer
+    from qdlib.inference import decode_answer
 
     ids = tiny_tokenizer("1. 서울뷁", add_special_tokens=False)["input_ids"]  # 뷁: not in the data
     assert len(tiny_tokenizer.decode(ids[-1:])) == 1 and ids[-1] != ids[-2]  # byte tokens
@@ -158,7 +166,7 @@ def test_an_answer_cut_inside_a_character_ends_at_the_last_whole_one(tiny_tokeni
 
 
 def test_an_answer_that_stopped_is_kept_whole(tiny_tokenizer):
-    from qdlib.evaluate import decode_answer
+    from qdlib.inference import decode_answer
 
     ids = tiny_tokenizer("1. 서울?", add_special_tokens=False)["input_ids"]
     done = decode_answer([*ids, tiny_tokenizer.eos_token_id, tiny_tokenizer.pad_token_id],
@@ -167,7 +175,7 @@ def test_an_answer_that_stopped_is_kept_whole(tiny_tokenizer):
 
 
 def test_scores_break_down_by_language_and_kind():
-    from qdlib.evaluate import summarize
+    from qdlib.metrics import summarize
 
     records = [
         {"question": "A와 B의 인구는?", "sub_questions": ["A?"], "kind": "comparison"},
@@ -241,3 +249,53 @@ def test_the_template_twin_is_the_same_kind_of_question_with_other_names():
     records = [target, born, other_kind, founded]
     assert template_twin(target, records) is founded
     assert template_twin(target, [target, other_kind]) is other_kind  # none of its kind: any
+
+
+def test_without_adapter_answers_exactly_as_the_base_model(trained, tiny_tokenizer):
+    """The untuned answers of lesson 05 and ``qd eval``: the tuned model with its adapters off,
+    not a second copy of the base, and the same logits and answers as that copy would give."""
+    import torch
+
+    from qdlib.inference import WithoutAdapter, generate
+    from qdlib.model import load_model, load_with_adapter
+
+    cfg, _, _, run_dir = trained
+    tuned = load_with_adapter(cfg, run_dir / "adapter")
+    base, untuned = load_model(cfg), WithoutAdapter(tuned)
+    ids = torch.tensor([tiny_tokenizer("How old is the capital of France?")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(untuned(input_ids=ids).logits, base(input_ids=ids).logits)
+        assert not torch.equal(tuned(input_ids=ids).logits, base(input_ids=ids).logits)
+    questions = ["Is Paris older than Rome?", "Who wrote Hamlet and when?"]
+    settings = {"max_new_tokens": 12, "progress": False}
+    assert generate(untuned, tiny_tokenizer, questions, **settings) == generate(
+        base, tiny_tokenizer, questions, **settings
+    )
+    assert tuned.active_adapters == ["default"]  # switched back on after each call
+
+
+def test_qd_eval_loads_the_base_weights_once(trained, tmp_path, monkeypatch):
+    """Every model built counts (``post_init`` ends each constructor), however it is loaded."""
+    from transformers import PreTrainedModel
+
+    from qdlib.data import load_records
+    from qdlib.scorecard import evaluate_run
+
+    cfg, _, _, run_dir = trained
+    built, post_init = [], PreTrainedModel.post_init
+
+    def counted(self):
+        built.append(type(self).__name__)
+        return post_init(self)
+
+    monkeypatch.setattr(PreTrainedModel, "post_init", counted)
+    records = load_records(run_dir / "data/eval.jsonl").records[:4]
+    evaluate_run(cfg, run_dir, records, tmp_path / "eval", test=[])
+    assert [name for name in built if name.endswith("ForCausalLM")] == ["LlamaForCausalLM"]
+
+
+def test_lesson_05_answers_untuned_from_the_tuned_models_weights():
+    from qdlib.config import PROJECT_ROOT
+
+    lesson = (PROJECT_ROOT / "notebooks/src/05_evaluate.py").read_text(encoding="utf-8")
+    assert "load_model(" not in lesson and "WithoutAdapter(tuned_model)" in lesson

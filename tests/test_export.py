@@ -86,8 +86,8 @@ def test_export_folders_are_safetensors_with_chat_template(exported):
 @slow
 def test_merged_export_reloaded_without_qdlib_matches_base_plus_adapter(exported):
     from qdlib.data import load_records
-    from qdlib.evaluate import generate
     from qdlib.export import parity_with_plain_transformers
+    from qdlib.inference import generate
     from qdlib.model import load_with_adapter
 
     cfg, tok, run_dir, _, merged = exported
@@ -160,7 +160,7 @@ def test_qd_decompose_names_a_bad_folder(tmp_path, capsys):
 
 def test_question_file_errors_name_the_line(tmp_path):
     from qdlib.data import DataError
-    from qdlib.export import read_questions
+    from qdlib.inference import read_questions
 
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "A?"}\n{"q": "B?"}\n', encoding="utf-8")
@@ -169,9 +169,11 @@ def test_question_file_errors_name_the_line(tmp_path):
 
 
 def test_model_card_describes_the_run(tmp_path, tiny_cfg, tiny_tokenizer):
-    from qdlib.evaluate import Generation, score, write_report
+    from qdlib.evaluate import write_report
     from qdlib.export import model_card
+    from qdlib.inference import Generation
     from qdlib.io import atomic_write_json
+    from qdlib.metrics import score
 
     card = model_card(tiny_cfg, tmp_path, tiny_tokenizer)
     assert "Not evaluated" in card and f"r={tiny_cfg.lora.r}" in card
@@ -213,3 +215,13 @@ def test_gguf_runs_the_configured_converter(tmp_path):
     out = convert_to_gguf(tmp_path / "merged", tmp_path / "m.gguf", str(llama), "q8_0")
     written = out.read_text(encoding="utf-8")
     assert written.startswith(str(tmp_path / "merged")) and "--outtype q8_0" in written
+
+
+def test_parity_of_no_questions_is_an_error_not_100_percent():
+    from qdlib.export import parity
+    from qdlib.inference import Generation
+
+    with pytest.raises(ValueError, match="no questions to compare"):
+        parity([], [], [])
+    same, other = Generation("1. A?", True, [1, 2]), Generation("1. B?", True, [1, 3])
+    assert parity(["q", "r"], [same, same], [same, other]).rate == 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import set_offline
 
 from qdlib import hub
 
@@ -37,16 +38,17 @@ def test_the_environment_then_dotenv_then_the_login(no_token, monkeypatch):
     assert hub.hub_token() == "hf_fromenv"
 
 
-def test_push_skips_without_token_or_offline(no_token, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    assert "skipped: no token" in hub.push_to_hub(no_token, "me/model")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_push_without_a_token_fails_and_offline_is_skipped(no_token, monkeypatch):
+    set_offline(monkeypatch, False)
+    with pytest.raises(hub.PushError, match="no token"):
+        hub.push_to_hub(no_token, "me/model")
+    set_offline(monkeypatch, True)
     assert "skipped: offline" in hub.push_to_hub(no_token, "me/model")
 
 
-def test_token_never_appears_in_push_messages(tmp_path, monkeypatch, capsys):
+def test_a_failed_push_raises_with_the_hubs_message_never_the_token(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", PLANTED)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    set_offline(monkeypatch, False)
 
     class FailingApi:
         def __init__(self, token):
@@ -56,6 +58,8 @@ def test_token_never_appears_in_push_messages(tmp_path, monkeypatch, capsys):
             raise PermissionError(f"401 for token {self.token}")
 
     monkeypatch.setattr(hub, "HfApi", FailingApi)
-    message = hub.push_to_hub(tmp_path, "me/model")
-    assert "failed" in message and PLANTED not in message and "***" in message
+    with pytest.raises(hub.PushError) as failed:
+        hub.push_to_hub(tmp_path, "me/model")
+    message = str(failed.value)
+    assert "failed: PermissionError: 401" in message and PLANTED not in message and "***" in message
     assert PLANTED not in capsys.readouterr().out

@@ -8,7 +8,7 @@ from peft import LoraConfig, TaskType
 from peft.tuners.lora import LoraLayer
 
 from qdlib.config import ConfigError, load_config
-from qdlib.lora import attach_lora, load_lora_config, lora_config, save_lora_config
+from qdlib.lora import attach_lora, lora_config, save_lora_config
 from qdlib.model import load_model
 
 
@@ -40,12 +40,12 @@ def test_the_hand_written_lora_config_equals_qdlibs(tiny_cfg, tiny_model):
 
 
 def adapted_layers(tmp_path, **lora):
-    """The LoRA layers lessons 03 and 04 build: the profile's config goes through lora.json
+    """The LoRA layers lessons 03 and 04 build: the profile's config goes through lora/
     (saved in 03, read back in 04) and attach_lora wraps a fresh tiny model with it."""
     cfg = load_config("cpu_tiny", lora={"target_modules": ["q_proj", "down_proj"], **lora})
     model = load_model(cfg)
-    save_lora_config(lora_config(cfg, model), tmp_path / "lora.json")
-    peft_model = attach_lora(model, load_lora_config(tmp_path / "lora.json"), seed=cfg.seed)
+    save_lora_config(lora_config(cfg, model), tmp_path / "lora")
+    peft_model = attach_lora(model, LoraConfig.from_pretrained(tmp_path / "lora"), seed=cfg.seed)
     layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
     assert len(layers) == 2 * cfg.model.tiny.num_layers
     return layers

@@ -235,7 +235,8 @@ def test_the_template_with_other_names_keeps_sari_and_loses_content_recall():
     from names. SARI still gives most of the credit; content recall gives next to none."""
     from qdlib.config import PROJECT_ROOT
     from qdlib.data import load_records, render_answer
-    from qdlib.evaluate import Generation, score, summarize
+    from qdlib.inference import Generation
+    from qdlib.metrics import score, summarize
 
     teaching = load_records(PROJECT_ROOT / "data/teaching/decompose_teach.jsonl").records
     same_template: dict[tuple[str, str], list[dict]] = {}

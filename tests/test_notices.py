@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import nbformat
 import pytest
@@ -18,6 +19,7 @@ from conftest import FORCE_AVX512BF16
 
 from qdlib.config import PROJECT_ROOT
 from qdlib.course import private_kernel
+from qdlib.notices import install_notice_filters
 
 KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
 TCP_WARNING = "Kernel is running over TCP without encryption"
@@ -195,3 +197,17 @@ def test_the_plain_peft_calls_of_the_lessons_print_no_deprecation_notice():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "is_gradient_checkpointing" not in done.stdout + done.stderr
+
+
+def test_an_unknown_future_warning_inside_a_load_still_reaches_the_learner():
+    from qdlib.notices import KNOWN_WARNINGS, quiet_hf
+
+    with pytest.warns(FutureWarning, match="a new deprecation"), quiet_hf():
+        warnings.warn("a new deprecation, not in KNOWN_WARNINGS", FutureWarning, stacklevel=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        install_notice_filters()
+        with quiet_hf():
+            for known in KNOWN_WARNINGS:  # each named one is ignored, and only those
+                warnings.warn(f"{known} (as the library says it)", FutureWarning, stacklevel=1)
+    assert caught == []

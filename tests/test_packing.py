@@ -15,7 +15,7 @@ from qdlib.lora import attach_lora, lora_config
 from qdlib.memory import ARCHITECTURES, hf_config
 from qdlib.model import load_model
 from qdlib.splits import prepare_splits
-from qdlib.train import build_trainer, check_packing, data_collator, packing_cross_talk
+from qdlib.train import build_trainer, check_packing, data_collator
 
 ATOL = 1e-4
 
@@ -87,9 +87,10 @@ def test_real_architecture_packed_logits_equal_alone(name, layers):
     torch.manual_seed(1)
     seqs = [torch.randint(10, 5000, (n,)).tolist() for n in (23, 7, 41, 12)]
     model.config.use_cache = False  # what build_trainer does
-    assert packing_cross_talk(model, seqs) < ATOL
+    assert check_packing(model, seqs, torch.float32) < ATOL
     model.config.use_cache = True  # the pitfall: a KV cache silently turns packing detection off
-    assert packing_cross_talk(model, seqs) > 100 * ATOL
+    with pytest.raises(ValueError, match="packed examples see each other"):
+        check_packing(model, seqs, torch.float32)
 
 
 def test_check_packing_refuses_a_model_that_leaks(tiny_cfg, examples):

@@ -176,3 +176,22 @@ def test_resuming_a_finished_run_trains_no_step_more(tmp_path):
     assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 4
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
     assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_course_run_trains_no_step_more(tmp_path):
+    """``qd run --resume`` goes through lesson 04's own Trainer, which must stop as ``qd train``
+    does (the same StopWhenFinished), not train one step more."""
+    run_dir = tmp_path / "run"
+    params = [a for k, v in SMALL.items() for a in ("-p", k, v)]
+    params += ["-p", "training.max_steps", "4", "-p", "training.lr_scheduler", "constant"]
+    cmd = [sys.executable, "-m", "qdlib.cli", "run", "--profile", "cpu_tiny", "--run-dir"]
+    lessons = ["--only", "01_data_format", "03_lora_config", "04_train"]
+    run_to_end([*cmd, str(run_dir), *params, *lessons])
+    adapter = (run_dir / "adapter/adapter_model.safetensors").read_bytes()
+    run_to_end([*cmd, str(run_dir), *params, "--resume", "--only", "04_train"])
+    executed = (run_dir / "notebooks/04_train.ipynb").read_text(encoding="utf-8")
+    assert "nothing left to train" in executed
+    assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 4
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
+    assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter

@@ -8,7 +8,7 @@ import pytest
 
 from qdlib.config import load_config
 from qdlib.data import normalize_question
-from qdlib.evaluate import Generation
+from qdlib.inference import Generation
 from qdlib.model import load_model
 from qdlib.scorecard import (
     build_scorecard,

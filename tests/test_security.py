@@ -106,7 +106,7 @@ RUN_FILES = (
     "data/train.jsonl",
     "data/report.json",
     "model.json",
-    "lora.json",
+    "lora/adapter_config.json",
     "checkpoints/checkpoint-10/trainer_state.json",
     "checkpoints/checkpoint-10/training_args.bin",
     "checkpoints/checkpoint-10/optimizer.pt",

@@ -22,6 +22,7 @@ LAYERS = {
     "qdlib.splits": 5, "qdlib.datacheck": 5,
     "qdlib.model": 6,  # 02
     "qdlib.lora": 7,  # 03
+    "qdlib.inference": 7,  # answering with a model: 02, 05, 06, qd decompose
     "qdlib.train": 8,  # 04
     "qdlib.evaluate": 9,  # 05
     "qdlib.export": 10,  # 06
@@ -146,3 +147,62 @@ def test_the_block_finder_finds_a_copy(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(globals(), "PROJECT_ROOT", tmp_path)
         assert len(repeated_blocks(sorted(tmp_path.glob("*.py")))) == 1
+
+
+# ---------------------------------------------------------------- one way to build a Trainer
+
+# Every way of training, and the function in it that builds the Trainer.
+TRAINING_ENTRY_POINTS = {
+    "qdlib/course.py": "run_trainer",  # qd train
+    "qdlib/experiments.py": "train_variant",  # lesson 03's rank experiment
+    "tests/conftest.py": "short_run",  # the tests' trained runs
+    "scripts/gpu_check.py": "measure",  # the GPU check
+}
+# Files that may call build_trainer directly: the builder itself, lesson 04 (which compares its
+# hand-built Trainer with the builder's) and the builder's own tests (models with planted weights).
+BUILD_TRAINER_CALLERS = {
+    "qdlib/train.py", "notebooks/src/04_train.py", "tests/test_packing.py", "tests/test_train.py"
+}  # fmt: skip
+
+
+def called_names(node: ast.AST) -> set[str]:
+    """Names of the functions called anywhere under ``node`` (``f(...)`` and ``x.f(...)``)."""
+    found = set()
+    for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+        func = call.func
+        found.add(func.id if isinstance(func, ast.Name) else getattr(func, "attr", ""))
+    return found
+
+
+def function(path: Path, name: str) -> ast.AST:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+@pytest.mark.parametrize("path, name", sorted(TRAINING_ENTRY_POINTS.items()))
+def test_every_training_entry_point_builds_with_train_setup(path, name):
+    calls = called_names(function(PROJECT_ROOT / path, name))
+    assert "setup" in calls, f"{path}:{name} must build its Trainer with qdlib.train.setup"
+    assert not calls & {"Trainer", "build_trainer", "attach_lora", "load_model"}, calls
+
+
+def test_setup_is_the_only_wiring_and_lesson_04_checks_its_own_against_it():
+    assert {"load_model", "attach_lora", "build_trainer"} <= called_names(
+        function(QDLIB / "train.py", "setup")
+    )
+    folders = ("qdlib", "scripts", "tests", "notebooks/src")
+    files = [p for f in folders for p in (PROJECT_ROOT / f).rglob("*.py")]
+    calling = {
+        str(p.relative_to(PROJECT_ROOT))
+        for p in files
+        if "build_trainer" in called_names(ast.parse(p.read_text(encoding="utf-8")))
+    }
+    assert calling == BUILD_TRAINER_CALLERS
+    constructing = {
+        str(p.relative_to(PROJECT_ROOT))
+        for p in files
+        if "Trainer" in called_names(ast.parse(p.read_text(encoding="utf-8")))
+    }
+    assert constructing == {"qdlib/train.py", "notebooks/src/04_train.py"}
+    lesson = (PROJECT_ROOT / "notebooks/04_train.ipynb").read_text(encoding="utf-8")
+    assert "the same as qdlib's build_trainer: True" in lesson

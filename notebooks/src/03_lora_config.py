@@ -139,8 +139,8 @@ for r in (4, 8, 16, 32, 64):
 # %%
 from qdlib.lora import save_lora_config
 
-save_lora_config(lora_cfg, run / "lora.json")
-print("saved", (run / "lora.json").name)
+save_lora_config(lora_cfg, run / "lora")  # lora_cfg.save_pretrained, written whole
+print("saved", sorted(p.name for p in (run / "lora").iterdir()))
 
 # %% [markdown]
 # ## What rank, DoRA and rsLoRA buy: an experiment on the real model

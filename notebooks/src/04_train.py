@@ -36,13 +36,14 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from peft import LoraConfig
+
 from qdlib.data import load_records, tokenize_splits
-from qdlib.lora import load_lora_config
 from qdlib.model import load_tokenizer
 
 train_records = load_records(run.require("data/train.jsonl")).records
 eval_records = load_records(run.require("data/eval.jsonl")).records
-lora_cfg = load_lora_config(run.require("lora.json"))
+lora_cfg = LoraConfig.from_pretrained(run.require("lora"))  # what lesson 03 saved
 tokenizer = load_tokenizer(cfg)
 tokenized = tokenize_splits(train_records, eval_records, tokenizer, cfg.data.max_seq_length,
                             cfg.data.language)
@@ -159,21 +160,23 @@ print("the same as training_arguments(cfg):",
 # The model with its adapters (as lesson 03 made it), the arguments, the data and the collator.
 # Two details matter for packing: the model's KV cache is for generation, and left on during
 # training it would also switch off the per-example attention blocks, so it goes off; and
-# `check_packing` proves on this very model that packed examples cannot see each other.
-# `build_trainer(...)` in qdlib is this same cell.
+# `check_packing` proves on this very model that packed examples cannot see each other. One
+# callback matters for resuming: the Trainer checks its step limit only *after* a step, so a
+# finished run resumed would train one step too many; `StopWhenFinished` stops it first.
 #
 # > **[한국어]** **`Trainer`.** 어댑터를 붙인 모델(03번처럼), 인자, 데이터, 콜레이터를 넘깁니다.
 # > 패킹에는 두 가지가 중요합니다. 모델의 KV 캐시는 생성용이라, 학습 중에 켜 두면 예제별 어텐션
 # > 블록도 꺼지므로 끕니다. 그리고 `check_packing`이 바로 이 모델에서 패킹된 예제끼리 서로 보지
-# > 못함을 증명합니다. qdlib의 `build_trainer(...)`가 바로 이 셀입니다.
+# > 못함을 증명합니다. 이어 학습하기에는 콜백 하나가 중요합니다. Trainer는 step 한도를 step을 *마친
+# > 뒤에야* 확인하므로, 끝난 학습을 이어 가면 한 step을 더 학습합니다. `StopWhenFinished`가 그 전에
+# > 멈춥니다.
 
 # %%
 from transformers import Trainer, set_seed
 
-from qdlib.evaluate import watch_generation
 from qdlib.lora import attach_lora
 from qdlib.model import load_model
-from qdlib.train import check_packing
+from qdlib.train import StopWhenFinished, check_packing, watch_generation
 
 set_seed(cfg.seed)
 peft_model = attach_lora(load_model(cfg), lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
@@ -187,10 +190,30 @@ trainer = Trainer(
     eval_dataset=tokenized.eval if cfg.training.eval_steps else None,
     data_collator=collator,
     processing_class=tokenizer,
+    callbacks=[StopWhenFinished()],  # a finished run, resumed, trains no step more
 )
 watch_generation(trainer, cfg, eval_records)  # with evaluation.generate_every: task metrics too
 print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps} accumulation, "
       f"lr {t.learning_rate}, {t.optimizer}, {len(tokenized.train)} examples")
+
+# %% [markdown]
+# `qd train` and every other way of training in qdlib build their Trainer with one function,
+# `qdlib.train.setup`: load the model, attach the adapters, then `build_trainer`. Built from the
+# same model, `build_trainer` must give a Trainer equal to the one above in everything that
+# decides the training: the arguments, the dtype, the collator, the callbacks, the data.
+#
+# > **[한국어]** `qd train`을 비롯해 qdlib에서 학습하는 모든 길은 함수 하나,
+# > `qdlib.train.setup`으로 Trainer를 만듭니다. 모델을 불러오고, 어댑터를 붙이고, `build_trainer`를
+# > 부릅니다. 같은 모델로 만들면 `build_trainer`의 Trainer는 학습을 정하는 모든 것(인자, dtype,
+# > 콜레이터, 콜백, 데이터)에서 위의 Trainer와 같아야 합니다.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from qdlib.train import build_trainer, trainer_facts
+
+built = build_trainer(peft_model, tokenizer, tokenized, cfg, run / "checkpoints", eval_records)
+print("callbacks:", trainer_facts(trainer)["callbacks"])
+print("the same as qdlib's build_trainer:", trainer_facts(trainer) == trainer_facts(built))
 
 # %% [markdown]
 # ## Train
@@ -209,11 +232,14 @@ print(f"{t.epochs} epochs, batch {t.batch_size} x {t.gradient_accumulation_steps
 # > 때문입니다.
 
 # %%
-from qdlib.train import resume_point
+from qdlib.train import NothingLeftToTrain, resume_point
 
 checkpoint = resume_point(run / "checkpoints") if resume else None  # none complete: an error
-result = trainer.train(resume_from_checkpoint=checkpoint)
-print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
+try:
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    print(f"{result.global_step} steps in {result.metrics['train_runtime']:.0f}s")
+except NothingLeftToTrain as done:  # raised by StopWhenFinished, before any step
+    print(f"nothing left to train: {checkpoint} is at {done}")
 
 # %% [markdown]
 # ## Save the adapter, and read the loss curve

@@ -31,25 +31,33 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
                         training=training, evaluation=evaluation, export=export)
 
 # %% [markdown]
-# ## The questions and the two models
-# The held-out split from lesson 01 (capped at `evaluation.max_samples`), the base model as
-# lesson 02 loaded it, and the same base with the adapter of lesson 04 on top. Lesson 06 shows
-# the plain `PeftModel.from_pretrained` call that `load_with_adapter` makes.
+# ## The questions and the two models, from one copy of the weights
+# The held-out split from lesson 01 (capped at `evaluation.max_samples`), and the base with the
+# adapter of lesson 04 on top. Lesson 06 shows the plain `PeftModel.from_pretrained` call that
+# `load_with_adapter` makes. The untuned model is *the same object* with its adapters switched
+# off (`with tuned_model.disable_adapter(): ...`, peft's switch, around each call): a LoRA layer
+# then computes `W x` alone, which is exactly the base model. A second copy of the base would
+# double the memory: on a 7B model, 15 GB more.
 #
-# > **[한국어]** **질문과 두 모델.** 01번의 평가 분할(최대 `evaluation.max_samples`개), 02번처럼
-# > 불러온 기본 모델, 그리고 같은 기본 모델 위에 04번의 어댑터(adapter)를 얹은 모델입니다.
-# > `load_with_adapter`가 부르는 `PeftModel.from_pretrained` 호출은 06번에서 직접 봅니다.
+# > **[한국어]** **질문과 두 모델, 가중치 한 벌로.** 01번의 평가 분할(최대
+# > `evaluation.max_samples`개), 그리고 기본 모델 위에 04번의 어댑터(adapter)를 얹은 모델입니다.
+# > `load_with_adapter`가 부르는 `PeftModel.from_pretrained` 호출은 06번에서 직접 봅니다. 학습 전
+# > 모델은 *같은 객체*에서 어댑터만 끈 것입니다(호출마다 peft의 스위치
+# > `with tuned_model.disable_adapter(): ...`). 그러면 LoRA 층은 `W x`만 계산하므로 기본 모델과
+# > 똑같습니다. 기본 모델을 한 벌 더 불러오면 메모리가 두 배가 됩니다. 7B 모델이면 15 GB가 더
+# > 듭니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from qdlib.data import load_records
-from qdlib.model import load_model, load_tokenizer, load_with_adapter
+from qdlib.inference import WithoutAdapter
+from qdlib.model import load_tokenizer, load_with_adapter
 
 eval_records = load_records(run.require("data/eval.jsonl")).records[: cfg.evaluation.max_samples]
 questions = [r["question"] for r in eval_records]
 tokenizer = load_tokenizer(cfg)
-base_model = load_model(cfg)
 tuned_model = load_with_adapter(cfg, run.require("adapter/adapter_config.json").parent)
+base_model = WithoutAdapter(tuned_model)  # the same weights, adapters off around each call
 print(len(questions), "questions")
 
 # %% [markdown]
@@ -112,7 +120,7 @@ print(prompt + tokenizer.decode(answer_ids))
 # > 생성한 답과 같습니다.
 
 # %%
-from qdlib.evaluate import generate, generation_settings
+from qdlib.inference import generate, generation_settings
 
 settings = generation_settings(cfg)  # batch size, max_new_tokens, instruction language
 base_outputs = generate(base_model, tokenizer, questions, **settings)
@@ -159,7 +167,8 @@ print("qdlib's answer is the hand-made one:", answer_ids == by_hand)
 # %%
 from IPython.display import Markdown, display
 
-from qdlib.evaluate import compare_table, score, summarize, write_report
+from qdlib.evaluate import compare_table, write_report
+from qdlib.metrics import score, summarize
 
 train_records = load_records(run.require("data/train.jsonl")).records
 seen = [r["question"] for r in train_records]  # tells names from template words
@@ -487,7 +496,7 @@ Markdown(report[report.index("## Best"):])
 # > **[한국어]** **직접 해 보기.** 질문을 입력하고 두 모델의 답을 나란히 비교하세요.
 
 # %%
-from qdlib.evaluate import try_it
+from qdlib.inference import try_it
 
 try_it({"base": base_model, "tuned": tuned_model}, tokenizer, question=questions[0], **settings)
 

@@ -139,8 +139,8 @@ print(len(saved), "tensors; saved = merged by hand:",
 
 # %%
 from qdlib.data import load_records
-from qdlib.evaluate import generate, generation_settings
 from qdlib.export import parity_with_plain_transformers
+from qdlib.inference import generate, generation_settings
 from qdlib.model import load_tokenizer, load_with_adapter
 
 tokenizer = load_tokenizer(cfg)
