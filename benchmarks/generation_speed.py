@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from qdlib.config import PROJECT_ROOT, load_config
+from qdlib.files import atomic_write_json, atomic_write_text
 from qdlib.inference import generate
-from qdlib.io import atomic_write_json, atomic_write_text
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
 from qdlib.splits import prepare_splits
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from qdlib.config import PROJECT_ROOT
-from qdlib.io import atomic_write_json, atomic_write_text
+from qdlib.files import atomic_write_json, atomic_write_text
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 CASES = [(1, 256, False), (4, 256, False), (2, 512, False), (4, 256, True), (2, 512, True)]

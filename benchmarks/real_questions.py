@@ -35,8 +35,8 @@ from qdlib.baselines import (
 )
 from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import load_records
+from qdlib.files import atomic_write_json, atomic_write_text
 from qdlib.inference import Generation, generate
-from qdlib.io import atomic_write_json, atomic_write_text
 from qdlib.metrics import score
 from qdlib.model import load_model, load_tokenizer, load_with_adapter
 from qdlib.runs import existing_run

@@ -178,7 +178,7 @@ def data_check_command(args: argparse.Namespace) -> int:
     """``qd data check``: print the data report; 1 when records are invalid or eval leaks."""
     from qdlib.config import PROJECT_ROOT
     from qdlib.datacheck import check_data
-    from qdlib.io import atomic_write_json
+    from qdlib.files import atomic_write_json
 
     cfg = load_config(args.profile)
     tokenizer = None

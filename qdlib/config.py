@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from qdlib.io import NotUTF8, read_utf8
+from qdlib.files import NotUTF8, read_utf8
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

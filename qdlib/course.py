@@ -24,7 +24,7 @@ from traitlets.config import Config as KernelSettings
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import load_records, tokenize_splits
-from qdlib.io import atomic_write_json, write_jsonl
+from qdlib.files import atomic_write_json, write_jsonl
 from qdlib.lora import save_lora_config
 from qdlib.model import load_tokenizer
 from qdlib.runs import (

@@ -20,8 +20,8 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from qdlib import io
-from qdlib.io import BadLine, jsonl_lines
+from qdlib import files
+from qdlib.files import BadLine, jsonl_lines
 
 IGNORE_INDEX = -100
 # "#2" in a step means the answer of step 2 (StrategyQA, BREAK and MuSiQue write it so)
@@ -204,8 +204,8 @@ def check_readable_file(path: Path) -> None:
 def read_utf8(path: Path) -> str:
     """The file's text, or a :class:`DataError` naming the line that is not UTF-8."""
     try:
-        return io.read_utf8(path)
-    except io.NotUTF8 as exc:
+        return files.read_utf8(path)
+    except files.NotUTF8 as exc:
         raise DataError(str(exc)) from None
 
 

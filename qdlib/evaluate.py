@@ -14,7 +14,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from qdlib.io import (
+from qdlib.files import (
     atomic_dir,
     atomic_write_json,
     atomic_write_text,

@@ -24,8 +24,8 @@ from transformers import AutoTokenizer
 from qdlib.config import Config
 from qdlib.data import INSTRUCTIONS, prompt_ids, render_prompt
 from qdlib.evaluate import compare_table
+from qdlib.files import atomic_dir, read_json
 from qdlib.inference import decode_answer
-from qdlib.io import atomic_dir, read_json
 from qdlib.model import load_with_adapter, weights_source
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from qdlib.data import DataError, items_of, prompt_ids, read_utf8
-from qdlib.io import BadLine, read_json
+from qdlib.files import BadLine, read_json
 from qdlib.metrics import parse_sub_questions
 from qdlib.model import attach_adapter, check_adapter, device, resolve_dtype
 from qdlib.notices import quiet_hf

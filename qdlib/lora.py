@@ -18,7 +18,7 @@ from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_tr
 from transformers import set_seed
 
 from qdlib.config import Config, ConfigError
-from qdlib.io import atomic_dir
+from qdlib.files import atomic_dir
 from qdlib.notices import quiet_hf
 
 

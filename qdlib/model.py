@@ -31,11 +31,11 @@ from transformers import (
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
 from qdlib.data import load_records, prompt_messages, render_answer
-from qdlib.io import atomic_dir, read_json, safetensors_problem
+from qdlib.files import atomic_dir, read_json, safetensors_problem
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import allow_remote_code, pretrained
 from qdlib.runs import RunDirError
-from qdlib.weights import WeightsSource, cache_dir, resolve_weights
+from qdlib.weights import WeightsSource, cache_dir, weights_for
 
 TINY_FORMAT_VERSION = "3"  # 3: no token holds part of two characters; system-turn prompts
 TINY_CORPUS = ("data/teaching/decompose_teach.jsonl", "data/examples/sample_train.jsonl")
@@ -222,12 +222,7 @@ def weights_source(cfg: Config) -> WeightsSource:
     if cfg.model.name == "tiny":
         detail = f"built from seed {cfg.seed}: random weights, tokenizer trained on bundled data"
         return WeightsSource(str(build_tiny_model(cfg)), "tiny", detail)
-    return resolve_weights(cfg)
-
-
-def model_path(cfg: Config) -> str:
-    """What ``from_pretrained`` gets (a folder or a hub id): see :func:`weights_source`."""
-    return weights_source(cfg).path
+    return weights_for(cfg.model.name, cfg.model.revision, cfg.resolve_path(cfg.model.name))
 
 
 def load_tokenizer(cfg: Config) -> Any:
@@ -237,7 +232,7 @@ def load_tokenizer(cfg: Config) -> Any:
     with -100, so the EOS that ends each answer keeps its label.
     """
     tok = pretrained(
-        AutoTokenizer, model_path(cfg), allow_remote_code(cfg), revision=cfg.model.revision
+        AutoTokenizer, weights_source(cfg).path, allow_remote_code(cfg), revision=cfg.model.revision
     )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -252,7 +247,7 @@ def load_model(cfg: Config, quantized: bool = True) -> Any:
     if quantized and cfg.model.quantization != "none":
         check_quantization(cfg.model.quantization, on)
         qcfg = quantization_config(cfg, dtype)
-    path = model_path(cfg)
+    path = weights_source(cfg).path
     with quiet_hf():
         return pretrained(
             AutoModelForCausalLM,

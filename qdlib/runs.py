@@ -18,7 +18,7 @@ The contract (``qd run`` and ``qd train``; :func:`writing_run`):
 5. A failed or interrupted attempt leaves its evidence and ``.qdlib-run.json`` says how it
    ended; the same command retried keeps that attempt beside the folder (``<name>.failed-1``)
    and starts again. Ctrl-C ends with one line that says what was kept and how to resume.
-6. Every file is written whole (:mod:`qdlib.io`): reports (``eval/``) and exports as whole
+6. Every file is written whole (:mod:`qdlib.files`): reports (``eval/``) and exports as whole
    folders, into a temporary name that replaces the old one once complete.
 7. An adapter is checked before generating or merging with it: its weights whole
    (:func:`qdlib.model.check_adapter`), and made for this base model
@@ -40,7 +40,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from qdlib.config import Config, load_config, qdlib_home
-from qdlib.io import atomic_write_json, atomic_write_text, read_json, read_utf8
+from qdlib.files import atomic_write_json, atomic_write_text, read_json, read_utf8
 
 STATUS = ".qdlib-run.json"  # how the last qd run / qd train attempt on a run directory ended
 LESSONS = (

@@ -35,7 +35,7 @@ from qdlib.data import (
     read_utf8,
     record_problem,
 )
-from qdlib.io import BadLine, jsonl_lines
+from qdlib.files import BadLine, jsonl_lines
 
 FORMATS = ("records", "strategyqa", "break", "musique")
 REF_WORDS = {"en": "the answer to step {k}", "ko": "{k}단계의 답"}

@@ -38,8 +38,7 @@ from transformers.trainer_utils import sort_checkpoints
 
 from qdlib.config import Config
 from qdlib.data import IGNORE_INDEX, TokenizedSplits
-from qdlib.inference import generate, generation_settings
-from qdlib.io import (
+from qdlib.files import (
     atomic_dir,
     atomic_write_json,
     read_json,
@@ -47,6 +46,7 @@ from qdlib.io import (
     save_figure,
     zip_problem,
 )
+from qdlib.inference import generate, generation_settings
 from qdlib.lora import attach_lora, lora_config
 from qdlib.metrics import score, summarize
 from qdlib.model import device, load_model, resolve_dtype

@@ -26,7 +26,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from qdlib.config import Config, ConfigError, qdlib_home
-from qdlib.io import atomic_dir
+from qdlib.files import atomic_dir
 from qdlib.notices import quiet_hf
 from qdlib.remote_code import pretrained
 
@@ -182,18 +182,11 @@ def hub_snapshot(hub_id: str, revision: str | None, local_only: bool) -> Path | 
         return None  # a wrong revision, a gated repo, a full disk: raised, never a silent fallback
 
 
-def resolve_weights(cfg: Config) -> WeightsSource:
-    """Decide once where ``model.name`` loads from (see the module docstring for the order).
-
-    Only models in :data:`PACKAGED` are resolved here; other hub ids are left to
-    ``from_pretrained``, which uses the hub or its cache as usual.
-    """
-    return weights_for(cfg.model.name, cfg.model.revision, cfg.resolve_path(cfg.model.name))
-
-
 def weights_for(name: str, revision: str | None = None, local: Path | None = None) -> WeightsSource:
-    """:func:`resolve_weights` for a bare name: a folder (``local``, else ``name`` as a path) or
-    a hub id, e.g. the base model an adapter's ``adapter_config.json`` names."""
+    """Where a model loads from, decided once: a folder (``local``, else ``name`` as a path), a
+    hub id (the hub or its cache), or, for a model in :data:`PACKAGED` that neither has, its
+    packaged GGUF (see the module docstring for the order). A profile's model goes through
+    :func:`qdlib.model.weights_source`; an adapter's ``base_model_name_or_path`` comes here."""
     local = Path(name).expanduser() if local is None else local
     if local.exists():
         return WeightsSource(str(local), "local folder", f"the local folder {name}")

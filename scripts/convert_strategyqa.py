@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from qdlib.data import DataError, LoadResult, normalize_question, read_utf8
-from qdlib.io import BadLine, jsonl_lines, write_jsonl
+from qdlib.files import BadLine, jsonl_lines, write_jsonl
 from qdlib.sources import strategyqa
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "data" / "strategyqa"

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from qdlib.config import PROJECT_ROOT, load_config
-from qdlib.io import atomic_write_json, atomic_write_text
+from qdlib.files import atomic_write_json, atomic_write_text
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 GiB = 2**30

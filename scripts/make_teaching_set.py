@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qdlib.io import write_jsonl
+from qdlib.files import write_jsonl
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "data" / "teaching" / "decompose_teach.jsonl"
 DEFAULT_PER_TEMPLATE = 90

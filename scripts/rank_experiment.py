@@ -16,7 +16,7 @@ import torch
 
 from qdlib.config import PROJECT_ROOT, load_config
 from qdlib.experiments import plot_rank_experiment, rank_experiment, rank_table
-from qdlib.io import atomic_write_json, atomic_write_text, save_figure
+from qdlib.files import atomic_write_json, atomic_write_text, save_figure
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 

@@ -18,7 +18,7 @@ import pytest
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import tokenize_splits
-from qdlib.io import write_jsonl
+from qdlib.files import write_jsonl
 from qdlib.model import load_tokenizer
 from qdlib.runs import open_run
 from qdlib.splits import prepare_splits

@@ -171,8 +171,8 @@ def test_question_file_errors_name_the_line(tmp_path):
 def test_model_card_describes_the_run(tmp_path, tiny_cfg, tiny_tokenizer):
     from qdlib.evaluate import write_report
     from qdlib.export import model_card
+    from qdlib.files import atomic_write_json
     from qdlib.inference import Generation
-    from qdlib.io import atomic_write_json
     from qdlib.metrics import score
 
     card = model_card(tiny_cfg, tmp_path, tiny_tokenizer)

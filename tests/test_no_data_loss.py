@@ -10,7 +10,7 @@ from test_resume import fake_checkpoint
 
 from qdlib.cli import main
 from qdlib.config import load_config
-from qdlib.io import atomic_dir, atomic_write_json, atomic_write_text
+from qdlib.files import atomic_dir, atomic_write_json, atomic_write_text
 
 
 def a_run(tmp_path):

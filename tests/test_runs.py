@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qdlib.config import CHECKOUT
-from qdlib.io import atomic_write_text
+from qdlib.files import atomic_write_text
 from qdlib.runs import RunDirError, default_run_dir, open_run, runs_root
 from qdlib.weights import cache_dir
 

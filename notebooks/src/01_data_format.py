@@ -310,7 +310,7 @@ print(tokenized.report())
 # > **[한국어]** **다음 노트북을 위해 분할을 저장합니다.**
 
 # %%
-from qdlib.io import atomic_write_json, write_jsonl
+from qdlib.files import atomic_write_json, write_jsonl
 
 write_jsonl(run / "data/train.jsonl", splits.train)
 write_jsonl(run / "data/eval.jsonl", splits.eval)

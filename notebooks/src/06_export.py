@@ -75,10 +75,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from qdlib.model import model_path, resolve_dtype
+from qdlib.model import resolve_dtype, weights_source
 
 base = AutoModelForCausalLM.from_pretrained(
-    model_path(cfg),
+    weights_source(cfg).path,  # the base's folder (or hub id), as lesson 02 found it
     dtype=resolve_dtype(cfg.model.dtype),  # no quantization_config: merge in full precision
     trust_remote_code=False,  # never run code that ships with a model folder, unless you trust it
     use_safetensors=True,
@@ -157,7 +157,7 @@ for m in check.mismatches[:3]:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from qdlib.io import atomic_write_json
+from qdlib.files import atomic_write_json
 
 atomic_write_json(run / "export/parity.json", vars(check) | {"rate": check.rate})
 print("at least 99% identical:", check.rate >= 0.99)
@@ -175,7 +175,7 @@ print("at least 99% identical:", check.rate >= 0.99)
 from IPython.display import Markdown
 
 from qdlib.export import model_card
-from qdlib.io import atomic_write_text
+from qdlib.files import atomic_write_text
 
 card = model_card(cfg, run.path, tokenizer)
 atomic_write_text(run / "export/README.md", card)

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from io import BytesIO  # the standard library's io (this module is qdlib.io)
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
