@@ -95,7 +95,7 @@ def seed_trainer(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out:
     import datasets
     from transformers import DataCollatorForLanguageModeling, Trainer
 
-    from qdlib.data import render_answer, render_prompt
+    from qdlib.prompts import render_answer, render_prompt
     from qdlib.train import training_arguments
 
     tokenizer.pad_token = tokenizer.eos_token  # the seed's choice (and fault)
@@ -118,7 +118,7 @@ def trl_trainer(
     import datasets
     from trl import SFTConfig, SFTTrainer
 
-    from qdlib.data import render_answer, render_prompt
+    from qdlib.prompts import render_answer, render_prompt
 
     rows = [{"prompt": render_prompt(r["question"], tokenizer),
              "completion": render_answer(r["sub_questions"])} for r in records]  # fmt: skip
@@ -129,7 +129,9 @@ def trl_trainer(
         train_sampling_strategy="group_by_length" if way == "trl_padded" else "random",
         learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler, optim=t.optimizer,
         packing=way == "trl_packed", padding_free=way == "trl_padding_free",
-        max_length=SEED_MAX_LENGTH, completion_only_loss=True,
+        # padding-free without packing: TRL cuts nothing (no example here is near 512)
+        max_length=None if way == "trl_padding_free" else SEED_MAX_LENGTH,
+        completion_only_loss=True,
         gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True, seed=cfg.seed,
         save_strategy="no", report_to=[], logging_steps=t.logging_steps, disable_tqdm=True,
         dataloader_num_workers=0,
@@ -140,7 +142,7 @@ def trl_trainer(
 
 def qdlib_trainer(model: Any, tokenizer: Any, records: list[dict], cfg: Any, out: Path) -> Any:
     """qdlib's own path: completion-only labels, then padded or packed batches per the profile."""
-    from qdlib.data import tokenize_splits
+    from qdlib.prompts import tokenize_splits
     from qdlib.train import build_trainer
 
     splits = tokenize_splits(records, records[:1], tokenizer, SEED_MAX_LENGTH)

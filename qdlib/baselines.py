@@ -24,17 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from qdlib.data import (
-    DataError,
-    detect_language,
-    load_records,
-    normalize_question,
-    prompt_ids,
-    render_answer,
-    shown,
-)
+from qdlib.data import DataError, detect_language, load_records, normalize_question, shown
 from qdlib.inference import Generation
 from qdlib.metrics import bootstrap_ci, term, words
+from qdlib.prompts import prompt_ids, render_answer
 
 N_SHOTS = 3
 

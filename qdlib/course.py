@@ -23,10 +23,11 @@ from jupyter_client.manager import KernelManager
 from traitlets.config import Config as KernelSettings
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
-from qdlib.data import load_records, tokenize_splits
+from qdlib.data import load_records
 from qdlib.files import atomic_write_json, write_jsonl
 from qdlib.lora import save_lora_config
 from qdlib.model import load_tokenizer
+from qdlib.prompts import tokenize_splits
 from qdlib.runs import (
     LESSONS,
     RunDir,

@@ -13,13 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qdlib.data import (
-    Skipped,
-    detect_language,
-    encode_example,
-    normalize_question,
-    step_count_histogram,
-)
+from qdlib.data import Skipped, detect_language, normalize_question, step_count_histogram
+from qdlib.prompts import encode_example
 from qdlib.sources import load_any
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from qdlib.config import Config
-from qdlib.data import tokenize_splits
 from qdlib.inference import generate, generation_settings
 from qdlib.lora import trainable_report
 from qdlib.metrics import score, summarize
 from qdlib.model import load_tokenizer
+from qdlib.prompts import tokenize_splits
 from qdlib.splits import prepare_splits
 from qdlib.train import setup
 

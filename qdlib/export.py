@@ -22,12 +22,12 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import AutoTokenizer
 
 from qdlib.config import Config
-from qdlib.data import INSTRUCTIONS, prompt_ids, render_prompt
 from qdlib.evaluate import compare_table
 from qdlib.files import atomic_dir, read_json
 from qdlib.inference import decode_answer
 from qdlib.model import load_with_adapter, weights_source
 from qdlib.notices import quiet_hf
+from qdlib.prompts import INSTRUCTIONS, prompt_ids, render_prompt
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
 from qdlib.weights import WeightsSource
@@ -201,6 +201,9 @@ def parity_with_plain_transformers(
 
 
 CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
+CARD_EXAMPLE = {  # the card's example question, in the language the model was trained on
+    "ko": "서울과 부산 중 인구가 더 많은 도시는?", "en": "Which has more people, Seoul or Busan?"
+}  # fmt: skip
 CARD_METRICS = ("format_valid", "step_count_correct", "exact_match", "content_recall", "sari")
 
 
@@ -239,6 +242,9 @@ def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
     metrics = _read_json_if(run_dir / "eval/metrics.json")
     specs = [cfg.data.train_file] if cfg.data.train_file else [s.spec for s in cfg.data.sources]
     tiny = cfg.model.name == "tiny"
+    # the card's example in the language the model was trained on (Korean when it was)
+    lang = cfg.data.language if cfg.data.language != "auto" else (
+        "ko" if "ko" in (cfg.data.languages or ["ko"]) else "en")  # fmt: skip
     card = ModelCard.from_template(
         _card_data(cfg, metrics),
         template_path=str(CARD_TEMPLATE),
@@ -255,8 +261,8 @@ def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
         metrics_table=compare_table(metrics) if metrics else
         "Not evaluated (run notebook 05 or `qd eval`).",
         parity=_read_json_if(run_dir / "export/parity.json"),
-        example_prompt=render_prompt("서울과 부산 중 인구가 더 많은 도시는?", tokenizer),
-        instruction=repr(INSTRUCTIONS["en"]),
+        example_prompt=render_prompt(CARD_EXAMPLE[lang], tokenizer, lang),
+        instruction=repr(INSTRUCTIONS[lang]),
         more_limits=["This is the course's tiny random-weight model: it learned the structure "
                      "of decompositions, not language or facts. It is for learning, not for use."]
         if tiny else [],

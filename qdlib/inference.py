@@ -18,11 +18,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from qdlib.data import DataError, items_of, prompt_ids, read_utf8
+from qdlib.data import DataError, items_of, read_utf8
 from qdlib.files import BadLine, read_json
 from qdlib.metrics import parse_sub_questions
 from qdlib.model import attach_adapter, check_adapter, device, resolve_dtype
 from qdlib.notices import quiet_hf
+from qdlib.prompts import prompt_ids
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
 from qdlib.weights import weights_for

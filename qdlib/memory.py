@@ -99,7 +99,7 @@ def parameter_counts(a: Architecture) -> dict[str, int]:
     return {"linear": linear, "other": bias + norms, "embed": embed, "head": head}
 
 
-def lora_parameters(a: Architecture, r: int, targets: list[str]) -> int:
+def lora_parameters(a: Architecture, targets: list[str], r: int) -> int:
     """``r * (in + out)`` for every targeted linear layer (``lm_head`` included if named)."""
     shapes = linear_shapes(a)
     n = a.layers * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
@@ -247,7 +247,7 @@ def training_bytes(
     """Bytes by part for one training step (no CUDA context or allocator overhead)."""
     targets = cfg.lora.target_modules
     targets = list(linear_shapes(a)) if targets == "all-linear" else list(targets)
-    lora_n = lora_parameters(a, cfg.lora.r, targets)
+    lora_n = lora_parameters(a, targets, cfg.lora.r)
     return {
         "weights": weight_bytes(a, cfg.model.quantization, dtype_bytes),
         "lora": 4 * lora_n,

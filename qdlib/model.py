@@ -30,9 +30,10 @@ from transformers import (
 )
 
 from qdlib.config import PROJECT_ROOT, Config, ConfigError
-from qdlib.data import load_records, prompt_messages, render_answer
+from qdlib.data import load_records
 from qdlib.files import atomic_dir, read_json, safetensors_problem
 from qdlib.notices import quiet_hf
+from qdlib.prompts import prompt_messages, render_answer
 from qdlib.remote_code import allow_remote_code, pretrained
 from qdlib.runs import RunDirError
 from qdlib.weights import WeightsSource, cache_dir, weights_for
@@ -348,12 +349,17 @@ def adapter_mismatch(base: Any, adapter_dir: Path) -> str | None:
     return None
 
 
+class AdapterMismatch(ConfigError):
+    """An adapter trained on another base model than the one it is put on (the profile's
+    ``model.name``, or the base an export names): a setting to fix, as a :class:`ConfigError`."""
+
+
 def attach_adapter(base: Any, adapter_dir: Path, base_name: str, hint: str = "") -> Any:
     """``PeftModel.from_pretrained(base, adapter_dir)``, after :func:`adapter_mismatch`: an
-    adapter trained on another base model is a :class:`RunDirError` naming the layer and sizes
-    (peft would fail on the first layer of the wrong size), ``hint`` saying what to do."""
+    adapter trained on another base model is an :class:`AdapterMismatch` naming the layer and
+    sizes (peft would fail on the first layer of the wrong size), ``hint`` saying what to do."""
     if (why := adapter_mismatch(base, adapter_dir)) is not None:
-        raise RunDirError(
+        raise AdapterMismatch(
             f"{adapter_dir}: this adapter does not fit the base model {base_name}; it was trained "
             f"on another base model: {why}.{hint}"
         )

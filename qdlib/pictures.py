@@ -17,7 +17,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.ft2font import FT2Font
 from matplotlib.patches import Rectangle
 
-from qdlib.data import IGNORE_INDEX
+from qdlib.prompts import IGNORE_INDEX
 
 PROMPT, ANSWER, END, PAD = "#d9d9d9", "#55A868", "#DD8452", "#ffffff"
 

@@ -281,18 +281,21 @@ def mix_train(
     parts: list[tuple[SourceSection, list[dict[str, Any]], list[dict[str, Any]]]],
     held_out: list[dict[str, Any]],
     cfg: Config,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int, int]:
     """Each source's training part, cleaned, weighted and mixed; the mix report; how many
-    records were left out because their question is in eval (or already taken from an earlier
-    source), and how many because they share a template or an entity with eval."""
+    records were left out because their question is in eval, because an earlier source already
+    gave it (a duplicate, not a leak), and because they share a template or an entity with eval."""
     by = cfg.data.holdout_by
     groups = eval_groups(held_out, by)
-    taken = {normalize_question(r["question"]) for r in held_out}
-    train, mix, leaked, dropped = [], [], 0, 0
+    in_eval = {normalize_question(r["question"]) for r in held_out}
+    taken: set[str] = set()
+    train, mix, leaked, repeated, dropped = [], [], 0, 0, 0
     for i, (src, tr, ev) in enumerate(parts):
-        kept = [r for r in tr if normalize_question(r["question"]) not in taken]
-        apart = [r for r in kept if not shares_a_group(r, groups, by)]
-        leaked, dropped = leaked + len(tr) - len(kept), dropped + len(kept) - len(apart)
+        kept = [r for r in tr if normalize_question(r["question"]) not in in_eval]
+        fresh = [r for r in kept if normalize_question(r["question"]) not in taken]
+        apart = [r for r in fresh if not shares_a_group(r, groups, by)]
+        leaked, repeated = leaked + len(tr) - len(kept), repeated + len(kept) - len(fresh)
+        dropped += len(fresh) - len(apart)
         taken |= {normalize_question(r["question"]) for r in apart}
         weighted = weight_records(apart, src.weight, random.Random(cfg.seed + i))
         train += weighted
@@ -307,7 +310,7 @@ def mix_train(
         )
     if len(parts) > 1:
         random.Random(cfg.seed).shuffle(train)
-    return train, mix, leaked, dropped
+    return train, mix, leaked, repeated, dropped
 
 
 def prepare_splits(cfg: Config) -> Splits:
@@ -353,9 +356,10 @@ def prepare_splits(cfg: Config) -> Splits:
     else:
         held_out, n = dedup([r for _, _, ev in parts for r in ev])
         dups += n
-    train, mix, leaked, dropped = mix_train(parts, held_out, cfg)
+    train, mix, leaked, repeated, dropped = mix_train(parts, held_out, cfg)
     holdout = holdout_summary(train, held_out, d.holdout_by, ungrouped, dropped)
-    return Splits(train, held_out, loaded_total, skipped, dups, leaked, mix, other, holdout)
+    return Splits(train, held_out, loaded_total, skipped, dups + repeated, leaked, mix, other,
+                  holdout)  # fmt: skip
 
 
 def holdout_summary(

@@ -37,7 +37,6 @@ from transformers import (
 from transformers.trainer_utils import sort_checkpoints
 
 from qdlib.config import Config
-from qdlib.data import IGNORE_INDEX, TokenizedSplits
 from qdlib.files import (
     atomic_dir,
     atomic_write_json,
@@ -50,6 +49,7 @@ from qdlib.inference import generate, generation_settings
 from qdlib.lora import attach_lora, lora_config
 from qdlib.metrics import score, summarize
 from qdlib.model import device, load_model, resolve_dtype
+from qdlib.prompts import IGNORE_INDEX, TokenizedSplits
 from qdlib.runs import RunDirError
 from qdlib.weights import hub_id_of
 

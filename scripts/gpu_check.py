@@ -52,7 +52,7 @@ def random_splits(n: int, seq: int, vocab: int) -> Any:
     """``n`` full-length random examples, every token trained (the estimator's worst case)."""
     from datasets import Dataset
 
-    from qdlib.data import TokenizedSplits
+    from qdlib.prompts import TokenizedSplits
 
     ids = torch.randint(0, vocab, (n, seq)).tolist()
     rows = {"input_ids": ids, "attention_mask": [[1] * seq] * n, "labels": ids}

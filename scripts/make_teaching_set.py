@@ -1,10 +1,12 @@
 """Generate the bilingual (Korean / English) synthetic teaching set for question decomposition.
 
-The course fine-tunes a tiny, randomly initialised causal LM with LoRA on a CPU for a few
-minutes. Real decomposition data is too varied for such a model, so this script builds a
-small, very regular set instead: each template pairs one compositional question pattern
-(bridge, comparison, intersection, aggregation, superlative, temporal, yes/no) with a fixed
-pattern of simple sub-questions that copy the entity names from the question verbatim.
+The course fine-tunes a small model with LoRA on a CPU for a few minutes, on real questions
+(StrategyQA) mixed with this small, very regular set: it teaches the numbered form, and its
+templates give the in-template and unseen-template sections of lesson 05's scorecard (the
+tiny random-weight test model trains on it alone). Each template pairs one compositional
+question pattern (bridge, comparison, intersection, aggregation, superlative, temporal,
+yes/no) with a fixed pattern of simple sub-questions that copy the entity names from the
+question verbatim.
 
 The set is SYNTHETIC. Entity names are real, but the combinations are random, so the
 questions may rest on false or meaningless premises. Nothing in it is claimed to be true:

@@ -17,9 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
-from qdlib.data import tokenize_splits
 from qdlib.files import write_jsonl
 from qdlib.model import load_tokenizer
+from qdlib.prompts import tokenize_splits
 from qdlib.runs import open_run
 from qdlib.splits import prepare_splits
 from qdlib.train import save_adapter, setup

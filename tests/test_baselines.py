@@ -18,10 +18,11 @@ from qdlib.baselines import (
     summary_with_ci,
 )
 from qdlib.config import PROJECT_ROOT, load_config
-from qdlib.data import DataError, load_records, normalize_question, render_answer, render_prompt
+from qdlib.data import DataError, load_records, normalize_question
 from qdlib.inference import generate
 from qdlib.metrics import bootstrap_ci, score, summarize
 from qdlib.model import load_model
+from qdlib.prompts import render_answer, render_prompt
 from qdlib.splits import prepare_splits
 
 STRATEGYQA = PROJECT_ROOT / "data" / "strategyqa"

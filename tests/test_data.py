@@ -7,17 +7,13 @@ import unicodedata
 
 import pytest
 
-from qdlib.data import (
+from qdlib.data import DataError, dedup, detect_language, load_records, split_records
+from qdlib.prompts import (
     IGNORE_INDEX,
-    DataError,
-    dedup,
-    detect_language,
     encode_example,
-    load_records,
     prompt_ids,
     render_answer,
     render_prompt,
-    split_records,
     tokenize_splits,
 )
 
@@ -215,7 +211,7 @@ def test_profile_language_overrides_detection_everywhere(tiny_tokenizer):
 
 
 def test_the_instruction_is_the_system_turn_and_the_question_the_users(tiny_tokenizer):
-    from qdlib.data import INSTRUCTIONS, prompt_messages
+    from qdlib.prompts import INSTRUCTIONS, prompt_messages
 
     assert prompt_messages("Which is older, A or B?") == [
         {"role": "system", "content": INSTRUCTIONS["en"]},

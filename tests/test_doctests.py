@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qdlib import baselines, data, metrics, weights
+from qdlib import baselines, metrics, prompts, weights
 
-MODULES = [baselines, data, metrics, weights]  # every module with >>> examples
+MODULES = [baselines, metrics, prompts, weights]  # every module with >>> examples
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -189,6 +189,21 @@ def test_model_card_describes_the_run(tmp_path, tiny_cfg, tiny_tokenizer):
     assert "10/10 identical greedy outputs" in card
 
 
+def test_the_cards_example_prompt_is_in_the_language_the_model_was_trained_on(
+    tmp_path, tiny_tokenizer
+):
+    from qdlib.config import load_config
+    from qdlib.export import CARD_EXAMPLE, model_card
+    from qdlib.prompts import INSTRUCTIONS
+
+    english = model_card(load_config("cpu_tiny", data={"languages": ["en"]}), tmp_path,
+                         tiny_tokenizer)  # fmt: skip
+    assert CARD_EXAMPLE["en"] in english and CARD_EXAMPLE["ko"] not in english
+    assert repr(INSTRUCTIONS["en"]) in english
+    both = model_card(load_config("cpu_tiny", data={"languages": None}), tmp_path, tiny_tokenizer)
+    assert CARD_EXAMPLE["ko"] in both and repr(INSTRUCTIONS["ko"]) in both
+
+
 # ---------------------------------------------------------------- secrets and optional tools
 
 

@@ -41,7 +41,7 @@ def test_parameter_and_lora_counts_match_the_real_architecture(name):
     targets = list(linear_shapes(a))
     peft_model = get_peft_model(model, LoraConfig(r=16, target_modules=targets))
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    assert trainable == lora_parameters(a, 16, targets)
+    assert trainable == lora_parameters(a, targets, 16)
 
 
 def nbytes(t: torch.Tensor) -> int:
@@ -125,7 +125,7 @@ def test_gradient_and_optimizer_state_bytes_match_torch(optimizer):
     cfg, grads, states = one_step(optimizer)
     a = architecture(cfg)
     targets = list(cfg.lora.target_modules)
-    assert grads == 4 * lora_parameters(a, cfg.lora.r, targets)
+    assert grads == 4 * lora_parameters(a, targets, cfg.lora.r)
     assert states == optimizer_bytes(lora_tensor_sizes(a, cfg.lora.r, targets), optimizer)
 
 

@@ -234,9 +234,10 @@ def test_the_template_with_other_names_keeps_sari_and_loses_content_recall():
     a model writes them), scored as qd eval scores, the training questions telling template words
     from names. SARI still gives most of the credit; content recall gives next to none."""
     from qdlib.config import PROJECT_ROOT
-    from qdlib.data import load_records, render_answer
+    from qdlib.data import load_records
     from qdlib.inference import Generation
     from qdlib.metrics import score, summarize
+    from qdlib.prompts import render_answer
 
     teaching = load_records(PROJECT_ROOT / "data/teaching/decompose_teach.jsonl").records
     same_template: dict[tuple[str, str], list[dict]] = {}

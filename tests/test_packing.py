@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from qdlib.config import load_config
-from qdlib.data import IGNORE_INDEX, TokenizedSplits, tokenize_splits
 from qdlib.lora import attach_lora, lora_config
 from qdlib.memory import ARCHITECTURES, hf_config
 from qdlib.model import load_model
+from qdlib.prompts import IGNORE_INDEX, TokenizedSplits, tokenize_splits
 from qdlib.splits import prepare_splits
 from qdlib.train import build_trainer, check_packing, data_collator
 

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from qdlib import pictures
-from qdlib.data import IGNORE_INDEX, encode_example
+from qdlib.prompts import IGNORE_INDEX, encode_example
 
 RECORD = {"question": "Which is older, A or B?", "sub_questions": ["How old is A?", "How old?"]}
 

@@ -197,6 +197,24 @@ def test_each_source_may_hold_out_its_own_fraction():
     assert [m["eval"] for m in splits.mix] == [103, 20]
 
 
+def test_a_question_two_sources_share_is_a_duplicate_not_a_leak(tmp_path):
+    """Only eval questions taken out of train count as leaked; the same training question from
+    a second source is a duplicate, dropped once."""
+    rows = [{"question": f"Which is older, A{i} or B{i}?", "sub_questions": ["How old is A?"]}
+            for i in range(40)]  # fmt: skip
+    write = lambda name, recs: (tmp_path / name).write_text(  # noqa: E731
+        "".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    write("a.jsonl", rows)
+    write("b.jsonl", rows[:10])  # the first 10 again: duplicates, not eval questions
+    sources = [{"spec": str(tmp_path / "a.jsonl"), "eval_fraction": 0.25},
+               {"spec": str(tmp_path / "b.jsonl"), "eval_fraction": 0.0}]  # fmt: skip
+    splits = splits_for("cpu_tiny", train_file=None, sources=sources)
+    in_eval = {r["question"] for r in splits.eval}
+    assert splits.leaked == sum(r["question"] in in_eval for r in rows[:10])
+    assert splits.duplicates == 10 - splits.leaked
+    assert len(splits.train) + len(splits.eval) == 40
+
+
 def test_holdout_fraction_without_a_grouping_and_predictions_without_a_test_file_are_refused():
     from qdlib.config import ConfigError
 

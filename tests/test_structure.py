@@ -18,8 +18,8 @@ LAYERS = {
     "qdlib.config": 1,
     "qdlib.remote_code": 2, "qdlib.hub": 2, "qdlib.runs": 2,
     "qdlib.data": 3, "qdlib.weights": 3, "qdlib.memory": 3, "qdlib.doctor": 3,
-    "qdlib.sources": 4, "qdlib.metrics": 4, "qdlib.pictures": 4,
-    "qdlib.splits": 5, "qdlib.datacheck": 5,
+    "qdlib.sources": 4, "qdlib.metrics": 4, "qdlib.prompts": 4,
+    "qdlib.splits": 5, "qdlib.datacheck": 5, "qdlib.pictures": 5,
     "qdlib.model": 6,  # 02
     "qdlib.lora": 7,  # 03
     "qdlib.inference": 7,  # answering with a model: 02, 05, 06, qd decompose

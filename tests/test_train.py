@@ -110,7 +110,7 @@ def test_a_4bit_model_under_a_bf16_profile_trains_in_bf16(tiny_tokenizer, tmp_pa
     from datasets import Dataset
 
     from qdlib import train
-    from qdlib.data import TokenizedSplits
+    from qdlib.prompts import TokenizedSplits
 
     cfg = load_config("cpu_tiny", model={"quantization": "4bit", "dtype": "bfloat16"})
     model = load_model(cfg)

@@ -225,7 +225,7 @@ Markdown(tokenizer_costs(tokenizers, texts))
 # > `apply_chat_template`입니다.
 
 # %%
-from qdlib.data import prompt_messages, render_answer, render_prompt
+from qdlib.prompts import prompt_messages, render_answer, render_prompt
 
 record = splits.train[0]
 messages = prompt_messages(record["question"])  # [{"role": "system", ...}, {"role": "user", ...}]
@@ -248,8 +248,8 @@ print("same as render_prompt:", prompt == render_prompt(record["question"], toke
 # > 끝내는 EOS를 한 번도 배우지 못했고, 그래서 모델이 멈추지 않았습니다.
 
 # %%
-from qdlib.data import encode_example
 from qdlib.pictures import trained_tokens
+from qdlib.prompts import encode_example
 
 example = encode_example(record, tokenizer, cfg.data.max_seq_length)
 trained_tokens(example, tokenizer)
@@ -270,7 +270,7 @@ print("last trained token is EOS:", example["labels"][-1] == tokenizer.eos_token
 # > 멈추는 법을 배우지 못합니다.
 
 # %%
-from qdlib.data import plot_lengths
+from qdlib.prompts import plot_lengths
 
 plot_lengths(splits.train, tokenizer)
 
@@ -298,7 +298,7 @@ print(check_data(spec, tokenizer=tokenizer, max_seq_length=cfg.data.max_seq_leng
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from qdlib.data import tokenize_splits
+from qdlib.prompts import tokenize_splits
 
 tokenized = tokenize_splits(splits.train, splits.eval, tokenizer, cfg.data.max_seq_length,
                             cfg.data.language)

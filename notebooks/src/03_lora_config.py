@@ -304,6 +304,6 @@ print("identical at the start:", torch.equal(wrapped, plain))  # B starts at zer
 from qdlib.memory import ARCHITECTURES, linear_shapes, lora_parameters, parameter_counts
 
 qwen = ARCHITECTURES["Qwen/Qwen2.5-3B-Instruct"]
-trained = lora_parameters(qwen, 16, list(linear_shapes(qwen)))
+trained = lora_parameters(qwen, list(linear_shapes(qwen)), 16)
 total = sum(parameter_counts(qwen).values())
 print(f"{trained:,} of {total:,}: {100 * trained / total:.2f}% of the base")

@@ -38,8 +38,9 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 # NBVAL_CHECK_OUTPUT
 from peft import LoraConfig
 
-from qdlib.data import load_records, tokenize_splits
+from qdlib.data import load_records
 from qdlib.model import load_tokenizer
+from qdlib.prompts import tokenize_splits
 
 train_records = load_records(run.require("data/train.jsonl")).records
 eval_records = load_records(run.require("data/eval.jsonl")).records

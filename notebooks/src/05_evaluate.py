@@ -89,7 +89,7 @@ print(len(questions), "questions")
 # %%
 from transformers import GenerationConfig
 
-from qdlib.data import prompt_messages
+from qdlib.prompts import prompt_messages
 
 question = questions[0]
 messages = prompt_messages(question, cfg.data.language)  # [system: instruction, user: question]
