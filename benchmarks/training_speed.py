@@ -53,6 +53,7 @@ from qdlib.files import atomic_write_json, atomic_write_text
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 TRL_WAYS = ("trl_padded", "trl_padding_free", "trl_packed")
 WAYS = ("seed", "padded", "packed", *TRL_WAYS, "plain")
+REPEATED = ("padded", "packed", "plain")  # run --repeats times: their ratio is the measurement
 # model -> profile whose LoRA it uses (and, for SmolLM2, whose data and tokenizer)
 MODELS = {"tiny": "cpu_tiny", "qwen2.5-0.5b": "rtx4060", "smollm2-135m": "cpu_small"}
 EXAMPLES = {"tiny": 256, "qwen2.5-0.5b": 32, "smollm2-135m": 64}  # per way: enough to time
@@ -229,18 +230,28 @@ def worker(way: str, model_name: str, n: int, layers: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_all(models: list[str], n: int | None, layers: int) -> list[dict[str, Any]]:
-    """Each (model, way) in a fresh process, one after the other."""
+def run_all(
+    models: list[str], n: int | None, layers: int, repeats: int = 3
+) -> list[dict[str, Any]]:
+    """Each (model, way) in a fresh process. The ways whose ratio is the point (qdlib's two and
+    the plain loop) run ``repeats`` times, interleaved (padded, packed, plain, padded, ...), and
+    keep the median: one run of a few seconds moves by a third from process to process."""
     results = []
     for model_name in models:
-        for way in WAYS:
+        runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
+        order = list(WAYS) + [w for _ in range(repeats - 1) for w in REPEATED]
+        for way in order:
             cmd = [sys.executable, __file__, "--worker", way, "--model", model_name,
                    "--n", str(n or EXAMPLES[model_name]), "--layers", str(layers)]  # fmt: skip
             print(f"[{model_name}] {way} ...", flush=True)
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode:
                 sys.exit(f"{model_name}/{way} failed:\n{done.stderr[-4000:]}")
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            runs[way].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for way in WAYS:
+            ranked = sorted(runs[way], key=lambda r: r["examples_per_s"])
+            spread = [ranked[0]["examples_per_s"], ranked[-1]["examples_per_s"]]
+            results.append(ranked[len(ranked) // 2] | {"runs": len(ranked), "spread": spread})
     for r in results:
         same = {x["way"]: x for x in results if x["model"] == r["model"]}
         r["vs_seed"] = r["examples_per_s"] / same["seed"]["examples_per_s"]
@@ -253,13 +264,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
     """One table, all ways and models, ratios against the seed, TRL at its best and the plain
     loop."""
     lines = [
-        "| model | way | steps | examples/s | trained tokens/s | padding | peak RSS MiB "
-        "| vs seed | vs TRL's best | vs plain loop |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | way | runs | steps | examples/s (median; range) | trained tokens/s | padding "
+        "| peak RSS MiB | vs seed | vs TRL's best | vs plain loop |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['model']} | {r['way']} | {r['steps']} | {r['examples_per_s']:.2f} "
+            f"| {r['model']} | {r['way']} | {r['runs']} | {r['steps']} | {r['examples_per_s']:.2f} "
+            f"({r['spread'][0]:.2f}-{r['spread'][1]:.2f}) "
             f"| {r['trained_tokens_per_s']:.0f} | {100 * r['padding_fraction']:.1f}% "
             f"| {r['peak_rss_mib']:.0f} | {r['vs_seed']:.2f}x | {r['vs_trl']:.2f}x "
             f"| {r['vs_plain']:.2f}x |"
@@ -272,6 +284,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="training examples per way (default: per model)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--layers", type=int, default=2, help="layers of the Qwen architecture")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of padded, packed and plain")
     parser.add_argument("--worker", choices=WAYS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -279,7 +292,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.model, args.n, args.layers)))
         return
     started = time.perf_counter()
-    results = run_all(args.models, args.n, args.layers)
+    results = run_all(args.models, args.n, args.layers, args.repeats)
     table = markdown(results)
     print(table)
     import transformers
@@ -287,7 +300,7 @@ def main() -> None:
 
     meta = {
         "examples": {m: args.n or EXAMPLES[m] for m in args.models},
-        "qwen_layers": args.layers, "batch_examples": BATCH,
+        "qwen_layers": args.layers, "batch_examples": BATCH, "repeats": args.repeats,
         "seed_max_length": SEED_MAX_LENGTH, "torch_threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
