@@ -145,7 +145,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     """``qd eval``: the run's config and adapter, on its eval split or on a file of records."""
     from qdlib.data import load_records
     from qdlib.evaluate import compare_table, split_report_dir
-    from qdlib.runs import existing_run
+    from qdlib.runs import existing_run, live_writer, run_lock
     from qdlib.scorecard import evaluate_run, scorecard_table
 
     run_dir, split = existing_run(args.run_dir), args.split
@@ -154,9 +154,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
         source, out_dir = run_dir / "data/eval.jsonl", run_dir / "eval"
     else:
         source, out_dir = Path(split), split_report_dir(run_dir, Path(split))
+    if out_dir.is_symlink():  # refused before an hour of generating, not after
+        raise RunDirError(f"{out_dir} is a symbolic link; qdlib writes its reports inside the "
+                          "run. Remove the link.")  # fmt: skip
     records = load_records(source).records[: cfg.evaluation.max_samples]
     test = None if split == "eval" else []  # the profile's test file beside the run's own split
-    metrics = evaluate_run(cfg, run_dir, records, out_dir, test)
+    with run_lock(run_dir):  # one writer: not beside a --resume, nor another qd eval
+        if writer := live_writer(run_dir):
+            raise RunDirError(f"{run_dir} is being written by {writer}; evaluate it after.")
+        metrics = evaluate_run(cfg, run_dir, records, out_dir, test)
     print(compare_table({name: metrics[name] for name in ("base", "tuned")}))
     if metrics.get("scorecard"):
         print(scorecard_table(metrics["scorecard"]))
@@ -324,12 +330,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one ``qd`` command; a problem with the user's input or files exits 2 with its message."""
+    """Run one ``qd`` command; a problem with the user's input or files exits 2 with its message
+    (escaped: a path or a name from the user never sends control bytes to the terminal). On a
+    console that cannot show a character (Korean on cp1252), it is written as an escape."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except RunInterrupted as exc:  # what the run directory kept, and how to continue
-        print(f"qd: {exc}", file=sys.stderr)
+        print(f"qd: {escaped(str(exc))}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(
@@ -337,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except (ConfigError, DataError, RunDirError, OSError) as exc:
-        print(f"qd: {exc}", file=sys.stderr)
+        print(f"qd: {escaped(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -19,14 +19,14 @@ import re
 import types
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from qdlib.files import NotUTF8, read_utf8
+from qdlib.files import TextInputError, read_utf8
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -252,6 +252,19 @@ class ProfileLoader(yaml.SafeLoader):
 
     max_aliases = 20
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A key given twice in one mapping (two ``training:`` sections, two ``lr:`` in one) is an
+        error naming both lines, never the silent last-one-wins of plain YAML."""
+        self.flatten_mapping(node)  # ``<<: *base`` merges first: overriding a merged key is fine
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in first:
+                raise yaml.YAMLError(f"line {line}: {key!r} is given twice (first on line "
+                                     f"{first[key]}); keep one")  # fmt: skip
+            first[key] = line if isinstance(key, Hashable) else 0
+        return super().construct_mapping(node, deep)
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             self.aliases_seen = getattr(self, "aliases_seen", 0) + 1
@@ -297,7 +310,7 @@ def load_config(
         )
     try:
         text = read_utf8(path)
-    except NotUTF8 as exc:
+    except TextInputError as exc:
         raise ConfigError(str(exc)) from None
     raw = read_yaml(text, str(path))
     if not isinstance(raw, dict):
@@ -338,6 +351,8 @@ def parse_override(key: str, value: str) -> dict[str, Any]:
     YAML, read as profiles are). Errors name the ``-p`` they came from."""
     if not key or not all(part.isidentifier() for part in key.split(".")):
         raise ConfigError(f"-p {key!r:.80}: a key is dotted names, e.g. training.max_steps.")
+    if key == "profile":
+        raise ConfigError("-p profile: choose the profile with --profile NAME (or a YAML path).")
     parsed = read_yaml(value, f"-p {key}") if value != "" else ""
     out: dict[str, Any] = {}
     node = out
@@ -470,7 +485,7 @@ def _coerce(tp: Any, value: Any) -> Any:
     """Accept what YAML users write: ``2e-4`` (a string to PyYAML) and ``1`` for a float."""
     args = _union_args(tp)
     if float in args and not isinstance(value, bool):
-        if isinstance(value, int):
+        if isinstance(value, int) and abs(value) < 2**1023:  # beyond: no float; its check says so
             return float(value)
         if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
             return float(value)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qdlib import files
-from qdlib.files import BadLine, jsonl_lines
+from qdlib.files import BadLine, jsonl_lines, unique_keys
 
 # "#2" in a step means the answer of step 2 (StrategyQA, BREAK and MuSiQue write it so)
 STEP_REF = re.compile(r"#(\d+)")
@@ -83,6 +83,9 @@ def text_problem(text: Any, field_name: str) -> str | None:
     for i, c in enumerate(text):
         if unicodedata.category(c) == "Cc" and c not in "\t\n\r":
             return f"{field_name} holds a control character (U+{ord(c):04X}) at position {i}."
+        if unicodedata.category(c) == "Cs":  # half of a pair: no character, and no UTF-8 for it
+            return (f"{field_name} holds a lone surrogate (U+{ord(c):04X}) at position {i}: "
+                    "half of a character (an emoji cut in two?), not text.")  # fmt: skip
     if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
         return f"{field_name} has no visible text (only zero-width or format characters)."
     return None
@@ -109,10 +112,20 @@ def record_problem(obj: Any) -> str | None:
     if len(subs) > MAX_STEPS:
         return f'field "sub_questions" has {len(subs)} steps; at most {MAX_STEPS} are allowed.'
     for i, step in enumerate(subs):
-        problem = text_problem(step, f'field "sub_questions" item {i}')
+        problem = text_problem(step, f'field "sub_questions" item {i}') or ref_problem(step, i)
         if problem:
             return problem
     return None
+
+
+def ref_problem(step: str, i: int) -> str | None:
+    """A ``#k`` in item ``i`` (step ``i + 1``) must name an earlier step: ``#1`` to ``#i``."""
+    bad = next((k for k in map(int, STEP_REF.findall(step)) if not 1 <= k <= i), None)
+    if bad is None:
+        return None
+    before = f"only #1 to #{i} come before it" if i else "no step comes before it"
+    return (f'field "sub_questions" item {i} refers to #{bad}, and {before}: "#k" is the '
+            "answer of an earlier step k.")  # fmt: skip
 
 
 def escaped(text: str) -> str:
@@ -188,7 +201,7 @@ def read_utf8(path: Path) -> str:
     """The file's text, or a :class:`DataError` naming the line that is not UTF-8."""
     try:
         return files.read_utf8(path)
-    except files.NotUTF8 as exc:
+    except files.TextInputError as exc:
         raise DataError(str(exc)) from None
 
 
@@ -196,7 +209,9 @@ def json_value(path: Path, text: str | None = None) -> Any:
     """The JSON value of a file (or of its ``text``, already read), or a :class:`DataError` naming
     the file, line and column that are wrong: qdlib's one JSON reader for what a user gives."""
     try:
-        return json.loads(read_utf8(path) if text is None else text)
+        return json.loads(read_utf8(path) if text is None else text, object_pairs_hook=unique_keys)
+    except files.DuplicateKey as exc:
+        raise DataError(f"{path}: {exc}; keep one.") from None
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."

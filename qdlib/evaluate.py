@@ -231,6 +231,9 @@ def split_report_dir(run_dir: Path, split: Path) -> Path:
     """Where ``qd eval --split FILE`` writes: ``eval-splits/<file's name>`` in the run, never on
     top of the run's own ``eval/`` (odd names are made safe)."""
     name = re.sub(r"[^\w.-]+", "_", Path(split).stem).strip("._") or "split"
+    if (Path(run_dir) / "eval-splits").is_symlink():  # as eval/ itself: never written through
+        raise IsADirectoryError(f"{Path(run_dir) / 'eval-splits'} is a symbolic link; qdlib "
+                                "writes its reports inside the run. Remove the link.")  # fmt: skip
     return Path(run_dir) / "eval-splits" / name
 
 

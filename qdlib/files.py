@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -84,9 +85,14 @@ def save_figure(path: Path, fig: Any, dpi: int = 120) -> None:
 def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
     """Run ``write(tmp_dir)``, then rename ``tmp_dir`` to ``target``: never a half-written folder.
 
-    A folder already at ``target`` is replaced only once the new one is complete.
+    A folder already at ``target`` is replaced only once the new one is complete. A symbolic
+    link at ``target`` is refused: replacing it would drop the link, writing through it would
+    write outside the run (a linked parent folder, like a linked ``runs/``, is fine).
     """
     target = Path(target)
+    if target.is_symlink():
+        raise IsADirectoryError(f"{target} is a symbolic link where qdlib writes a folder of its "
+                                "own; remove the link, nothing was changed.")  # fmt: skip
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(
             f"{target} is a file where a folder is written; move it away, nothing was changed."
@@ -114,13 +120,33 @@ def atomic_dir(target: Path, write: Callable[[Path], Any]) -> Path:
     return target
 
 
-class NotUTF8(ValueError):
+MAX_TEXT_BYTES = 1 << 30  # a text input read whole (data, questions, a profile): 1 GiB at most
+
+
+class TextInputError(ValueError):
+    """A text input that cannot be read: not a regular file, too big, or not UTF-8."""
+
+
+class NotUTF8(TextInputError):
     """A text file that is not UTF-8; the message names the file, the line and the byte."""
 
 
 def read_utf8(path: Path) -> str:
-    """A UTF-8 text file (a BOM is dropped), or :class:`NotUTF8` saying where it is not."""
-    raw = Path(path).read_bytes()
+    """A UTF-8 text file (a BOM is dropped), checked before it is read: a regular file (never a
+    device or a FIFO, which never end) of at most :data:`MAX_TEXT_BYTES`; else a
+    :class:`TextInputError` (:class:`NotUTF8` saying where it is not UTF-8)."""
+    path = Path(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise TextInputError(f"{path}: not a regular file (a device, a pipe or a socket); give "
+                             "a file.")  # fmt: skip
+    if info.st_size > MAX_TEXT_BYTES:
+        raise TextInputError(f"{path}: {info.st_size:,} bytes; a text input is read whole, at "
+                             f"most {MAX_TEXT_BYTES:,} bytes.")  # fmt: skip
+    with path.open("rb") as fh:
+        raw = fh.read(MAX_TEXT_BYTES + 1)
+    if len(raw) > MAX_TEXT_BYTES:  # it grew while being read
+        raise TextInputError(f"{path}: more than {MAX_TEXT_BYTES:,} bytes.")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -133,8 +159,8 @@ def read_utf8(path: Path) -> str:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON value in a UTF-8 file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON value in a UTF-8 file (a key given twice in an object: :class:`DuplicateKey`)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
 
 
 @dataclass
@@ -144,6 +170,20 @@ class BadLine:
     reason: str
 
 
+class DuplicateKey(ValueError):
+    """A JSON object that gives one key twice (plain ``json`` keeps the last, silently)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: a dict, or :class:`DuplicateKey` naming the key."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"the key {key!r} is given twice in one object")
+        out[key] = value
+    return out
+
+
 def jsonl_lines(text: str) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of JSONL ``text``; a line that does not
     parse gives a :class:`BadLine` instead of a value, so the caller decides what it means."""
@@ -151,14 +191,19 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            yield lineno, json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             yield lineno, BadLine(f"not valid JSON ({exc.msg} at column {exc.colno}).")
+        except DuplicateKey as exc:
+            yield lineno, BadLine(f"{exc}; keep one.")
         except RecursionError:
             yield lineno, BadLine("not valid here: JSON nested too deeply.")
 
 
 # ---------------------------------------------------------------- is a file whole?
+
+
+MAX_HEADER_BYTES = 100 * 2**20  # the safetensors library's own limit on a header
 
 
 def safetensors_problem(path: Path) -> str | None:
@@ -172,17 +217,32 @@ def safetensors_problem(path: Path) -> str | None:
             if len(head) < 8:
                 return f"{path.name} is cut (only {size} bytes)"
             n = int.from_bytes(head, "little")
-            if n > size - 8:
+            if n > min(size - 8, MAX_HEADER_BYTES):
                 return f"{path.name} is cut: its header alone needs {n} bytes"
             header = json.loads(fh.read(n))
     except FileNotFoundError:
         return f"{path.name} is missing"
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return f"{path.name} has an unreadable header ({exc})"
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    tensors = {k: t for k, t in header.items() if k != "__metadata__"} if isinstance(
+        header, dict) else {"the header": header}  # fmt: skip
+    bad = next((k for k, t in tensors.items() if not _tensor_entry(t)), None)
+    if bad is not None:
+        return f"{path.name}: its header entry {bad!r:.60} is not a tensor's"
+    ends = [t["data_offsets"][1] for t in tensors.values()]
     if 8 + n + max(ends, default=0) != size:
         return f"{path.name} is cut: it holds {size} bytes, its header names {8 + n + max(ends)}"
     return None
+
+
+def _tensor_entry(entry: Any) -> bool:
+    """A safetensors header entry as the format defines it: dtype, shape, two byte offsets."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
+        return False
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    return (isinstance(shape, list) and all(map(whole, shape)) and isinstance(offsets, list)
+            and len(offsets) == 2 and all(map(whole, offsets)) and offsets[0] <= offsets[1])
 
 
 def zip_problem(path: Path) -> str | None:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from qdlib.data import DataError, items_of, read_utf8
-from qdlib.files import BadLine, read_json
+from qdlib.files import BadLine, read_json, safetensors_problem
 from qdlib.metrics import parse_sub_questions
 from qdlib.model import attach_adapter, check_adapter, device, resolve_dtype
 from qdlib.notices import quiet_hf
@@ -162,6 +162,35 @@ def try_it(
 # ---------------------------------------------------------------- using an export
 
 
+# Far beyond any model a course would export: a config.json past these is damaged or hostile.
+CONFIG_LIMITS = {"hidden_size": 2**16, "intermediate_size": 2**18, "num_hidden_layers": 1024,
+                 "num_attention_heads": 1024, "vocab_size": 2**22}  # fmt: skip
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def check_export(model_dir: Path) -> None:
+    """Refuse an export folder before anything loads, with one message naming the file: its
+    tokenizer files present; a merged model's ``config.json`` within :data:`CONFIG_LIMITS`; every
+    safetensors file whole (its header bounded and covering the file)."""
+    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise RunDirError(f"{model_dir}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
+                          "export it again (lesson 06), or copy the base model's.")  # fmt: skip
+    if (model_dir / "config.json").exists():
+        try:
+            config = read_json(model_dir / "config.json")
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{model_dir / 'config.json'}: unreadable ({exc}).") from None
+        config = config if isinstance(config, dict) else {"config": config}
+        for key, limit in CONFIG_LIMITS.items():
+            v = config.get(key)
+            if v is not None and not (isinstance(v, int) and 0 < v <= limit):
+                raise RunDirError(f"{model_dir / 'config.json'}: {key}={v!r:.40} is not a "
+                                  f"model size (1 to {limit:,}).")  # fmt: skip
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        if problem := safetensors_problem(weights):
+            raise RunDirError(f"{model_dir}: {problem}; export it again (lesson 06).")
+
+
 def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Model and tokenizer from an export: a merged folder, or an adapter folder (base + adapter).
 
@@ -178,6 +207,7 @@ def load_exported(model_dir: Path, trust_remote_code: bool = False) -> tuple[Any
             f"{model_dir}: neither a model (config.json) nor an adapter (adapter_config.json). "
             "Use a run's export/merged or export/adapter folder."
         )
+    check_export(model_dir)
     tokenizer = pretrained(AutoTokenizer, model_dir, trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

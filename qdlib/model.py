@@ -317,12 +317,36 @@ def check_adapter(adapter_dir: Path) -> None:
     if not config.is_file():
         raise RunDirError(f"{adapter_dir}: no adapter here; run notebooks/04_train first.")
     try:
-        read_json(config)
+        settings = read_json(config)
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{config}: unreadable ({exc}); train the adapter again.") from None
     problem = safetensors_problem(adapter_dir / "adapter_model.safetensors")
     if problem:
         raise RunDirError(f"{adapter_dir}: {problem}; train the adapter again (or --resume).")
+    problem = adapter_config_problem(settings, adapter_dir / "adapter_model.safetensors")
+    if problem:
+        raise RunDirError(f"{config}: {problem}; it is not what training wrote.")
+
+
+def adapter_config_problem(settings: Any, weights: Path) -> str | None:
+    """What in an ``adapter_config.json`` peft would trip over: ``r``, ``lora_alpha`` and
+    ``target_modules`` of the wrong type or range, or an ``r`` other than the weights' rank."""
+    if not isinstance(settings, dict):
+        return "not a JSON object"
+    r, alpha, targets = (settings.get(k) for k in ("r", "lora_alpha", "target_modules"))
+    number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+    if not (number(r) and isinstance(r, int) and 1 <= r <= 4096):
+        return f"r={r!r:.40}: the rank is a whole number from 1 to 4096"
+    if not (number(alpha) and 0 < alpha <= 1e6):
+        return f"lora_alpha={alpha!r:.40}: a positive number"
+    if not (isinstance(targets, str) or (isinstance(targets, list) and targets
+            and all(isinstance(t, str) for t in targets))):  # fmt: skip
+        return f"target_modules={targets!r:.60}: a list of layer names (or one pattern)"
+    with safe_open(weights, framework="pt") as f:
+        ranks = {f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith("lora_A.weight")}
+    if ranks - {r}:
+        return f"r={r}, and the weights' rank is {min(ranks - {r})}"
+    return None
 
 
 def adapter_mismatch(base: Any, adapter_dir: Path) -> str | None:
@@ -333,6 +357,10 @@ def adapter_mismatch(base: Any, adapter_dir: Path) -> str | None:
     ``out x r``; the sides that touch W must match W's.
     """
     layers = dict(base.named_modules())
+    targets = read_json(Path(adapter_dir) / "adapter_config.json").get("target_modules")
+    for target in targets if isinstance(targets, list) else []:
+        if not any(n == target or n.endswith("." + target) for n in layers):
+            return f"it targets {target!r:.60}, a layer this model does not have"
     with safe_open(Path(adapter_dir) / "adapter_model.safetensors", framework="pt") as f:
         for key in f.keys():
             found = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)

@@ -9,7 +9,9 @@ The contract (``qd run`` and ``qd train``; :func:`writing_run`):
 1. Everything that can be checked (the config, the data, the model's source, the checkpoint to
    resume from, the settings that changed since) is checked before the run directory is
    created, changed or deleted. A refused command changes nothing.
-2. One writer at a time: a second command on the same directory is refused, naming the first.
+2. One writer at a time: a second command on the same directory is refused, naming the first
+   (:func:`run_lock`, beside the run on its real path; :func:`live_writer` for a status that
+   another lock cannot show).
 3. A run is never overwritten unless asked. ``--overwrite`` moves the old run aside, keeps it
    until the new one has finished, and puts it back if the new one fails.
 4. ``--resume`` continues from the newest complete checkpoint (every file whole, checksums
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,6 +150,17 @@ def _alive(pid: Any) -> bool:
     return True
 
 
+def live_writer(path: Path) -> str | None:
+    """Who is writing ``path`` now, as its ``.qdlib-run.json`` says: a ``running`` attempt whose
+    process is alive on this machine, or that runs on another one (which cannot be asked)."""
+    status = run_status(path) or {}
+    host, here = status.get("host") or socket.gethostname(), socket.gethostname()
+    if status.get("status") != "running" or (host == here and not _alive(status.get("pid"))):
+        return None
+    pid, since = status.get("pid"), status.get("time")
+    return f"{status.get('command')} (pid {pid} on {host}, since {since})"
+
+
 def check_run_dir(path: Path, overwrite: bool = False, resume: bool = False) -> str:
     """What a writing command may do with ``path`` (reads only): ``"new"``, ``"resume"``,
     ``"replace"`` (``--overwrite``) or ``"retry"`` (the last attempt failed or was interrupted:
@@ -156,6 +170,11 @@ def check_run_dir(path: Path, overwrite: bool = False, resume: bool = False) -> 
         raise RunDirError(f"{path} is a symbolic link to nothing ({os.readlink(path)}).")
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} is a file, not a run directory. Choose another --run-dir.")
+    if writer := live_writer(path):  # another lock (another machine, an old qdlib): its status
+        raise RunDirError(
+            f"{path} is being written by {writer}. Wait for it to finish; if that process is "
+            f"gone, delete {path / STATUS} and try again."
+        )
     empty = not path.exists() or not any(path.iterdir())
     if resume:
         if empty or not (path / "config.yaml").is_file():
@@ -184,14 +203,22 @@ def check_run_dir(path: Path, overwrite: bool = False, resume: bool = False) -> 
 # Any other change (the data, the model, LoRA, the optimizer, the schedule) would not apply to
 # the restored state, or would mix two runs in one adapter: it is refused.
 RESUMABLE = (
+    "training.max_steps", "training.epochs",  # extending a run: the schedule follows the new end
     "training.logging_steps", "training.save_steps", "training.save_total_limit",
     "training.report_to", "training.eval_steps", "evaluation.", "export.", "data.strict",
 )  # fmt: skip
 
 
+# What the saved LoRA config (lesson 03's lora/adapter_config.json) calls each lora setting.
+TRAINED_LORA = {"r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout",
+                "use_rslora": "use_rslora", "use_dora": "use_dora"}  # fmt: skip
+
+
 def refuse_unresumable_changes(path: Path, cfg: Config) -> None:
     """With ``--resume``: refuse settings that differ from the run's ``config.yaml`` and cannot
-    change mid-run (see :data:`RESUMABLE`), before anything is written."""
+    change mid-run (see :data:`RESUMABLE`), and LoRA settings that differ from the adapters the
+    run trained (its ``lora/``: a hand-edited config.yaml is caught too), before anything is
+    written."""
     recorded = Path(path) / "config.yaml"
     try:
         before = yaml.safe_load(read_utf8(recorded))
@@ -205,6 +232,20 @@ def refuse_unresumable_changes(path: Path, cfg: Config) -> None:
             f"from its config.yaml: {'; '.join(fixed)}. Nothing was changed. Use them in a new "
             "run (another --run-dir, or --overwrite)."
         )
+    trained = {}
+    for saved in ("lora", "adapter"):  # lesson 03's config, else the adapter qd train saved
+        try:
+            trained = read_json(Path(path) / saved / "adapter_config.json")
+            break
+        except (OSError, ValueError):
+            continue
+    trained = trained if isinstance(trained, dict) else {}
+    lora = cfg.to_dict()["lora"]
+    odd = [f"lora.{k}={lora[k]!r} (trained with {trained[v]!r})"
+           for k, v in TRAINED_LORA.items() if v in trained and trained[v] != lora[k]]  # fmt: skip
+    if odd:
+        raise RunDirError(f"{path}: --resume continues the adapters the run trained, and these "
+                          f"settings differ from them: {'; '.join(odd)}. Nothing was changed.")
 
 
 def set_aside(path: Path, why: str) -> Path:
@@ -219,7 +260,8 @@ def set_aside(path: Path, why: str) -> Path:
 def write_status(path: Path, status: str, command: str, **more: Any) -> None:
     atomic_write_json(
         path / STATUS,
-        {"status": status, "command": command, "pid": os.getpid(), "time": time.ctime()} | more,
+        {"status": status, "command": command, "pid": os.getpid(), "host": socket.gethostname()}
+        | {"time": time.ctime()} | more,
     )
 
 
@@ -264,6 +306,7 @@ def writing_run(
     path = Path(path)
     with run_lock(path):
         action = check_run_dir(path, overwrite=overwrite, resume=resume)
+        path = path.resolve()  # a linked run directory: its real folder is the run
         if action == "retry":
             print(f"{path}: the last attempt did not finish; kept at {set_aside(path, 'failed')}")
         old = set_aside(path, "replaced") if action == "replace" else None

@@ -16,6 +16,7 @@ from typing import Any
 
 from qdlib.config import PROJECT_ROOT, Config, SourceSection
 from qdlib.data import (
+    DataError,
     Skipped,
     dedup,
     detect_language,
@@ -357,6 +358,11 @@ def prepare_splits(cfg: Config) -> Splits:
         held_out, n = dedup([r for _, _, ev in parts for r in ev])
         dups += n
     train, mix, leaked, repeated, dropped = mix_train(parts, held_out, cfg)
+    if not train:  # refused here, before a run directory is touched
+        raise DataError(
+            f"no training record is left: {leaked} are eval questions, {dropped} share a "
+            f"{d.holdout_by} with eval, of {loaded_total} loaded. Give more data, or hold out less."
+        )
     holdout = holdout_summary(train, held_out, d.holdout_by, ungrouped, dropped)
     return Splits(train, held_out, loaded_total, skipped, dups + repeated, leaked, mix, other,
                   holdout)  # fmt: skip

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -622,6 +624,15 @@ def _(tmp):
     return ["train", *TINY, "--run-dir", str(a_run(tmp)), "--resume", "-p", "lora.r", "8"]
 
 
+@case("resume-hand-edited-lora-rank", 2, "lora.r=8 (trained with 64)", "Nothing was changed")
+def _(tmp):
+    """config.yaml edited by hand: compared with itself it would pass; the adapters the run
+    trained (its lora/) say otherwise."""
+    run = a_run(tmp, {"lora": {"r": 8}})
+    write(run, "lora/adapter_config.json", json.dumps({"peft_type": "LORA", "r": 64}))
+    return ["train", *TINY, "--run-dir", str(run), "--resume"]
+
+
 @case("resume-changed-learning-rate", 2, "training.learning_rate=0.0001")
 def _(tmp):
     run = a_run(tmp)
@@ -945,3 +956,201 @@ def test_a_file_where_the_report_folder_goes_is_named_and_kept(tmp_path):
     with pytest.raises(NotADirectoryError, match="eval is a file where a folder is written"):
         write_report(tmp_path / "eval", {"tuned": score([GOOD], [Generation("x", True, [])])})
     assert (tmp_path / "eval").read_text() == "my notes"
+
+
+def test_a_run_another_process_is_writing_is_never_moved_aside(tmp_path, capsys):
+    """A lock in another place (another machine on a shared disk, an older qdlib) is not seen;
+    the run's own status says who writes it, and --overwrite refuses while that process lives."""
+    import json
+    import socket
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("profile: cpu_tiny\n", encoding="utf-8")
+    status = {"status": "running", "command": "qd train", "pid": os.getpid(), "time": "now"}
+    (run / ".qdlib-run.json").write_text(json.dumps(status), encoding="utf-8")
+    assert main(["train", *TINY, "--run-dir", str(run), "--overwrite"]) == 2
+    assert f"is being written by qd train (pid {os.getpid()}" in capsys.readouterr().err
+    elsewhere = status | {"host": f"not-{socket.gethostname()}", "pid": 1}
+    (run / ".qdlib-run.json").write_text(json.dumps(elsewhere), encoding="utf-8")
+    assert main(["train", *TINY, "--run-dir", str(run), "--overwrite"]) == 2
+    assert "on not-" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir() if p.name != ".run.lock"] == ["run"]  # kept
+
+
+def test_qd_eval_waits_its_turn_on_a_run_being_written(tmp_path, capsys):
+    from qdlib.config import load_config
+
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    (run / "config.yaml").write_text(load_config("cpu_tiny").to_yaml(), encoding="utf-8")
+    record = '{"question": "Which is older, A or B?", "sub_questions": ["How old is A?"]}\n'
+    (run / "data/eval.jsonl").write_text(record, encoding="utf-8")
+    with run_lock(run):
+        assert main(["eval", "--run-dir", str(run)]) == 2
+    assert "is being written by another qd command" in capsys.readouterr().err
+    assert not (run / "eval").exists()
+
+
+@pytest.mark.parametrize("command", ["data-check", "decompose"])
+def test_a_device_or_a_pipe_is_refused_before_it_is_read(tmp_path, capsys, command):
+    """/dev/zero and a FIFO never end: read whole, they filled memory. A regular file is checked
+    for first."""
+    fifo = tmp_path / "questions.txt"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        argv = (["data", "check", path, "--no-tokenizer"] if command == "data-check"
+                else ["decompose", "--model", str(tmp_path), "--file", path])  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not a regular file" in err or "use .txt" in err, err
+
+
+def test_a_path_with_terminal_control_bytes_is_shown_escaped(tmp_path, capsys):
+    run = tmp_path / "run\x1b]0;owned\x07"
+    run.write_text("a file, not a run", encoding="utf-8")
+    assert main(["train", *TINY, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\\x1b]0;owned\\x07" in err
+
+
+def test_korean_on_a_console_that_cannot_show_it_is_escaped_not_a_traceback(tmp_path):
+    missing = tmp_path / "질문.jsonl"
+    env = os.environ | {"PYTHONIOENCODING": "cp1252", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "qdlib.cli", "data", "check", str(missing), "--no-tokenizer"]
+    done = subprocess.run(cmd, capture_output=True, env=env, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert b"Traceback" not in done.stderr and b"\\uc9c8\\ubb38.jsonl" in done.stderr
+
+
+# ---------------------------------------------------------------- artifacts, checked before use
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory):
+    """A whole adapter export and a whole merged export of the tiny model."""
+    import shutil
+
+    from qdlib.lora import attach_lora, lora_config
+    from qdlib.model import load_model, load_tokenizer
+    from qdlib.train import save_adapter
+
+    cfg, root = load_config("cpu_tiny"), tmp_path_factory.mktemp("exports")
+    tok, base = load_tokenizer(cfg), load_model(cfg)
+    save_adapter(attach_lora(base, lora_config(cfg, base), seed=cfg.seed), tok, root / "adapter")
+    merged = load_model(cfg)
+    merged.save_pretrained(root / "merged")
+    tok.save_pretrained(root / "merged")
+    yield root
+    shutil.rmtree(root)
+
+
+def damaged(exports: Path, tmp: Path, kind: str, change: Callable[[Path], None]) -> Path:
+    import shutil
+
+    folder = tmp / kind
+    shutil.copytree(exports / kind, folder)
+    change(folder)
+    return folder
+
+
+def edit_json(name: str, **values):
+    def change(folder: Path) -> None:
+        settings = json.loads((folder / name).read_text(encoding="utf-8"))
+        (folder / name).write_text(json.dumps(settings | values), encoding="utf-8")
+
+    return change
+
+
+def header_of(text: bytes, name: str = "model.safetensors"):
+    def change(folder: Path) -> None:
+        (folder / name).write_bytes(len(text).to_bytes(8, "little") + text)
+
+    return change
+
+
+ARTIFACTS = {
+    "adapter-rank-as-text": ("adapter", edit_json("adapter_config.json", r="64"), "r='64'"),
+    "adapter-alpha-as-text": (
+        "adapter", edit_json("adapter_config.json", lora_alpha="128"), "lora_alpha='128'"
+    ),
+    "adapter-rank-not-the-weights": (
+        "adapter", edit_json("adapter_config.json", r=8), "the weights' rank is 64"
+    ),
+    "adapter-targets-a-missing-layer": (
+        "adapter", edit_json("adapter_config.json", target_modules=["q_proj", "no_such"]),
+        "it targets 'no_such', a layer this model does not have",
+    ),
+    "adapter-header-entry-not-a-tensor": (
+        "adapter", header_of(b'{"x": 5}', "adapter_model.safetensors"),
+        "header entry 'x' is not a tensor's",
+    ),
+    "merged-without-tokenizer": (
+        "merged", lambda f: [p.unlink() for p in f.glob("tokenizer*")], "no tokenizer files"
+    ),
+    "merged-absurd-config": (
+        "merged", edit_json("config.json", hidden_size=10**12), "hidden_size=1000000000000"
+    ),
+    "merged-header-of-2-to-the-40": (
+        "merged", lambda f: (f / "model.safetensors").write_bytes((2**40).to_bytes(8, "little")),
+        "model.safetensors is cut",
+    ),
+    "adapter-config-key-twice": (
+        "adapter", lambda f: (f / "adapter_config.json").write_text('{"r": 8, "r": 64}'),
+        "the key 'r' is given twice",
+    ),
+    "merged-header-a-list": ("merged", header_of(b"[1, 2]"), "'the header' is not a tensor's"),
+    "merged-header-offsets-backwards": (
+        "merged", header_of(b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}'),
+        "header entry 'w' is not a tensor's",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ARTIFACTS))
+def test_a_damaged_export_is_refused_before_it_is_used(tiny_exports, tmp_path, capsys, name):
+    kind, change, says = ARTIFACTS[name]
+    folder = damaged(tiny_exports, tmp_path, kind, change)
+    assert main(["decompose", "--model", str(folder), "--profile", "cpu_tiny", "Q?"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("linked", ["eval", "eval-splits"])
+def test_a_linked_report_folder_inside_a_run_is_refused_before_generating(
+    trained, tmp_path, capsys, linked
+):
+    """Both report folders alike: never written through a link (outside the run), never the
+    link silently replaced. Refused before the model loads."""
+    import shutil
+
+    _, _, _, run_dir = trained
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("eval", "eval-splits"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run / linked).symlink_to(outside, target_is_directory=True)
+    split = ["--split", str(run / "data/eval.jsonl")] if linked == "eval-splits" else []
+    assert main(["eval", "--run-dir", str(run), *split]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["decompose", "--model", "nowhere", "Is A\ud800 older?"], "lone surrogate (U+D800)"),
+        (["run", *TINY, "-p", "profile", "rtx4060"], "choose the profile with --profile"),
+        (["train", *TINY, "-p", "training.max_steps", "1" * 400], "training.max_steps"),
+        (["train", *TINY, "-p", "training", "{max_steps: 5, max_steps: 50}"], "given twice"),
+    ],
+    ids=["surrogate-question", "profile-as-p", "400-digit-steps", "p-key-twice"],
+)
+def test_more_inputs_get_a_message_not_a_traceback(tmp_path, capsys, argv, says):
+    argv = [a.replace("nowhere", str(tmp_path / "nowhere")) for a in argv]
+    if argv[0] != "decompose":
+        argv += ["--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()

@@ -197,3 +197,42 @@ def test_installed_profile_paths_are_the_packaged_files_else_the_working_directo
     cfg = load_config("cpu_tiny")
     assert cfg.resolve_path("data/teaching/set.jsonl") == installed / "data/teaching/set.jsonl"
     assert cfg.resolve_path("mine.jsonl") == installed.parents[2] / "work/mine.jsonl"
+
+
+# ---------------------------------------------------------------- keys given twice, huge numbers
+
+
+def test_a_section_given_twice_is_an_error_naming_both_lines(tmp_path):
+    """Plain YAML lets a second ``training:`` replace the first whole (lr, batch, saving: all
+    changed, silently)."""
+    path = write_profile(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    first = 1 + text.splitlines().index("training:")
+    path.write_text(text + "training:\n  batch_size: 1\n", encoding="utf-8")
+    last = len(text.splitlines()) + 1
+    with pytest.raises(ConfigError, match=rf"line {last}: 'training' is given twice \(first on "
+                                          rf"line {first}\)"):  # fmt: skip
+        load_config(path)
+
+
+def test_a_key_given_twice_in_a_section_is_an_error(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("profile: twice\ntraining:\n  max_steps: 5\n  max_steps: 50\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"line 4: 'max_steps' is given twice"):
+        load_config(path)
+
+
+def test_yaml_merge_keys_may_still_be_overridden():
+    text = "base: &b {max_steps: 5, batch_size: 2}\ntraining:\n  <<: *b\n  max_steps: 50\n"
+    assert config.read_yaml(text, "x")["training"] == {"max_steps": 50, "batch_size": 2}
+
+
+def test_a_400_digit_number_is_refused_not_a_traceback(tmp_path):
+    path = write_profile(tmp_path, training__learning_rate=10**400)
+    with pytest.raises(ConfigError, match=r"training\.learning_rate"):
+        load_config(path)
+
+
+def test_the_profile_is_chosen_with_its_flag_not_with_p():
+    with pytest.raises(ConfigError, match="--profile"):
+        parse_override("profile", "rtx4060")

@@ -254,3 +254,40 @@ def test_data_languages_must_name_known_languages(value, message):
 
     with pytest.raises(ConfigError, match=message):
         load_config("cpu_tiny", data={"languages": value})
+
+
+def test_a_lone_surrogate_is_refused_with_its_place(tmp_path):
+    """Half of an emoji pair passes as a Python string, and fails only when written (after a run
+    directory was made): refused when the data is checked."""
+    path = tmp_path / "half.jsonl"
+    path.write_text('{"question": "Is \\ud83d older?", "sub_questions": ["How old?"]}\n', "utf-8")
+    with pytest.raises(DataError, match=r"line 1.*lone surrogate \(U\+D83D\) at position 3"):
+        load_records(path)
+
+
+@pytest.mark.parametrize(
+    "steps, words",
+    [
+        (["Who wrote #5?", "When?"], "item 0 refers to #5, and no step comes before it"),
+        (["Who wrote Hamlet?", "When was #0 born?"], "item 1 refers to #0, and only #1 to #1"),
+        (["Who wrote Hamlet?", "When was #2 born?"], "item 1 refers to #2"),  # itself
+    ],
+)
+def test_a_step_may_refer_only_to_the_steps_before_it(tmp_path, steps, words):
+    path = tmp_path / "refs.jsonl"
+    path.write_text(json.dumps({"question": "Q?", "sub_questions": steps}) + "\n", "utf-8")
+    with pytest.raises(DataError, match=words):
+        load_records(path)
+    good = {"question": "Q?", "sub_questions": ["Who wrote Hamlet?", "When was #1 born?"]}
+    path.write_text(json.dumps(good) + "\n", "utf-8")
+    assert load_records(path).records == [good]
+
+
+def test_a_key_given_twice_in_a_record_is_refused_not_last_wins(tmp_path):
+    line = '{"question": "Q?", "sub_questions": ["A?"], "question": "Other?"}'
+    (tmp_path / "twice.jsonl").write_text(line + "\n", "utf-8")
+    (tmp_path / "twice.json").write_text(f"[{line}]", "utf-8")
+    with pytest.raises(DataError, match=r"line 1: the key 'question' is given twice"):
+        load_records(tmp_path / "twice.jsonl")
+    with pytest.raises(DataError, match=r"twice.json: the key 'question' is given twice"):
+        load_records(tmp_path / "twice.json")

@@ -127,3 +127,16 @@ def test_qd_run_console_shows_progress_not_library_noise(course_run):
     assert "[6/6] 06_export" in run.stdout
     for noise in ("kernels-community", "Kernel is running over TCP", "WARNING"):
         assert noise not in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_lesson_01_runs_on_a_small_data_file_of_your_own(tmp_path):
+    """32 records (data/examples/sample_train.jsonl): fewer than the 50 the exercise takes."""
+    out = tmp_path / "01.ipynb"
+    pm.execute_notebook(
+        str(NOTEBOOKS / "01_data_format.ipynb"), str(out), cwd=str(NOTEBOOKS),
+        parameters={"profile": "cpu_tiny", "run_dir": str(tmp_path / "run"),
+                    "data": {"train_file": "data/examples/sample_train.jsonl"}},
+        kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+    assert "of 28 training examples fill all" in out.read_text(encoding="utf-8")

@@ -195,3 +195,59 @@ def test_resuming_a_finished_course_run_trains_no_step_more(tmp_path):
     assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 4
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
     assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_extended_by_resuming_with_more_steps(tmp_path):
+    """The common reason to resume: more steps. Applied, and recorded in config.yaml."""
+    run_dir = tmp_path / "run"
+    args = ["-p", "training.lr_scheduler", "constant"]
+    run_to_end(qd_train(run_dir, *args, "-p", "training.max_steps", "4"))
+    out = run_to_end(qd_train(run_dir, "--resume", *args, "-p", "training.max_steps", "6"))
+    assert f"resuming from {run_dir / 'checkpoints/checkpoint-4'}" in out
+    assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 6
+    assert "max_steps: 6" in (run_dir / "config.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_linked_run_directory_can_be_replaced_with_overwrite(tmp_path):
+    """The link's real folder is the run: --overwrite replaces the run there, and the link still
+    points at it (it used to train to the end, then fail on rmtree of a link)."""
+    real, link = tmp_path / "disk/run", tmp_path / "run"
+    real.mkdir(parents=True)  # an empty folder on another disk, linked
+    link.symlink_to(real, target_is_directory=True)
+    args = ["-p", "training.max_steps", "2", "-p", "training.save_steps", "2"]
+    run_to_end(qd_train(link, *args))
+    first = (real / "adapter/adapter_model.safetensors").stat().st_mtime_ns
+    run_to_end(qd_train(link, *args, "--overwrite"))
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "adapter/adapter_model.safetensors").stat().st_mtime_ns != first
+    assert sorted(p.name for p in real.parent.iterdir()) == [".run.lock", "run"]
+
+
+@pytest.mark.slow
+def test_a_second_writer_by_another_spelling_and_tmpdir_is_refused_while_the_first_runs(tmp_path):
+    """Two real processes: the second names the run x/../run and has its own TMPDIR (another
+    user, a scheduler); it must find the first one's lock and move nothing aside."""
+    run, other_tmp = tmp_path / "run", tmp_path / "other-tmp"
+    (tmp_path / "x").mkdir()
+    other_tmp.mkdir()
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(qd_train(run, "-p", "training.max_steps", "200"), cwd=PROJECT_ROOT,
+                             env=ENV, stdout=log, stderr=log)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / ".qdlib-run.json").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the first never started"
+            time.sleep(0.05)
+        second = subprocess.run(
+            qd_train(tmp_path / "x" / ".." / "run", "--overwrite"), cwd=PROJECT_ROOT,
+            env=ENV | {"TMPDIR": str(other_tmp)}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert "is being written by" in second.stderr
+        assert not list(tmp_path.glob("run.replaced-*")) and first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
+        log.close()

@@ -222,3 +222,19 @@ def test_holdout_fraction_without_a_grouping_and_predictions_without_a_test_file
         load_config("cpu_tiny", data={"holdout_fraction": 0.2})
     with pytest.raises(ConfigError, match="name the test file too"):
         load_config("cpu_tiny", evaluation={"test_file": None})
+
+
+def test_every_training_record_also_in_eval_is_refused_before_a_run_is_made(tmp_path):
+    from qdlib.cli import main
+    from qdlib.data import DataError
+
+    rows = [{"question": f"Is A{i} older than B{i}?", "sub_questions": ["How old is A?"]}
+            for i in range(20)]  # fmt: skip
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = ["train", "--profile", "cpu_tiny", "--run-dir", str(tmp_path / "run"),
+            "-p", "data.train_file", str(data), "-p", "data.eval_file", str(data)]  # fmt: skip
+    assert main(argv) == 2
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(DataError, match="no training record is left: 20 are eval questions"):
+        splits_for("cpu_tiny", train_file=str(data), eval_file=str(data))

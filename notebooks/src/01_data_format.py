@@ -368,12 +368,13 @@ print(len(load_records(mine, strict=False).skipped), "skipped with strict=False"
 # > 채운 예제에는 학습할 토큰이 남지 않기 때문입니다.)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-first = tokenized.train.select(range(50))
+n = min(50, len(tokenized.train))  # your own data may have fewer
+first = tokenized.train.select(range(n))
 limit = max(row["labels"].count(-100) for row in first) + 16  # every prompt fits, with 16 to spare
-short = tokenize_splits(splits.train[:50], [], tokenizer, limit, cfg.data.language)
+short = tokenize_splits(splits.train[:n], [], tokenizer, limit, cfg.data.language)
 print(short.report())
-cut = [i for i in range(50) if len(short.train[i]["input_ids"]) == limit]
-print(len(cut), f"of 50 training examples fill all {limit} tokens")
+cut = [i for i in range(n) if len(short.train[i]["input_ids"]) == limit]
+print(len(cut), f"of {n} training examples fill all {limit} tokens")
 if cut:
     print("the first ends in EOS:", short.train[cut[0]]["labels"][-1] == tokenizer.eos_token_id)
 # Cut on the right, the answer loses its end: the EOS is not trained, so the model does not
