@@ -168,7 +168,7 @@ def published_generations(records: list[dict[str, Any]], path: str | Path) -> li
     Each prediction must be for the same question (compared normalized); a record without a
     prediction is an error naming the file and the id, never a silent gap.
     """
-    by_id = {p.get("id"): p for p in load_records(path).records}
+    by_id = {p.get("id"): p for p in load_records(path, gold=False).records}  # a model's output
     steps = []
     for i, rec in enumerate(records):
         pred = by_id.get(rec.get("id"))

@@ -255,9 +255,10 @@ class ProfileLoader(yaml.SafeLoader):
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         """A key given twice in one mapping (two ``training:`` sections, two ``lr:`` in one) is an
         error naming both lines, never the silent last-one-wins of plain YAML."""
-        self.flatten_mapping(node)  # ``<<: *base`` merges first: overriding a merged key is fine
         first: dict[Any, int] = {}
-        for key_node, _ in node.value:
+        for key_node, _ in node.value:  # the keys written here (a merged ``<<: *base`` may be
+            if key_node.tag == "tag:yaml.org,2002:merge":  # overridden: that is what it is for)
+                continue
             key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
             if isinstance(key, Hashable) and key in first:
                 raise yaml.YAMLError(f"line {line}: {key!r} is given twice (first on line "

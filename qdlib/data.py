@@ -91,8 +91,10 @@ def text_problem(text: Any, field_name: str) -> str | None:
     return None
 
 
-def record_problem(obj: Any) -> str | None:
-    """What is wrong with one record, or ``None`` when it is valid."""
+def record_problem(obj: Any, gold: bool = True) -> str | None:
+    """What is wrong with one record, or ``None`` when it is valid. ``gold``: a decomposition to
+    learn from, whose ``#k`` must each name an earlier step; a model's predictions (``False``)
+    keep theirs, for the ``refs_valid`` metric to judge."""
     if not isinstance(obj, dict):
         return (
             f'a record must be a JSON object with "question" and "sub_questions"; got {_kind(obj)}.'
@@ -112,7 +114,8 @@ def record_problem(obj: Any) -> str | None:
     if len(subs) > MAX_STEPS:
         return f'field "sub_questions" has {len(subs)} steps; at most {MAX_STEPS} are allowed.'
     for i, step in enumerate(subs):
-        problem = text_problem(step, f'field "sub_questions" item {i}') or ref_problem(step, i)
+        problem = text_problem(step, f'field "sub_questions" item {i}') or (
+            ref_problem(step, i) if gold else None)  # fmt: skip
         if problem:
             return problem
     return None
@@ -160,11 +163,12 @@ def _kind(v: Any) -> str:
     return f"{name.get(type(v), type(v).__name__)} {json.dumps(v, ensure_ascii=False)[:40]}"
 
 
-def load_records(path: str | Path, strict: bool = True) -> LoadResult:
+def load_records(path: str | Path, strict: bool = True, gold: bool = True) -> LoadResult:
     """Load and validate a ``.json`` (list) or ``.jsonl`` file of records.
 
     With ``strict=True`` the first bad record raises :class:`DataError`; with ``strict=False``
-    bad records are skipped and listed in ``result.skipped``: never dropped silently.
+    bad records are skipped and listed in ``result.skipped``: never dropped silently. ``gold``:
+    see :func:`record_problem` (a model's predictions are loaded with ``gold=False``).
     """
     path = Path(path)
     check_readable_file(path)
@@ -177,7 +181,7 @@ def load_records(path: str | Path, strict: bool = True) -> LoadResult:
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected records in JSON or JSONL.")
     jsonl = path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip()[:1] == "[")
-    return _validate(items_of(path, text, jsonl), str(path), strict)
+    return _validate(items_of(path, text, jsonl), str(path), strict, gold)
 
 
 def check_readable_file(path: Path) -> None:
@@ -233,18 +237,18 @@ def items_of(path: Path, text: str, jsonl: bool) -> list[tuple[str, Any]]:
     return [(f"index {i}", item) for i, item in enumerate(data)]
 
 
-def _validate(items: list[tuple[str, Any]], source: str, strict: bool) -> LoadResult:
+def _validate(
+    items: list[tuple[str, Any]], source: str, strict: bool, gold: bool = True
+) -> LoadResult:
     result = LoadResult(records=[], source=source)
     for where, obj in items:
-        problem = obj.reason if isinstance(obj, BadLine) else record_problem(obj)
+        problem = obj.reason if isinstance(obj, BadLine) else record_problem(obj, gold)
         if problem is None:
             result.records.append(obj)
             continue
         if strict:
-            more = (
-                sum(1 for _, o in items if isinstance(o, BadLine) or record_problem(o) is not None)
-                - 1
-            )
+            bad = (isinstance(o, BadLine) or record_problem(o, gold) is not None for _, o in items)
+            more = sum(bad) - 1
             extra = f" ({more} more bad records in this file.)" if more else ""
             raise DataError(
                 f"{source}, {where}: {problem}{extra}\nFix the record, or load with strict=False "

@@ -165,7 +165,7 @@ def try_it(
 # Far beyond any model a course would export: a config.json past these is damaged or hostile.
 CONFIG_LIMITS = {"hidden_size": 2**16, "intermediate_size": 2**18, "num_hidden_layers": 1024,
                  "num_attention_heads": 1024, "vocab_size": 2**22}  # fmt: skip
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 def check_export(model_dir: Path) -> None:

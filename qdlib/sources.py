@@ -53,10 +53,11 @@ def refs_in_words(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(
-    rows: list[tuple[str, dict[str, Any] | None, str]], source: str, refs: str
+    rows: list[tuple[str, dict[str, Any] | None, str]], source: str, refs: str, gold: bool = True
 ) -> LoadResult:
-    """Validate converted rows. A ``None`` record is a skip: by design (a dataset's test row),
-    unless its reason says the row is broken (``"invalid: ..."``)."""
+    """Validate converted rows (``gold``: see :func:`qdlib.data.record_problem`). A ``None``
+    record is a skip: by design (a dataset's test row), unless its reason says the row is broken
+    (``"invalid: ..."``)."""
     result = LoadResult(records=[], source=source)
     for where, rec, reason in rows:
         if rec is None:
@@ -67,7 +68,7 @@ def _finish(
             )
             result.skipped.append(Skipped(where, text, kind=kind))
             continue
-        problem = record_problem(rec)
+        problem = record_problem(rec, gold)
         if problem:
             result.skipped.append(Skipped(where, problem))
             continue
@@ -77,8 +78,9 @@ def _finish(
     return result
 
 
-def strategyqa(path: Path, refs: str = "keep") -> LoadResult:
-    """StrategyQA JSON: a list of ``{qid, question, answer, facts, decomposition, evidence}``."""
+def strategyqa(path: Path, refs: str = "keep", gold: bool = True) -> LoadResult:
+    """StrategyQA JSON: a list of ``{qid, question, answer, facts, decomposition, evidence}``
+    (``gold=False``: a model's predictions in that layout, their ``#k`` kept as written)."""
     data = json_value(Path(path))
     if not isinstance(data, list):
         raise DataError(f"{path}: StrategyQA files are a JSON list of questions.")
@@ -95,7 +97,7 @@ def strategyqa(path: Path, refs: str = "keep") -> LoadResult:
             "source": "strategyqa",
         }
         rows.append((where, rec, ""))
-    return _finish(rows, str(path), refs)
+    return _finish(rows, str(path), refs, gold)
 
 
 def break_qdmr(path: Path, refs: str = "keep") -> LoadResult:

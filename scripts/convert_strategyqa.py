@@ -80,7 +80,7 @@ def convert_predictions(path: Path) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="qdlib-") as tmp:
         as_list = Path(tmp) / "bart_decomp_dev_predictions.json"
         as_list.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-        result = strategyqa(as_list)
+        result = strategyqa(as_list, gold=False)  # a model's output: its #k are as written
     result.source = str(path)
     result.records = [rec | {"predicted_by": PREDICTED_BY} for rec in result.records]
     return result

@@ -172,10 +172,12 @@ def write_upstream(root: Path, train: dict, dev: dict, predictions: dict) -> Pat
 
 @pytest.mark.parametrize("name", FILES)
 def test_each_file_loads_with_qdlibs_loader_and_no_invalid_record(name):
-    result = load_records(DATA / name, strict=False)
+    gold = "predictions" not in name  # a model's output: its #k may point anywhere
+    result = load_records(DATA / name, strict=False, gold=gold)
     assert result.skipped == []
     assert len(result.records) == len(lines(name)) == source_table()[name][2]
-    assert load_any(str(DATA / name)).records == result.records  # strict, as a profile reads it
+    if gold:
+        assert load_any(str(DATA / name)).records == result.records  # as a profile reads it
     ids = [r["id"] for r in result.records]
     assert len(set(ids)) == len(ids)
     assert {r["source"] for r in result.records} == {"strategyqa"}
