@@ -46,8 +46,8 @@ lint: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/generation_speed.py
 
-# Training throughput (seed pipeline, qdlib padded, qdlib packed, TRL) and the memory estimator
-# against measured CPU peaks; about 10 minutes on 2 cores.
+# Training throughput (seed pipeline, qdlib padded and packed, TRL three ways, a plain loop) and
+# the memory estimator against measured CPU peaks; about 30 minutes on 2 cores.
 benchmark-training: $(STAMP)
 	$(BIN)/python benchmarks/training_speed.py
 	$(BIN)/python benchmarks/memory_check.py
