@@ -165,6 +165,13 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint_to_the_same_adap
         assert torch.allclose(tensor, resumed[name]), name
 
 
+def assert_still_at_step_4(run_dir, adapter: bytes) -> None:
+    """A finished 4-step run, resumed: no step more, no new checkpoint, the same adapter."""
+    assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 4
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
+    assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter
+
+
 @pytest.mark.slow
 def test_resuming_a_finished_run_trains_no_step_more(tmp_path):
     run_dir = tmp_path / "run"
@@ -173,9 +180,7 @@ def test_resuming_a_finished_run_trains_no_step_more(tmp_path):
     adapter = (run_dir / "adapter/adapter_model.safetensors").read_bytes()
     out = run_to_end(qd_train(run_dir, "--resume", *args))
     assert "nothing left to train" in out
-    assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 4
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
-    assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter
+    assert_still_at_step_4(run_dir, adapter)
 
 
 @pytest.mark.slow
@@ -192,9 +197,7 @@ def test_resuming_a_finished_course_run_trains_no_step_more(tmp_path):
     run_to_end([*cmd, str(run_dir), *params, "--resume", "--only", "04_train"])
     executed = (run_dir / "notebooks/04_train.ipynb").read_text(encoding="utf-8")
     assert "nothing left to train" in executed
-    assert json.loads((run_dir / "train/summary.json").read_text())["global_step"] == 4
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-4"]
-    assert (run_dir / "adapter/adapter_model.safetensors").read_bytes() == adapter
+    assert_still_at_step_4(run_dir, adapter)
 
 
 @pytest.mark.slow
