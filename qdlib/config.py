@@ -260,10 +260,12 @@ class ProfileLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # overridden: that is what it is for)
                 continue
             key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
-            if isinstance(key, Hashable) and key in first:
+            if not isinstance(key, Hashable):
+                continue  # PyYAML's own error follows: a key must be hashable
+            if key in first:
                 raise yaml.YAMLError(f"line {line}: {key!r} is given twice (first on line "
                                      f"{first[key]}); keep one")  # fmt: skip
-            first[key] = line if isinstance(key, Hashable) else 0
+            first[key] = line
         return super().construct_mapping(node, deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:

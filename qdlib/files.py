@@ -160,7 +160,7 @@ def read_utf8(path: Path) -> str:
 
 def read_json(path: Path) -> Any:
     """The JSON value in a UTF-8 file (a key given twice in an object: :class:`DuplicateKey`)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
+    return json.loads(read_utf8(path), object_pairs_hook=unique_keys)
 
 
 @dataclass

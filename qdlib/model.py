@@ -335,7 +335,7 @@ def adapter_config_problem(settings: Any, weights: Path) -> str | None:
         return "not a JSON object"
     r, alpha, targets = (settings.get(k) for k in ("r", "lora_alpha", "target_modules"))
     number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
-    if not (number(r) and isinstance(r, int) and 1 <= r <= 4096):
+    if not (isinstance(r, int) and number(r) and 1 <= r <= 4096):
         return f"r={r!r:.40}: the rank is a whole number from 1 to 4096"
     if not (number(alpha) and 0 < alpha <= 1e6):
         return f"lora_alpha={alpha!r:.40}: a positive number"

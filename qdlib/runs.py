@@ -260,8 +260,8 @@ def set_aside(path: Path, why: str) -> Path:
 def write_status(path: Path, status: str, command: str, **more: Any) -> None:
     atomic_write_json(
         path / STATUS,
-        {"status": status, "command": command, "pid": os.getpid(), "host": socket.gethostname()}
-        | {"time": time.ctime()} | more,
+        {"status": status, "command": command, "pid": os.getpid(), "host": socket.gethostname(),
+         "time": time.ctime(), **more},
     )
 
 
@@ -283,10 +283,9 @@ def run_lock(path: Path) -> Iterator[None]:
     try:
         lock.acquire(blocking=False)
     except Timeout:
-        status = run_status(path)
-        holder = f" ({status.get('command')}, pid {status.get('pid')})" if status else ""
-        raise RunDirError(f"{path} is being written by another qd command{holder}. Wait for it "
-                          "to finish, or choose another --run-dir.") from None  # fmt: skip
+        holder = live_writer(path) or "another qd command"
+        raise RunDirError(f"{path} is being written by {holder}. Wait for it to finish, or "
+                          "choose another --run-dir.") from None  # fmt: skip
     except OSError as exc:  # a symlink planted at the lock's path, a read-only folder
         raise RunDirError(f"{path}: cannot take its lock {where} ({exc}).") from None
     try:

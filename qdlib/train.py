@@ -161,17 +161,15 @@ def setup(
     splits: TokenizedSplits,
     output_dir: Path,
     eval_records: list[dict[str, Any]] | None = None,
-    lora_cfg: Any = None,
 ) -> Any:
     """The one wiring of a training run: the profile's model, its LoRA adapters, the ``Trainer``.
 
     ``qd train``, lesson 03's experiments, the tests' short runs and the GPU check all build here;
     lesson 04 builds the same objects by hand and checks them against :func:`build_trainer`.
-    ``lora_cfg``: lesson 03's saved ``LoraConfig`` (default: made from the profile).
     """
     model = load_model(cfg)
-    lora_cfg = lora_cfg or lora_config(cfg, model)
-    model = attach_lora(model, lora_cfg, cfg.training.gradient_checkpointing, cfg.seed)
+    model = attach_lora(model, lora_config(cfg, model), cfg.training.gradient_checkpointing,
+                        cfg.seed)  # fmt: skip
     return build_trainer(model, tokenizer, splits, cfg, output_dir, eval_records)
 
 
