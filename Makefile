@@ -20,7 +20,7 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast test-latest lock lint notebooks benchmark benchmark-training clean-venv
+.PHONY: run run-ko test test-fast test-latest lock lint notebooks benchmark benchmark-training clean-venv
 
 $(STAMP): $(LOCK) requirements/offline-model.txt pyproject.toml scripts/install.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ $(STAMP): $(LOCK) requirements/offline-model.txt pyproject.toml scripts/install.
 
 run: $(STAMP)
 	$(BIN)/qd run --profile cpu_small
+
+# The course in Korean on a CPU: Gemma 3 270M (from its packages, converted once), Korean
+# questions, about 18 minutes on 2 cores.
+run-ko: $(STAMP)
+	$(BIN)/qd run --profile cpu_ko
 
 test: $(STAMP)
 	$(BIN)/ruff check qdlib tests scripts notebooks/src benchmarks

@@ -29,7 +29,8 @@ from qdlib.config import (
     parse_override,
     setting_type,
 )
-from qdlib.data import DataError, escaped, shown, text_problem
+from qdlib.data import DataError, shown, text_problem
+from qdlib.files import escaped
 from qdlib.runs import LESSONS, RunDirError, RunInterrupted, check_run_dir
 from qdlib.sources import FORMATS
 
@@ -92,7 +93,7 @@ def run_command(args: argparse.Namespace) -> int:
         lessons=lessons,
         resume=args.resume,
     )
-    print(f"run finished ({cfg.profile}): {run_dir}")
+    print(escaped(f"run finished ({cfg.profile}): {run_dir}"))
     return 0
 
 

@@ -24,7 +24,7 @@ from traitlets.config import Config as KernelSettings
 
 from qdlib.config import PROJECT_ROOT, Config, load_config
 from qdlib.data import load_records
-from qdlib.files import atomic_write_json, write_jsonl
+from qdlib.files import atomic_write_json, escaped, write_jsonl
 from qdlib.lora import save_lora_config
 from qdlib.model import load_tokenizer
 from qdlib.prompts import tokenize_splits
@@ -136,7 +136,7 @@ def rank_logger(state: PartialState) -> Callable[[str], None]:
     tag = f"[rank {state.process_index}/{state.num_processes}] " if state.num_processes > 1 else ""
 
     def log(msg: str) -> None:
-        sys.stdout.write(f"{tag}{msg}\n")
+        sys.stdout.write(f"{tag}{escaped(msg)}\n")  # paths from the user: shown, never obeyed
         sys.stdout.flush()
 
     return log

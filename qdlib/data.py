@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qdlib import files
-from qdlib.files import BadLine, jsonl_lines, unique_keys
+from qdlib.files import BadLine, escaped, jsonl_lines, unique_keys
 
 # "#2" in a step means the answer of step 2 (StrategyQA, BREAK and MuSiQue write it so)
 STEP_REF = re.compile(r"#(\d+)")
@@ -129,16 +129,6 @@ def ref_problem(step: str, i: int) -> str | None:
     before = f"only #1 to #{i} come before it" if i else "no step comes before it"
     return (f'field "sub_questions" item {i} refers to #{bad}, and {before}: "#k" is the '
             "answer of an earlier step k.")  # fmt: skip
-
-
-def escaped(text: str) -> str:
-    """``text`` with every control and format character written as an escape (``\\x1b``), so
-    that a terminal shows it instead of obeying it. Newlines and tabs stay."""
-    return "".join(
-        c if c in "\n\t" or (c.isprintable() and unicodedata.category(c) != "Cf")
-        else repr(c)[1:-1]
-        for c in text
-    )  # fmt: skip
 
 
 def shown(text: str, limit: int = 80) -> str:

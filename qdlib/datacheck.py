@@ -159,16 +159,22 @@ def hangul_tokens(tokenizer: Any) -> int:
 
 
 def tokenizer_costs(tokenizers: dict[str, Any], texts: dict[str, list[str]]) -> str:
-    """A Markdown table: per tokenizer, tokens per character in each language, and its Hangul
-    vocabulary. ``tokenizers`` maps a name to a tokenizer, or to why it is not available."""
+    """A Markdown table: per tokenizer, tokens per character and per text (question) in each
+    language, and its Hangul vocabulary. ``tokenizers`` maps a name to a tokenizer, or to why it
+    is not available. Per character shows the vocabulary; per question is what training pays
+    (Korean questions are shorter than English ones)."""
     langs = list(texts)
-    head = [f"tokens per character ({lang})" for lang in langs] + ["Hangul syllables in vocab"]
+    head = [f"tokens per character ({lang})" for lang in langs]
+    head += [f"tokens per question ({lang})" for lang in langs] + ["Hangul syllables in vocab"]
     lines = ["| tokenizer | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for name, tok in tokenizers.items():
         if isinstance(tok, str):
-            lines.append(f"| {name} | " + " | ".join(["-"] * len(langs)) + f" | {tok} |")
+            lines.append(f"| {name} | " + " | ".join(["-"] * (2 * len(langs))) + f" | {tok} |")
             continue
-        cells = [f"{tokens_per_character(tok, texts[lang]):.2f}" for lang in langs]
+        per_char = {lang: tokens_per_character(tok, texts[lang]) for lang in langs}
+        chars = {lang: sum(map(len, texts[lang])) / max(1, len(texts[lang])) for lang in langs}
+        cells = [f"{per_char[lang]:.2f}" for lang in langs]
+        cells += [f"{per_char[lang] * chars[lang]:.1f}" for lang in langs]
         cells.append(f"{hangul_tokens(tok):,} of {len(tok):,}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -57,9 +57,15 @@ def template_twin(target: dict[str, Any], records: list[dict[str, Any]]) -> dict
 
     Among the records of the same kind (when the data says) and the same number of steps, the
     one whose joined gold steps have the highest chrF against ``target``'s; any other record when
-    none qualifies.
+    none qualifies. A record with the same names (the same question with its names swapped, or
+    the same ``entities``) is no twin: its gold is the target's own.
     """
-    others = [r for r in records if r is not target]
+    names = frozenset(target.get("entities") or ())
+    others = [
+        r for r in records
+        if r is not target and not (names and frozenset(r.get("entities") or ()) == names)
+        and sorted(r["sub_questions"]) != sorted(target["sub_questions"])
+    ]  # fmt: skip
     twins = [
         r for r in others
         if r.get("kind") == target.get("kind")
@@ -95,8 +101,14 @@ def probe_metrics(
 BREAKDOWN_KEYS = ("format_valid", "step_count_correct", "exact_match", "content_recall")
 
 
+def model_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model's metrics from ``metrics.json``, without the scorecard kept beside them."""
+    return {name: m for name, m in metrics.items() if name != "scorecard"}
+
+
 def breakdown_table(metrics: dict[str, dict[str, Any]], by: str) -> str:
     """Markdown: one row per group (``by_language`` or ``by_kind``), each model's main rates."""
+    metrics = model_metrics(metrics)
     names = list(metrics)
     groups = list(metrics[names[-1]].get(by, {}))
     head = [f"{n} {k.replace('_', ' ')}" for k in BREAKDOWN_KEYS for n in names]
@@ -124,12 +136,13 @@ def report_markdown(
     names = list(rows)
     last = names[-1]
     order = sorted(range(len(rows[last])), key=lambda i: rows[last][i]["scores"]["sari"])
-    parts = ["# Evaluation report", "", compare_table({n: metrics[n] for n in names}), ""]
+    models = {n: metrics[n] for n in names}
+    parts = ["# Evaluation report", "", compare_table(models), ""]
     if card_md:
         parts += [card_md, ""]
     for by, title in (("by_language", "By language"), ("by_kind", "By kind of question")):
         if metrics[last].get(by):
-            parts.extend([f"## {title}", "", breakdown_table(metrics, by), ""])
+            parts.extend([f"## {title}", "", breakdown_table(models, by), ""])
 
     def section(title: str, ids: list[int]) -> None:
         parts.extend([f"## {title}", ""])

@@ -22,12 +22,12 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import AutoTokenizer
 
 from qdlib.config import Config
-from qdlib.evaluate import compare_table
+from qdlib.evaluate import compare_table, model_metrics
 from qdlib.files import atomic_dir, read_json
 from qdlib.inference import decode_answer
 from qdlib.model import load_with_adapter, weights_source
 from qdlib.notices import quiet_hf
-from qdlib.prompts import INSTRUCTIONS, prompt_ids, render_prompt
+from qdlib.prompts import INSTRUCTIONS, answer_end, prompt_ids, render_prompt
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
 from qdlib.weights import WeightsSource
@@ -193,7 +193,8 @@ def parity_with_plain_transformers(
     """Parity of an exported model, reloaded without qdlib, against ``reference`` generations."""
     prompts = [prompt_ids(q, tokenizer, language) for q in questions]
     ids = plain_transformers_ids(model_dir, prompts, max_new_tokens, batch_size, trust_remote_code)
-    candidate = [decode_answer(row, tokenizer) for row in ids]
+    end = answer_end(tokenizer)  # the reference stopped there too
+    candidate = [decode_answer(row, tokenizer, end) for row in ids]
     return parity(questions, reference, candidate)
 
 
@@ -258,7 +259,7 @@ def model_card(cfg: Config, run_dir: Path, tokenizer: Any) -> str:
         n_train=report.get("train", "?"), n_eval=report.get("eval", "?"),
         duplicates=report.get("duplicates_dropped", 0),
         invalid=sum(s.get("kind", "invalid") == "invalid" for s in report.get("skipped", [])),
-        metrics_table=compare_table(metrics) if metrics else
+        metrics_table=compare_table(model_metrics(metrics)) if metrics else
         "Not evaluated (run notebook 05 or `qd eval`).",
         parity=_read_json_if(run_dir / "export/parity.json"),
         example_prompt=render_prompt(CARD_EXAMPLE[lang], tokenizer, lang),

@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -257,3 +258,13 @@ def zip_problem(path: Path) -> str | None:
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         return f"{path.name} is incomplete ({exc})"
     return f"{path.name} is damaged ({bad} fails its checksum)" if bad else None
+
+
+def escaped(text: str) -> str:
+    """``text`` with every control and format character written as an escape (``\\x1b``), so
+    that a terminal shows it instead of obeying it. Newlines and tabs stay."""
+    return "".join(
+        c if c in "\n\t" or (c.isprintable() and unicodedata.category(c) != "Cf")
+        else repr(c)[1:-1]
+        for c in text
+    )  # fmt: skip

@@ -23,7 +23,7 @@ from qdlib.files import BadLine, read_json, safetensors_problem
 from qdlib.metrics import parse_sub_questions
 from qdlib.model import attach_adapter, check_adapter, device, resolve_dtype
 from qdlib.notices import quiet_hf
-from qdlib.prompts import prompt_ids
+from qdlib.prompts import answer_end, prompt_ids
 from qdlib.remote_code import pretrained
 from qdlib.runs import RunDirError
 from qdlib.weights import weights_for
@@ -73,11 +73,13 @@ def generate(
     ``prompt(question, tokenizer, language)`` gives each prompt's token ids: the course's prompt
     by default, a few-shot one for that baseline (:func:`qdlib.baselines.few_shot_prompt`).
     """
+    end = answer_end(tokenizer)  # a base model's answer also ends at a blank line
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        stop_strings=[end] if end else None,
         use_cache=True,  # training turns the model's own use_cache off (see qdlib.train)
     )
     model.eval()
@@ -94,16 +96,20 @@ def generate(
             input_ids=torch.tensor(ids, device=on),
             attention_mask=torch.tensor(mask, device=on),
             generation_config=gen_cfg,
+            tokenizer=tokenizer,  # what stop_strings are matched with
         )
         for row, i in zip(out[:, width:].tolist(), batch, strict=True):
-            results[i] = decode_answer(row, tokenizer)
+            results[i] = decode_answer(row, tokenizer, end)
     return [results[i] for i in range(len(questions))]
 
 
-def decode_answer(new_ids: list[int], tokenizer: Any) -> Generation:
-    """The answer's text and ids: up to the EOS, or, when ``max_new_tokens`` cut it off, up to the
-    last whole character (a Hangul syllable can take several byte-level tokens, and a cut between
-    them would decode as U+FFFD)."""
+def decode_answer(new_ids: list[int], tokenizer: Any, end: str | None = None) -> Generation:
+    """The answer's text and ids: up to the EOS (or the text ``end``, when given and written:
+    :func:`qdlib.prompts.answer_end`), or, when ``max_new_tokens`` cut it off, up to the last
+    whole character (a Hangul syllable can take several byte-level tokens, and a cut between them
+    would decode as U+FFFD). Stopping at ``end`` counts as stopping by itself; the ids then run
+    to the token that completed ``end`` (whatever was generated after it in the same batch is
+    dropped, so two runs that agree up to there compare equal)."""
     eos = tokenizer.eos_token_id
     stopped = eos in new_ids
     kept = new_ids[: new_ids.index(eos)] if stopped else new_ids
@@ -116,6 +122,10 @@ def decode_answer(new_ids: list[int], tokenizer: Any) -> Generation:
                 break
             kept = kept[:-1]
             text = tokenizer.decode(kept, skip_special_tokens=True)
+    if end and not stopped and end in text:
+        upto = next(k for k in range(1, len(kept) + 1)
+                    if end in tokenizer.decode(kept[:k], skip_special_tokens=True))  # fmt: skip
+        kept, text, stopped = kept[:upto], text[: text.index(end)], True
     return Generation(text, stopped, kept)
 
 

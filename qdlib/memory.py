@@ -32,6 +32,12 @@ class Architecture:
     vocab: int
     tied: bool  # the output layer shares the embedding's weights
     qkv_bias: bool  # Qwen2 has biases on q, k and v
+    head_dim: int = 0  # 0: hidden // heads (Gemma 3 sets its own: 256 with hidden 640)
+    norms: int = 0  # norm weights per block; 0: two of ``hidden`` (Gemma 3 has four, and q/k's)
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.hidden // self.heads
 
 
 # The models the profiles and docs name, so that estimates need no download.
@@ -43,8 +49,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "Qwen/Qwen2.5-7B-Instruct": Architecture(3584, 28, 28, 4, 18944, 152064, False, True),
     "meta-llama/Llama-3.2-1B-Instruct": Architecture(2048, 16, 32, 8, 8192, 128256, True, False),
     "meta-llama/Llama-3.2-3B-Instruct": Architecture(3072, 28, 24, 8, 8192, 128256, True, False),
+    "google/gemma-3-270m": Architecture(
+        640, 18, 4, 1, 2048, 262144, True, False, head_dim=256, norms=4 * 640 + 2 * 256
+    ),
 }
-CARDS_MIB = {"rtx4060": 8 * 1024, "runpod": 24 * 1024, "cpu_tiny": 8 * 1024, "cpu_small": 8 * 1024}
+CARDS_MIB = {"rtx4060": 8 * 1024, "runpod": 24 * 1024}  # a CPU profile: 8 GiB, a laptop's share
 BLOCK_4BIT, BLOCK_8BIT_OPT, MIN_8BIT_SIZE = 64, 256, 4096
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
 
@@ -66,6 +75,7 @@ def architecture(cfg: Config, name: str | None = None) -> Architecture:
         intermediate=c.intermediate_size, vocab=c.vocab_size,
         tied=bool(getattr(c, "tie_word_embeddings", False)),
         qkv_bias=bool(getattr(c, "attention_bias", c.model_type == "qwen2")),
+        head_dim=getattr(c, "head_dim", None) or 0,
     )  # fmt: skip
 
 
@@ -76,15 +86,15 @@ def hf_config(a: Architecture, layers: int | None = None) -> Any:
         "qwen2" if a.qkv_bias else "llama", hidden_size=a.hidden,
         num_hidden_layers=layers or a.layers, num_attention_heads=a.heads,
         num_key_value_heads=a.kv_heads, intermediate_size=a.intermediate,
-        vocab_size=a.vocab, tie_word_embeddings=a.tied, use_cache=False,
+        vocab_size=a.vocab, tie_word_embeddings=a.tied, use_cache=False, head_dim=a.head_size,
     )  # fmt: skip
 
 
 def linear_shapes(a: Architecture) -> dict[str, tuple[int, int]]:
     """(in, out) of each linear layer kind in one transformer block."""
     h, i = a.hidden, a.intermediate
-    kv = a.kv_heads * (h // a.heads)
-    return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+    q, kv = a.heads * a.head_size, a.kv_heads * a.head_size
+    return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
             "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}  # fmt: skip
 
 
@@ -93,7 +103,7 @@ def parameter_counts(a: Architecture) -> dict[str, int]:
     shapes = linear_shapes(a)
     linear = a.layers * sum(i * o for i, o in shapes.values())
     bias = a.layers * sum(shapes[k][1] for k in ("q_proj", "k_proj", "v_proj")) * a.qkv_bias
-    norms = (2 * a.layers + 1) * a.hidden
+    norms = a.layers * (a.norms or 2 * a.hidden) + a.hidden
     embed = a.vocab * a.hidden
     head = 0 if a.tied else embed
     return {"linear": linear, "other": bias + norms, "embed": embed, "head": head}

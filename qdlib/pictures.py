@@ -100,8 +100,11 @@ def trained_tokens(example: dict[str, Any], tokenizer: Any, width: int = 16) -> 
         color = PROMPT if label == IGNORE_INDEX else END if i == len(ids) - 1 else ANSWER
         x, y = i % width, rows - 1 - i // width
         ax.add_patch(Rectangle((x, y), 0.95, 0.85, color=color))
-        text, families = token_text(tokenizer.decode([tok]).replace("\n", "⏎")[:6] or "·")
-        ax.text(x + 0.47, y + 0.42, text, ha="center", va="center", fontsize=7, family=families)
+        piece = tokenizer.decode([tok]).replace("\n", "⏎").strip()  # the space: the box's gap
+        text, families = token_text(piece if len(piece) <= 9 else piece[:8] + "…")
+        size = 7 if len(text) <= 6 else 5.5  # a whole word fits its box in a smaller font
+        ax.text(x + 0.47, y + 0.42, text or "·", ha="center", va="center", fontsize=size,
+                family=families)  # fmt: skip
     ax.set(xlim=(0, width), ylim=(0, rows), xticks=[], yticks=[])
     trained = sum(label != IGNORE_INDEX for label in labels)
     ax.set_title(f"{len(ids)} tokens: {len(ids) - trained} prompt (grey, not trained), "
@@ -125,14 +128,16 @@ def batch_layouts(lengths: list[int]) -> Any:
     ratios = {"width_ratios": [longest, total, total]}
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), gridspec_kw=ratios)
     plt.close(fig)
-    axes[0].imshow(owner + 1, cmap=colors, vmin=0, vmax=n, aspect="auto")
+    axes[0].imshow(owner + 1, cmap=colors, vmin=0, vmax=n, aspect="auto", interpolation="nearest")
     pad = 1 - total / (n * longest)
     axes[0].set_title(f"padded: {n}×{longest},\n{pad:.0%} padding (white)", fontsize=9)
     axes[0].set(xlabel="position",
                 yticks=range(n), yticklabels=[f"example {i + 1}" for i in range(n)])  # fmt: skip
-    axes[1].imshow((packed + 1)[None, :], cmap=colors, vmin=0, vmax=n, aspect="auto")
-    for x, p in enumerate(positions):
-        axes[1].text(x, 0, str(p), ha="center", va="center", fontsize=6)
+    axes[1].imshow((packed + 1)[None, :], cmap=colors, vmin=0, vmax=n, aspect="auto",
+                   interpolation="nearest")  # fmt: skip
+    for x, p in enumerate(positions):  # each example's first and last position id
+        if p == 0 or x == total - 1 or positions[x + 1] == 0:
+            axes[1].text(x, 0, str(p), ha="center", va="center", fontsize=7)
     axes[1].set_title(f"packed: 1×{total}, no padding;\nposition ids restart", fontsize=9)
     axes[1].set(yticks=[], xlabel="position in the row")
     axes[2].imshow(np.where(mask, packed[:, None] + 1, 0), cmap=colors, vmin=0, vmax=n)

@@ -30,6 +30,17 @@ INSTRUCTIONS = {
 }
 QUESTION_LABELS = {"en": "Question: ", "ko": "질문: "}  # when the question shares a turn
 ANSWER_HEADERS = {"en": "\n\nSub-questions:\n", "ko": "\n\n하위 질문:\n"}
+BLOCK_BREAK = "\n\n"  # between the blocks of a plain-text prompt: where a base model's answer ends
+
+
+def answer_end(tokenizer: Any) -> str | None:
+    """Where an answer ends besides the EOS: a blank line for a model without a chat template.
+
+    Its prompt is plain text in blocks (instruction, examples, question) separated by blank
+    lines, so a base model that has finished its list starts the next block ("질문: ...")
+    rather than writing an EOS it was never taught. An instruct model's turn ends with its EOS.
+    """
+    return None if getattr(tokenizer, "chat_template", None) else BLOCK_BREAK
 
 
 def prompt_messages(question: str, language: str = "auto") -> list[dict[str, str]]:
@@ -63,7 +74,7 @@ def render_prompt(
     if not getattr(tokenizer, "chat_template", None):
         shots = [f"{label}{ex['question'].strip()}{header}{render_answer(ex['sub_questions'])}"
                  for ex in examples]  # fmt: skip
-        return "\n\n".join([system["content"], *shots, f"{label}{user['content']}{header}"])
+        return BLOCK_BREAK.join([system["content"], *shots, f"{label}{user['content']}{header}"])
     turns = [turn for ex in examples for turn in (
         {"role": "user", "content": ex["question"].strip()},
         {"role": "assistant", "content": render_answer(ex["sub_questions"])},

@@ -43,7 +43,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from qdlib.config import Config, load_config, qdlib_home
-from qdlib.files import atomic_write_json, atomic_write_text, read_json, read_utf8
+from qdlib.files import atomic_write_json, atomic_write_text, escaped, read_json, read_utf8
 
 STATUS = ".qdlib-run.json"  # how the last qd run / qd train attempt on a run directory ended
 LESSONS = (
@@ -307,7 +307,8 @@ def writing_run(
         action = check_run_dir(path, overwrite=overwrite, resume=resume)
         path = path.resolve()  # a linked run directory: its real folder is the run
         if action == "retry":
-            print(f"{path}: the last attempt did not finish; kept at {set_aside(path, 'failed')}")
+            kept = set_aside(path, "failed")
+            print(escaped(f"{path}: the last attempt did not finish; kept at {kept}"))
         old = set_aside(path, "replaced") if action == "replace" else None
         path.mkdir(parents=True, exist_ok=True)
         write_status(path, "running", command)
@@ -333,9 +334,9 @@ def _ended_badly(path: Path, command: str, exc: BaseException, old: Path | None)
     if old is not None:
         kept = set_aside(path, how)
         os.replace(old, path)
-        print(
+        print(escaped(
             f"{path}: the new run {how}; the old run is back in place, the new one kept at {kept}"
-        )
+        ))  # fmt: skip
 
 
 def open_run(run_dir: str | Path | None, cfg: Config) -> RunDir:
@@ -382,5 +383,5 @@ def start_lesson(
     """
     cfg = load_config(profile, **sections)
     run = open_run(run_dir, cfg)
-    print(f"profile: {cfg.profile}, run directory: {run}")
+    print(escaped(f"profile: {cfg.profile}, run directory: {run}"))
     return cfg, run

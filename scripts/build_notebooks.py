@@ -10,6 +10,7 @@ that nbval checks. ``tests/test_notebooks.py`` fails when a source and its noteb
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +46,20 @@ def execute(nb: nbformat.NotebookNode) -> None:
     client.execute()
     for cell in nb.cells:  # keep diffs small: no timing metadata
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not is_progress_bar(o)]
+
+
+PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+")  # tqdm's "  0%|          | 0/5 [...]"
+
+
+def is_progress_bar(output: nbformat.NotebookNode) -> bool:
+    """A tqdm progress widget: live while a lesson runs, but saved in a notebook only its text
+    stand-in survives, frozen at the state it was first drawn in (0%). Not kept."""
+    data = output.get("data", {})
+    return "application/vnd.jupyter.widget-view+json" in data and bool(
+        PROGRESS.search(data.get("text/plain", ""))
+    )
 
 
 def main() -> int:

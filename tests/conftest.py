@@ -115,7 +115,7 @@ def course_run(tmp_path_factory) -> PlantedRun:
     root = tmp_path_factory.mktemp("planted")
     project = root / "project"
     junk = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
-    for name in ("qdlib", "notebooks", "configs", "data", "benchmarks/results"):
+    for name in ("qdlib", "notebooks", "configs", "data", "benchmarks/results", "docs/runs"):
         shutil.copytree(PROJECT_ROOT / name, project / name, ignore=junk)
     in_env, in_dotenv = planted_tokens("environment"), planted_tokens(".env")
     dotenv = project / ".env"

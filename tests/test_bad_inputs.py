@@ -807,6 +807,21 @@ def test_a_failed_run_keeps_its_evidence_and_the_same_command_can_run_again(
     assert "kept at" in capsys.readouterr().out
 
 
+def test_a_run_folder_named_with_a_control_character_is_printed_escaped(
+    tmp_path, capsys, monkeypatch
+):
+    """The run directory's messages print its path: a name with an escape sequence in it shows
+    as text, and never reaches the terminal as a command."""
+    monkeypatch.setattr("qdlib.course.run_trainer", lambda *a, **k: 1 / 0)
+    run = tmp_path / "run\x1b[2J"
+    argv = ["train", *TINY, "--run-dir", str(run), "-p", "data.max_samples", "40"]
+    for _ in range(2):  # the second attempt sets the failed first one aside, and says where
+        with pytest.raises(ZeroDivisionError):
+            main(argv)
+    out = capsys.readouterr().out
+    assert "kept at" in out and "\x1b" not in out and "run\\x1b[2J" in out
+
+
 def test_a_failed_overwrite_puts_the_old_run_back(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("qdlib.course.run_trainer", lambda *a, **k: 1 / 0)
     run = a_run(tmp_path)

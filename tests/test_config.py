@@ -86,7 +86,7 @@ def test_scientific_notation_string_is_a_float(tmp_path):
 
 
 def test_missing_profile_lists_available():
-    names = "cpu_small, cpu_tiny, rtx4060, runpod"
+    names = "cpu_ko, cpu_small, cpu_tiny, rtx4060, runpod"
     with pytest.raises(ConfigError, match=f"Available profiles: {names}"):
         load_config("no_such_profile")
 

@@ -8,8 +8,10 @@ and outputs; these tests fail when the two languages drift apart.
 from __future__ import annotations
 
 import ast
+import io
 import re
 import sys
+import tokenize
 
 import nbformat
 import pytest
@@ -136,7 +138,10 @@ def test_three_tiers_of_exercises_each_with_a_solution_to_reveal(lesson):
     for i in exercises:
         solution = cells[i + 1]
         assert "solution" in solution.metadata.get("tags", []), f"exercise cell {i}"
-        assert solution.metadata.get("jupyter", {}).get("source_hidden") is True
+        hidden = solution.metadata.get("jupyter", {})
+        assert hidden.get("source_hidden") is True
+        if solution.cell_type == "code":  # its output is part of the answer: hidden too
+            assert hidden.get("outputs_hidden") is True, f"solution cell {i + 1}"
         assert KOREAN_MARK in cells[i].source
 
 
@@ -163,3 +168,96 @@ def test_the_korean_readme_covers_every_section_of_the_english_one():
     named = [m.group(1) for h in korean if (m := re.search(r"\(([^()]*)\)\s*$", h))]
     assert named == english
     assert all(HANGUL.search(h) for h in korean)
+
+
+# ---------------------------------------------------------------- Korean in the code, one glossary
+
+COMMENT_MARKERS = re.compile(r"^(NBVAL_\w+|fmt: \w+|noqa\b.*|type: ignore.*)$")
+
+
+def english_only_comments(code: str) -> list[str]:
+    """Comments in a code cell that a Korean reader cannot read: an English comment passes when
+    the comment line just above it is Korean, and a block of whole-line comments passes when one
+    of its lines is Korean (the translation follows the English)."""
+    found: dict[int, tuple[int, str]] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+        if tok.type == tokenize.COMMENT:
+            found[tok.start[0]] = (tok.start[1], tok.string.lstrip("#").strip())
+    lines = code.split("\n")
+    whole = {n for n, (col, _) in found.items() if not lines[n - 1][:col].strip()}
+    blocks: list[list[int]] = []
+    for n in sorted(whole):
+        if blocks and blocks[-1][-1] == n - 1:
+            blocks[-1].append(n)
+        else:
+            blocks.append([n])
+    korean_block = {n for b in blocks if any(HANGUL.search(found[m][1]) for m in b) for n in b}
+    bad = []
+    for n, (_, text) in sorted(found.items()):
+        text = re.sub(r"\s*#\s*(fmt: skip|noqa\S*)$", "", text)
+        if not LATIN_WORD.search(text) or HANGUL.search(text) or COMMENT_MARKERS.match(text):
+            continue
+        if n in korean_block or (n not in whole and n - 1 in korean_block):
+            continue
+        bad.append(lines[n - 1].strip())
+    return bad
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_code_comment_is_readable_in_korean(lesson):
+    cells = [c for c in build_notebooks.build(SOURCES / f"{lesson}.py").cells
+             if c.cell_type == "code"]  # fmt: skip
+    assert [line for c in cells for line in english_only_comments(c.source)] == []
+
+
+def test_the_comment_check_fails_on_an_english_only_comment():
+    assert english_only_comments("x = 1  # the rank") == ["x = 1  # the rank"]
+    assert english_only_comments("# 랭크\nx = 1  # the rank") == []
+    assert english_only_comments("# one\n# two\nx = 1") == ["# one", "# two"]
+    assert english_only_comments("# one\n# two\n# 하나, 둘\nx = 1") == []
+    assert english_only_comments("# 랭크\n\n# the rank\nx = 1") == ["# the rank"]
+    assert english_only_comments("# NBVAL_CHECK_OUTPUT\nx = '# not a comment'") == []
+
+
+GLOSSARY = PROJECT_ROOT / "docs" / "glossary.ko.md"
+
+
+def glossary_avoided() -> dict[str, str]:
+    """The words the glossary's last column rules out, each with the term to use instead."""
+    avoided = {}
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and HANGUL.search(cells[0]) and HANGUL.search(cells[2]):
+            avoided |= {word.strip(): cells[0] for word in cells[2].split(",")}
+    return avoided
+
+
+def test_the_lessons_and_the_korean_readme_use_the_glossarys_terms():
+    avoided = glossary_avoided()
+    assert {"파인튜닝", "기본 모델", "파라미터", "업데이트", "턴"} <= set(avoided)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in SOURCES.glob("*.py")}
+    texts["README.ko.md"] = (PROJECT_ROOT / "README.ko.md").read_text(encoding="utf-8")
+    found = [
+        f"{name}: {word} (use {term})"
+        for name, text in texts.items()
+        for word, term in avoided.items()
+        if re.search(rf"(?<![\uac00-\ud7a3]){re.escape(word)}", text)
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_each_lesson_ends_with_a_questionnaire_and_its_answers_collapsed(lesson):
+    """fastbook's habit: a few questions to answer in your own words, the answers hidden below."""
+    *_, questions, answers = build_notebooks.build(SOURCES / f"{lesson}.py").cells
+    assert "questionnaire" in questions.metadata.get("tags", [])
+    assert "answers" in answers.metadata.get("tags", [])
+    assert answers.metadata.get("jupyter", {}).get("source_hidden") is True
+    for cell in (questions, answers):
+        english, korean = languages(cell.source)
+        numbered_en = re.findall(r"^(\d+)\. ", english, re.M)
+        numbered_ko = re.findall(r"^> (\d+)\. ", korean, re.M)
+        assert len(numbered_en) >= 4 and numbered_en == numbered_ko, lesson
+    assert len(re.findall(r"^\d+\. ", languages(questions.source)[0], re.M)) == len(
+        re.findall(r"^\d+\. ", languages(answers.source)[0], re.M)
+    )

@@ -291,3 +291,20 @@ def test_a_key_given_twice_in_a_record_is_refused_not_last_wins(tmp_path):
         load_records(tmp_path / "twice.jsonl")
     with pytest.raises(DataError, match=r"twice.json: the key 'question' is given twice"):
         load_records(tmp_path / "twice.json")
+
+
+def test_tokenizer_costs_per_character_and_per_question(tiny_tokenizer):
+    """Per question is what training pays: Korean questions are shorter, so a tokenizer that
+    spends many tokens per Hangul character costs fewer times more per question."""
+    from qdlib.datacheck import tokenizer_costs
+
+    texts = {"en": ["Which is older, A or B?"], "ko": ["A와 B 중 더 오래된 것은?"]}
+    table = tokenizer_costs({"tiny": tiny_tokenizer, "absent": "not on this machine"}, texts)
+    head, _, tiny, absent = table.splitlines()
+    assert "tokens per question (ko)" in head
+    cells = [c.strip() for c in tiny.strip("|").split("|")]
+    n = {lang: len(tiny_tokenizer(t[0], add_special_tokens=False)["input_ids"])
+         for lang, t in texts.items()}  # fmt: skip
+    assert [float(cells[3]), float(cells[4])] == [n["en"], n["ko"]]
+    assert float(cells[2]) == round(n["ko"] / len(texts["ko"][0]), 2)
+    assert absent.endswith("| - | - | - | - | not on this machine |")

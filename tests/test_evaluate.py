@@ -174,6 +174,45 @@ def test_an_answer_that_stopped_is_kept_whole(tiny_tokenizer):
     assert (done.text, done.stopped, done.ids) == ("1. 서울?", True, ids)
 
 
+def test_a_base_models_answer_ends_at_the_blank_line_before_its_next_block(tiny_tokenizer):
+    """Without a chat template the prompt is plain text in blocks; an untuned base model that has
+    written its list goes on with the next block ("질문: ..."): the blank line ends its answer,
+    as the EOS ends a tuned one, and the ids stop where the blank line is complete."""
+    from qdlib.inference import decode_answer
+    from qdlib.prompts import BLOCK_BREAK, answer_end
+
+    ids = tiny_tokenizer("1. 서울?\n2. 부산?\n\n질문: 다음", add_special_tokens=False)["input_ids"]
+    cut = decode_answer(ids, tiny_tokenizer, BLOCK_BREAK)
+    assert (cut.text, cut.stopped) == ("1. 서울?\n2. 부산?", True)
+    assert tiny_tokenizer.decode(cut.ids).endswith("\n\n") and len(cut.ids) < len(ids)
+    assert decode_answer(ids, tiny_tokenizer).stopped is False  # an instruct model: EOS only
+    assert answer_end(tiny_tokenizer) is None  # the tiny tokenizer has a chat template
+    plain = type("Base", (), {"chat_template": None})()
+    assert answer_end(plain) == BLOCK_BREAK
+
+
+def test_generation_stops_a_base_model_at_the_blank_line(tiny_cfg, tiny_tokenizer, monkeypatch):
+    """generate hands the blank line to transformers' stop_strings for a model without a chat
+    template, and only for one."""
+    from qdlib.inference import generate
+    from qdlib.model import load_model
+
+    seen = []
+    model = load_model(tiny_cfg)
+    real = model.generate
+
+    def spy(**kwargs):
+        seen.append(kwargs["generation_config"].stop_strings)
+        return real(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    question = ["서울과 부산 중 어디가 큰가?"]
+    generate(model, tiny_tokenizer, question, max_new_tokens=4, progress=False)
+    monkeypatch.setattr(tiny_tokenizer, "chat_template", None)
+    out = generate(model, tiny_tokenizer, question, max_new_tokens=4, progress=False)
+    assert seen == [None, ["\n\n"]] and "\n\n" not in out[0].text
+
+
 def test_scores_break_down_by_language_and_kind():
     from qdlib.metrics import summarize
 
@@ -249,6 +288,13 @@ def test_the_template_twin_is_the_same_kind_of_question_with_other_names():
     records = [target, born, other_kind, founded]
     assert template_twin(target, records) is founded
     assert template_twin(target, [target, other_kind]) is other_kind  # none of its kind: any
+    # the same question with its names swapped is no twin: its gold is the target's own
+    swapped = dict(target, question="Which was founded first, Harvard or Yale?",
+                   sub_questions=target["sub_questions"][1::-1] + target["sub_questions"][2:])
+    assert template_twin(target, [target, swapped, founded]) is founded
+    tagged = dict(target, entities=["Yale", "Harvard"])
+    same_names = dict(founded, entities=["Harvard", "Yale"])
+    assert template_twin(tagged, [tagged, same_names, born]) is born
 
 
 def test_without_adapter_answers_exactly_as_the_base_model(trained, tiny_tokenizer):
@@ -299,3 +345,19 @@ def test_lesson_05_answers_untuned_from_the_tuned_models_weights():
 
     lesson = (PROJECT_ROOT / "notebooks/src/05_evaluate.py").read_text(encoding="utf-8")
     assert "load_model(" not in lesson and "WithoutAdapter(tuned_model)" in lesson
+
+
+def test_the_breakdown_and_the_report_read_the_models_not_the_scorecard_beside_them():
+    """metrics.json keeps the scorecard next to each model's metrics; the by-kind table once took
+    its groups from it (the last key) and came out empty."""
+    from qdlib.evaluate import breakdown_table, model_metrics, report_markdown
+    from qdlib.metrics import summarize
+
+    records = [{"question": "Where was X born?", "sub_questions": ["X?"], "kind": "bridge"}]
+    rows = {name: score(records, [Generation("1. X?", True, [])]) for name in ("base", "tuned")}
+    metrics = {n: summarize(r, breakdowns=True) for n, r in rows.items()}
+    metrics["scorecard"] = {"real": {"n": 1}}
+    assert list(model_metrics(metrics)) == ["base", "tuned"]
+    table = breakdown_table(metrics, "by_kind")
+    assert "| bridge | 1 |" in table and "scorecard" not in table
+    assert "| bridge | 1 |" in report_markdown(metrics, rows)

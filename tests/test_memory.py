@@ -26,14 +26,15 @@ from qdlib.memory import (
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_parameter_and_lora_counts_match_the_real_architecture(name):
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qwen2Config
 
     a = ARCHITECTURES[name]
-    config_class = Qwen2Config if a.qkv_bias else LlamaConfig
+    config_class = Gemma3TextConfig if "gemma-3" in name else Qwen2Config if a.qkv_bias else \
+        LlamaConfig  # fmt: skip
     config = config_class(
         hidden_size=a.hidden, num_hidden_layers=a.layers, num_attention_heads=a.heads,
         num_key_value_heads=a.kv_heads, intermediate_size=a.intermediate,
-        vocab_size=a.vocab, tie_word_embeddings=a.tied,
+        vocab_size=a.vocab, tie_word_embeddings=a.tied, head_dim=a.head_size,
     )  # fmt: skip
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)

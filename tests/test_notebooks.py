@@ -140,3 +140,21 @@ def test_lesson_01_runs_on_a_small_data_file_of_your_own(tmp_path):
         kernel_name="python3", progress_bar=False,
     )  # fmt: skip
     assert "of 29 training examples fill all" in out.read_text(encoding="utf-8")  # 32 - 3 held
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_committed_notebooks_keep_no_progress_bar_frozen_at_its_first_state(lesson):
+    nb = nbformat.read(NOTEBOOKS / f"{lesson}.ipynb", as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if build_notebooks.is_progress_bar(o)]
+
+
+def test_a_progress_bar_is_told_from_a_widget_that_matters():
+    bar = nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+        "text/plain": "generating:   0%|          | 0/5 [00:00<?, ?it/s]"})  # fmt: skip
+    box = nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "y"},
+        "text/plain": "VBox(children=(Textarea(value='Which is older?'),))"})  # fmt: skip
+    text = nbformat.v4.new_output("stream", name="stdout", text="100%|####| 5/5\n")
+    assert [build_notebooks.is_progress_bar(o) for o in (bar, box, text)] == [True, False, False]

@@ -15,7 +15,7 @@ from qdlib.memory import ARCHITECTURES, hf_config
 from qdlib.model import load_model
 from qdlib.prompts import IGNORE_INDEX, TokenizedSplits, tokenize_splits
 from qdlib.splits import prepare_splits
-from qdlib.train import build_trainer, check_packing, data_collator
+from qdlib.train import AnswerLogitsOnly, answer_loss, build_trainer, check_packing, data_collator
 
 ATOL = 1e-4
 
@@ -41,7 +41,8 @@ def real_architecture(name: str, layers: int):
 def packed_vs_alone(model, batch, lengths) -> float:
     """Max logit difference between each example in a collated packed batch and itself alone."""
     with torch.no_grad():
-        together = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "logits_to_keep")}
+        together = model(**inputs).logits[0]
         start, worst = 0, 0.0
         for n in lengths:
             ids = batch["input_ids"][:, start : start + n]
@@ -110,6 +111,42 @@ def test_packed_loss_equals_padded_loss(tiny_cfg, examples, tiny_tokenizer):
         padded = model(**data_collator(tiny_tokenizer, packing=False)(examples)).loss
         packed = model(**data_collator(tiny_tokenizer, packing=True)(examples)).loss
     assert packed.item() == pytest.approx(padded.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_logits_at_the_answer_only_give_the_models_own_loss_and_gradients(
+    tiny_cfg, examples, tiny_tokenizer, packing
+):
+    """The output layer runs only where an answer token is predicted; loss and gradients are the
+    ones the model's own loss (every position's logits) gives."""
+    model = load_model(tiny_cfg)
+    model = attach_lora(model, lora_config(tiny_cfg, model), False, tiny_cfg.seed)
+    for p in model.parameters():  # LoRA B starts at zero; make the adapters do something
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)
+    model.config.use_cache = False
+    plain = data_collator(tiny_tokenizer, packing)(examples)
+    kept = AnswerLogitsOnly(data_collator(tiny_tokenizer, packing))(examples)
+    labels = kept.pop("labels")
+    grads = []
+    for run in ("own", "answer only"):
+        model.zero_grad()
+        if run == "own":
+            out = model(**plain)
+            loss = out.loss
+        else:
+            out = model(**kept)
+            loss = answer_loss(out, labels)
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+        if run == "own":
+            own, width = loss.item(), out.logits.shape[1]
+    assert loss.item() == pytest.approx(own, rel=1e-5)
+    assert out.logits.shape[1] < width * 0.8  # the prompt's positions were never scored
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, atol=1e-6, rtol=1e-4, msg=name)
+    n = int((labels != IGNORE_INDEX).sum())  # the trained tokens, as the Trainer counts them
+    assert answer_loss(out, labels, torch.tensor(2 * n)).item() == pytest.approx(own / 2, rel=1e-5)
 
 
 class GradientsAtStep:

@@ -35,7 +35,20 @@ def test_the_packed_attention_has_one_causal_block_per_example():
     expected[3:, 3:] = 2 * np.tril(np.ones((2, 2)))
     assert np.array_equal(np.asarray(mask), expected)
     assert "17% padding" in fig.axes[0].get_title()  # 1 of 6 positions
-    assert [t.get_text() for t in fig.axes[1].texts] == ["0", "1", "2", "0", "1"]
+    # each example's first and last position id: the restart stays readable in a long row
+    assert [t.get_text() for t in fig.axes[1].texts] == ["0", "2", "0", "1"]
+    long = pictures.batch_layouts([120, 90, 100])
+    assert [t.get_text() for t in long.axes[1].texts] == ["0", "119", "0", "89", "0", "99"]
+
+
+def test_a_token_is_drawn_whole_not_cut_to_a_few_letters(tiny_tokenizer):
+    record = {"question": "Which encyclopedia was published first?",
+              "sub_questions": ["When was the encyclopedia published?"]}  # fmt: skip
+    texts = drawn_texts(encode_example(record, tiny_tokenizer), tiny_tokenizer)
+    words = {tiny_tokenizer.decode([t]).strip() for t in
+             encode_example(record, tiny_tokenizer)["input_ids"]}  # fmt: skip
+    longest = max((w for w in words if w.isalpha()), key=len)
+    assert len(longest) > 6 and (longest in texts or longest[:8] + "…" in texts)
 
 
 def test_lora_picture_counts_what_trains():

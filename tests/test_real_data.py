@@ -240,3 +240,20 @@ def test_the_converter_writes_nothing_when_a_dev_question_is_in_train(tmp_path, 
     assert conv.main([str(upstream), "--out", str(tmp_path / "out")]) == 1
     assert "dev question also in train" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_korean_test_file_is_the_first_dev_questions_translated_step_for_step():
+    """data/strategyqa_ko/dev.jsonl: the first 40 dev questions in Korean, each with the same
+    steps and the same #k references as its English original (SOURCE.md says so)."""
+    text = (DATA.parent / "strategyqa_ko/dev.jsonl").read_text(encoding="utf-8")
+    korean = [json.loads(line) for line in text.splitlines()]
+    english = [json.loads(line) for line in lines("dev.jsonl")][: len(korean)]
+    assert len(korean) == 40
+    hangul = re.compile(r"[\uac00-\ud7a3]")
+    for ko, en in zip(korean, english, strict=True):
+        assert ko["id"] == en["id"] + "-ko"
+        assert len(ko["sub_questions"]) == len(en["sub_questions"]), ko["id"]
+        for k, e in zip(ko["sub_questions"], en["sub_questions"], strict=True):
+            assert re.findall(r"#\d+", k) == re.findall(r"#\d+", e), (ko["id"], k, e)
+        assert all(hangul.search(t) for t in [ko["question"], *ko["sub_questions"]]), ko["id"]
+    assert load_records(DATA.parent / "strategyqa_ko/dev.jsonl").records  # valid, refs point back

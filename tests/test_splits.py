@@ -17,7 +17,7 @@ from qdlib.files import write_jsonl
 from qdlib.splits import shares_a_group, split_by, template_key
 
 TEACHING = "data/teaching/decompose_teach.jsonl"
-PROFILES = ("cpu_tiny", "cpu_small", "rtx4060", "runpod")
+PROFILES = ("cpu_tiny", "cpu_small", "cpu_ko", "rtx4060", "runpod")
 
 
 def splits_for(profile: str = "cpu_tiny", seed: int | None = None, **data):

