@@ -317,9 +317,14 @@ def test_the_gemma_chunks_join_into_a_korean_capable_base_model(monkeypatch):
     assert abs(real - estimate) / real < 0.001  # the estimator's numbers are this model's
     question = "영화 괴물을 연출한 감독이 태어난 나라의 수도는 어디인가?"  # 32 characters
     assert len(tokenizer(question, add_special_tokens=False)["input_ids"]) <= 20
-    ids = tokenizer("The capital of France is", return_tensors="pt")
-    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
-    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
+    # pretrained, not random: it knows a fact in each language (a random model has no preference)
+    for prompt, right, wrong in (("The capital of France is Paris. The capital of Germany is",
+                                  " Berlin", " Paris"), ("대한민국의 수도는", " 서울", " 부산")):
+        ids = tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            scores = model(**ids).logits[0, -1].log_softmax(-1)
+        first = [tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (right, wrong)]
+        assert scores[first[0]] > scores[first[1]] + 2, prompt  # e^2: over 7 times as likely
 
 
 def test_an_adapter_names_the_hub_model_and_loads_offline_from_the_package(

@@ -388,12 +388,32 @@ except DataError as err:
 print(len(load_records(mine, strict=False).skipped), "skipped with strict=False")
 
 # %% [markdown] tags=["exercise"]
-# 🐕 **Medium.** Lower `data.max_seq_length` until answers get cut: to the longest prompt of the
+# 🐕 **Medium.** Count the tokens per Hangul syllable of one Korean question with this profile's
+# tokenizer (SmolLM2's in `cpu_small`), and explain the number from UTF-8.
+#
+# > **[한국어]** 🐕 **보통.** 이 프로필의 토크나이저(`cpu_small`에서는 SmolLM2)로 한국어 질문 하나의
+# > 한글 음절당 토큰 수를 세고, 그 숫자를 UTF-8로 설명하세요.
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+korean = "서울과 부산 중 인구가 더 많은 도시는?"
+syllables = sum("가" <= c <= "힣" for c in korean)
+ids = tokenizer(korean.replace(" ", "").replace("?", ""), add_special_tokens=False)["input_ids"]
+print(f"{len(ids)} tokens for {syllables} syllables: {len(ids) / syllables:.1f} per syllable")
+print("bytes of 서 in UTF-8:", "서".encode())
+# Each Hangul syllable is 3 bytes in UTF-8, and SmolLM2's byte-level vocabulary has (almost) no
+# merged Hangul, so each byte is its own token: about 3 tokens per syllable. (Gemma 3, in cpu_ko,
+# has Hangul pieces: under one token per syllable.)
+# 한글 음절 하나는 UTF-8로 3바이트이고, SmolLM2의 바이트 단위 어휘에는 합쳐진 한글 토큰이
+# (거의) 없어서 바이트마다 토큰 하나: 음절마다 토큰이 약 3개입니다. (cpu_ko의 Gemma 3에는 한글
+# 조각이 있어서 음절마다 한 토큰이 안 됩니다.)
+
+# %% [markdown] tags=["exercise"]
+# 🦁 **Stretch.** Lower `data.max_seq_length` until answers get cut: to the longest prompt of the
 # first 50 training examples plus 16 tokens. Tokenize them again: how many examples are cut, and
 # what happens to the labels of a cut example? (Go below the longest prompt and qdlib refuses:
 # an example whose prompt fills the window has nothing left to train.)
 #
-# > **[한국어]** 🐕 **보통.** 답이 잘리도록 `data.max_seq_length`를 낮추세요. 처음 50개 학습 예제 중
+# > **[한국어]** 🦁 **도전.** 답이 잘리도록 `data.max_seq_length`를 낮추세요. 처음 50개 학습 예제 중
 # > 가장 긴 프롬프트에 16토큰을 더한 길이로 정하고 다시 토큰화합니다. 몇 개가 잘리고, 잘린 예제의
 # > 레이블은 어떻게 되나요? (가장 긴 프롬프트보다 짧게 하면 qdlib이 거부합니다. 프롬프트가 창을 모두
 # > 채운 예제에는 학습할 토큰이 남지 않기 때문입니다.)
@@ -414,24 +434,6 @@ if cut:
 # learn to stop after it. Raise max_seq_length, or shorten the data.
 # 오른쪽이 잘리면 답의 끝이 사라집니다. EOS가 학습되지 않으니 모델은 답 뒤에서 멈추는 법을
 # 배우지 못합니다. max_seq_length를 늘리거나 데이터를 줄이세요.
-
-# %% [markdown] tags=["exercise"]
-# 🦁 **Stretch.** Count the tokens per Hangul syllable of one Korean question with SmolLM2's
-# tokenizer, and explain the number from UTF-8.
-#
-# > **[한국어]** 🦁 **도전.** SmolLM2 토크나이저로 한국어 질문 하나의 한글 음절당 토큰 수를 세고,
-# > 그 숫자를 UTF-8로 설명하세요.
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-korean = "서울과 부산 중 인구가 더 많은 도시는?"
-syllables = sum("가" <= c <= "힣" for c in korean)
-ids = tokenizer(korean.replace(" ", "").replace("?", ""), add_special_tokens=False)["input_ids"]
-print(f"{len(ids)} tokens for {syllables} syllables: {len(ids) / syllables:.1f} per syllable")
-print("bytes of 서 in UTF-8:", "서".encode())
-# Each Hangul syllable is 3 bytes in UTF-8, and SmolLM2's byte-level vocabulary has (almost) no
-# merged Hangul, so each byte is its own token: about 3 tokens per syllable.
-# 한글 음절 하나는 UTF-8로 3바이트이고, SmolLM2의 바이트 단위 어휘에는 합쳐진 한글 토큰이
-# (거의) 없어서 바이트마다 토큰 하나: 음절마다 토큰이 약 3개입니다.
 
 # %% [markdown] tags=["questionnaire"]
 # ## Questionnaire

@@ -299,10 +299,26 @@ n = lora_parameter_count(base_model, ["q_proj", "v_proj"], cfg.lora.r)
 print(f"{n:,} values, {100 * n / base_size:.2f}% of the base")
 
 # %% [markdown] tags=["exercise"]
-# 🐕 **Medium.** Check that the LoRA layers change nothing at the start: compare the logits of the
+# 🐕 **Medium.** On `Qwen/Qwen2.5-3B-Instruct` (the rtx4060 model: its architecture ships with
+# qdlib), what share would `r=16, all-linear` train? Use `qdlib.memory.lora_parameters`.
+#
+# > **[한국어]** 🐕 **보통.** `Qwen/Qwen2.5-3B-Instruct`(rtx4060 모델: 구조 숫자가 qdlib에 들어
+# > 있습니다)에서 `r=16, all-linear`는 몇 퍼센트를 학습할까요? `qdlib.memory.lora_parameters`를
+# > 쓰세요.
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+from qdlib.memory import ARCHITECTURES, linear_shapes, lora_parameters, parameter_counts
+
+qwen = ARCHITECTURES["Qwen/Qwen2.5-3B-Instruct"]
+trained = lora_parameters(qwen, list(linear_shapes(qwen)), 16)
+total = sum(parameter_counts(qwen).values())
+print(f"{trained:,} of {total:,}: {100 * trained / total:.2f}% of the base")
+
+# %% [markdown] tags=["exercise"]
+# 🦁 **Stretch.** Check that the LoRA layers change nothing at the start: compare the logits of the
 # wrapped model and of the base (with the adapters switched off) on one prompt.
 #
-# > **[한국어]** 🐕 **보통.** 처음에는 LoRA 층이 아무것도 바꾸지 않는지 확인하세요. 프롬프트
+# > **[한국어]** 🦁 **도전.** 처음에는 LoRA 층이 아무것도 바꾸지 않는지 확인하세요. 프롬프트
 # > 하나에서 감싼 모델과 (어댑터를 끈) 베이스 모델의 로짓을 비교하세요.
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
@@ -317,22 +333,6 @@ with torch.no_grad():
         plain = peft_model(ids).logits
 # B가 0에서 시작하므로 B A x = 0
 print("identical at the start:", torch.equal(wrapped, plain))  # B starts at zero: B A x = 0
-
-# %% [markdown] tags=["exercise"]
-# 🦁 **Stretch.** On `Qwen/Qwen2.5-3B-Instruct` (the rtx4060 model: its architecture ships with
-# qdlib), what share would `r=16, all-linear` train? Use `qdlib.memory.lora_parameters`.
-#
-# > **[한국어]** 🦁 **도전.** `Qwen/Qwen2.5-3B-Instruct`(rtx4060 모델: 구조 숫자가 qdlib에 들어
-# > 있습니다)에서 `r=16, all-linear`는 몇 퍼센트를 학습할까요? `qdlib.memory.lora_parameters`를
-# > 쓰세요.
-
-# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
-from qdlib.memory import ARCHITECTURES, linear_shapes, lora_parameters, parameter_counts
-
-qwen = ARCHITECTURES["Qwen/Qwen2.5-3B-Instruct"]
-trained = lora_parameters(qwen, list(linear_shapes(qwen)), 16)
-total = sum(parameter_counts(qwen).values())
-print(f"{trained:,} of {total:,}: {100 * trained / total:.2f}% of the base")
 
 # %% [markdown] tags=["questionnaire"]
 # ## Questionnaire
