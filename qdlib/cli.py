@@ -7,6 +7,7 @@ qd eval --run-dir runs/first [--split eval | --split my_questions.jsonl]
 qd data check strategyqa:data/strategyqa_train.json --eval data/my_eval.jsonl
 qd decompose --model runs/first/export/merged "Which city has more people, Seoul or Busan?"
 qd decompose --model runs/first/export/adapter --file questions.txt --format json
+qd decompose --model runs/first/export/merged --file questions.txt --out answers.jsonl
 qd estimate --profile rtx4060
 qd doctor [--json]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from qdlib.config import (
@@ -30,8 +32,8 @@ from qdlib.config import (
     setting_type,
 )
 from qdlib.data import DataError, shown, text_problem
-from qdlib.files import escaped
-from qdlib.runs import LESSONS, RunDirError, RunInterrupted, check_run_dir
+from qdlib.files import atomic_write_json, escaped, write_jsonl
+from qdlib.runs import LESSONS, RunDirError, RunInterrupted, check_run_dir, run_lock
 from qdlib.sources import FORMATS
 
 PROFILE_HELP = "a name in configs/ or a YAML path"
@@ -275,13 +277,22 @@ def decompose_command(args: argparse.Namespace) -> int:
         problem = text_problem(question, f"question {i}")
         if problem:
             raise DataError(problem)
+    if args.out:
+        check_out_file(args.out, args.overwrite)
     cfg = load_config(args.profile)
     settings = generation_settings(cfg) | {"batch_size": args.batch_size}
     if args.max_new_tokens:
         settings["max_new_tokens"] = args.max_new_tokens
-    model, tokenizer = load_exported(args.model, trust_remote_code=cfg.model.trust_remote_code)
-    results = decompose(model, tokenizer, questions, progress=len(questions) > args.batch_size,
-                        **settings)  # fmt: skip
+    with run_lock(args.out) if args.out else nullcontext():  # one writer of --out at a time
+        model, tokenizer = load_exported(args.model, trust_remote_code=cfg.model.trust_remote_code)
+        results = decompose(model, tokenizer, questions, progress=len(questions) > args.batch_size,
+                            **settings)  # fmt: skip
+        if args.out:
+            check_out_file(args.out, args.overwrite)  # nothing appeared there meanwhile
+            write = write_jsonl if args.out.suffix == ".jsonl" else atomic_write_json
+            write(args.out, results)
+            print(escaped(f"{len(results)} decompositions written to {args.out}"))
+            return 0
     if args.format == "json":
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return 0
@@ -297,12 +308,28 @@ def decompose_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_out_file(path: Path, overwrite: bool) -> None:
+    """``qd decompose --out``: a ``.jsonl`` or ``.json`` file to write, refused before any model
+    is loaded if it is not one, or if a file is there already and ``--overwrite`` was not given
+    (written atomically at the end: a failed or interrupted run leaves the old file whole)."""
+    if path.suffix not in (".jsonl", ".json"):
+        raise DataError(escaped(f"--out {path}: use .jsonl (one result per line) or .json."))
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DataError(escaped(f"--out {path}: not a regular file; nothing was written."))
+    if path.exists() and not overwrite:
+        raise DataError(escaped(f"--out {path} exists: choose another file, or add --overwrite."))
+    if not path.parent.is_dir():
+        raise DataError(escaped(f"--out {path}: the folder {path.parent} does not exist."))
+
+
 def add_decompose(sub: argparse._SubParsersAction) -> None:
     dec = sub.add_parser("decompose", help="decompose questions with an exported model")
     dec.add_argument("--model", type=Path, required=True, help="export/merged or export/adapter")
     dec.add_argument("questions", nargs="*", help="questions (Korean or English)")
     dec.add_argument("--file", type=Path, help=".txt (one per line), .json or .jsonl")
     dec.add_argument("--format", choices=("text", "json"), default="text")
+    dec.add_argument("--out", type=Path, help="write the results to this .jsonl or .json file")
+    dec.add_argument("--overwrite", action="store_true", help="--out may replace its file")
     dec.add_argument(
         "--profile",
         default="cpu_small",

@@ -285,7 +285,7 @@ def run_lock(path: Path) -> Iterator[None]:
     except Timeout:
         holder = live_writer(path) or "another qd command"
         raise RunDirError(f"{path} is being written by {holder}. Wait for it to finish, or "
-                          "choose another --run-dir.") from None  # fmt: skip
+                          "write elsewhere.") from None  # fmt: skip
     except OSError as exc:  # a symlink planted at the lock's path, a read-only folder
         raise RunDirError(f"{path}: cannot take its lock {where} ({exc}).") from None
     try:

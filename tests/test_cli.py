@@ -62,3 +62,85 @@ def test_qd_decompose_prompts_and_decodes_as_the_profile_says(tmp_path, monkeypa
     assert main(["decompose", "--model", str(tmp_path), "--max-new-tokens", "12", "Q?"]) == 0
     assert seen["max_new_tokens"] == 12
     assert "1. A?" in capsys.readouterr().out
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """``qd decompose`` with generation faked: each question gets ``1. A?``; records the loads."""
+    from qdlib import inference
+    from qdlib.inference import Generation
+
+    loads = []
+
+    def load_exported(path, trust_remote_code):
+        loads.append(path)
+        return None, None
+
+    def generate(model, tokenizer, questions, progress=False, **settings):
+        return [Generation("1. A?", True, [1]) for _ in questions]
+
+    monkeypatch.setattr(inference, "load_exported", load_exported)
+    monkeypatch.setattr(inference, "generate", generate)
+    return loads
+
+
+def test_qd_decompose_out_writes_one_result_per_line_and_never_replaces_unasked(
+    tmp_path, fake_model, capsys
+):
+    import json
+
+    out = tmp_path / "answers.jsonl"
+    decompose = ["decompose", "--model", str(tmp_path), "--profile", "cpu_tiny", "--out", str(out)]
+    assert main([*decompose, "Q1?", "Q2?"]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["question"] for line in lines] == ["Q1?", "Q2?"]
+    assert json.loads(lines[0])["sub_questions"] == ["A?"]
+    assert "2 decompositions written to" in capsys.readouterr().out
+    loaded = len(fake_model)
+    assert main([*decompose, "Q3?"]) == 2  # there already: refused before the model is loaded
+    assert "exists: choose another file, or add --overwrite" in capsys.readouterr().err
+    assert len(fake_model) == loaded and len(out.read_text().splitlines()) == 2
+    assert main([*decompose, "--overwrite", "Q3?"]) == 0
+    assert [json.loads(x)["question"] for x in out.read_text().splitlines()] == ["Q3?"]
+    as_json = tmp_path / "answers.json"
+    assert main([*decompose[:-1], str(as_json), "Q4?"]) == 0
+    assert json.loads(as_json.read_text())[0]["question"] == "Q4?"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("answers.txt", "use .jsonl (one result per line) or .json"),
+        ("folder.jsonl", "not a regular file"),
+        ("nowhere/answers.jsonl", "does not exist"),
+    ],
+)
+def test_qd_decompose_out_is_checked_before_the_model_loads(tmp_path, fake_model, capsys, name,
+                                                            says):  # fmt: skip
+    (tmp_path / "folder.jsonl").mkdir()
+    argv = ["decompose", "--model", str(tmp_path), "--out", str(tmp_path / name), "Q?"]
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err and not fake_model
+
+
+def test_qd_decompose_out_has_one_writer_and_a_failure_leaves_the_old_file(
+    tmp_path, fake_model, capsys, monkeypatch
+):
+    from qdlib import inference
+    from qdlib.runs import run_lock
+
+    out = tmp_path / "answers.jsonl"
+    out.write_text('{"question": "old"}\n', encoding="utf-8")
+    argv = ["decompose", "--model", str(tmp_path), "--out", str(out), "--overwrite", "Q?"]
+    (tmp_path / "x").mkdir()
+    with run_lock(tmp_path / "x" / ".." / "answers.jsonl"):  # another spelling, the same lock
+        assert main(argv) == 2
+    assert "is being written by another qd command" in capsys.readouterr().err
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(inference, "generate", fails)
+    with pytest.raises(RuntimeError):
+        main(argv)
+    assert out.read_text(encoding="utf-8") == '{"question": "old"}\n'
