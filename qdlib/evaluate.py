@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
+from qdlib.figures import both, subplots
 from qdlib.files import (
     atomic_dir,
     atomic_write_json,
@@ -220,15 +219,15 @@ def write_report(
 
 def plot_metrics(metrics: dict[str, dict[str, Any]]) -> Any:
     """Grouped bars of the 0-1 metrics, one colour per model."""
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    fig, ax = subplots(figsize=(8, 3.4))
     width = 0.8 / len(metrics)
     for j, (name, m) in enumerate(metrics.items()):
         xs = [i + j * width for i in range(len(RATE_KEYS))]
         ax.bar(xs, [m[k] or 0.0 for k in RATE_KEYS], width, label=name)
     ticks = [i + width * (len(metrics) - 1) / 2 for i in range(len(RATE_KEYS))]
     ax.set_xticks(ticks, [k.replace("_", " ") for k in RATE_KEYS], rotation=15)
-    ax.set(ylim=(0, 1.05), ylabel="mean over examples", title="base vs tuned")
+    ax.set(ylim=(0, 1.05), ylabel=both("mean over examples", "예제 평균"),
+           title=both("base vs tuned", "베이스 모델 대 미세조정 모델", " · "))  # fmt: skip
     ax.legend()
     fig.tight_layout()
     return fig

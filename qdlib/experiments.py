@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from qdlib.config import Config
+from qdlib.figures import both, subplots
 from qdlib.inference import generate, generation_settings
 from qdlib.lora import trainable_report
 from qdlib.metrics import score, summarize
@@ -118,10 +117,11 @@ def rank_table(results: list[dict[str, Any]]) -> str:
 def plot_rank_experiment(results: list[dict[str, Any]]) -> Any:
     """Four bars per variant: trainable share, time per step, final loss, exact match."""
     names = [r["variant"] for r in results]
-    panels = [("trainable_share", "trainable share"), ("seconds_per_step", "seconds per step"),
-              ("loss_last", "loss at the end"), ("exact_match", "exact match")]  # fmt: skip
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
-    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    panels = [("trainable_share", both("trainable share", "학습하는 매개변수 비율")),
+              ("seconds_per_step", both("seconds per step", "스텝당 초")),
+              ("loss_last", both("loss at the end", "마지막 손실")),
+              ("exact_match", both("exact match", "완전 일치"))]  # fmt: skip
+    fig, axes = subplots(1, 4, figsize=(13, 3))
     for ax, (key, title) in zip(axes, panels, strict=True):
         ax.bar(names, [r[key] for r in results], color="#4C72B0")
         ax.set_title(title)

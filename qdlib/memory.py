@@ -15,6 +15,7 @@ import torch
 from transformers import AutoConfig
 
 from qdlib.config import Config
+from qdlib.figures import both, subplots
 from qdlib.remote_code import pretrained
 
 MiB = 2**20
@@ -214,15 +215,17 @@ class Estimate:
 
     def chart(self) -> Any:
         """One stacked bar of the parts against the card's memory and the headroom line."""
-        fig, ax = plt.subplots(figsize=(7, 1.8))
-        plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+        fig, ax = subplots(figsize=(7, 1.8))
         left = 0.0
         for (name, mib), color in zip(self.parts.items(), plt.cm.tab10.colors, strict=False):
             ax.barh(0, mib / 1024, left=left / 1024, color=color, label=name)
             left += mib
         ax.axvline(self.card / 1024, color="black", lw=2)
         ax.axvline((1 - HEADROOM) * self.card / 1024, color="black", ls="--", lw=1)
-        ax.set(xlabel="GiB", yticks=[], title=self.verdict, xlim=(0, max(self.card, left) / 1024))
+        word = "들어감" if self.fits else "들어가지 않음"
+        title = both(self.verdict, f"{self.card / 1024:.0f} GiB 카드에 {word}")
+        ax.set(xlabel=both("memory, GiB", "메모리(GiB)", " · "), yticks=[], title=title,
+               xlim=(0, max(self.card, left) / 1024))  # fmt: skip
         ax.legend(ncol=2, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         return fig

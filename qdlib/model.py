@@ -263,6 +263,16 @@ def load_model(cfg: Config, quantized: bool = True) -> Any:
         )
 
 
+def fingerprint(tensors: Any) -> str:
+    """One sha256 of the tensors' bytes, in order: equal only for the very same values. Lessons
+    02 and 06 compare two models by it with one model in memory at a time (two copies of a 7B
+    model do not fit a 24 GB card)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy())
+    return digest.hexdigest()
+
+
 @dataclass
 class ModelSummary:
     """What a learner wants to know about a loaded model."""

@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from qdlib.data import DataError, detect_language, step_count_histogram
+from qdlib.figures import both, subplots
 
 IGNORE_INDEX = -100  # the label the loss skips: prompt positions and padding
 
@@ -194,19 +195,20 @@ def tokenize_splits(
 
 def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) -> Any:
     """Histograms of sub-question counts and (with a tokenizer) token lengths."""
-    import matplotlib.pyplot as plt  # here, not at the top: `qd` starts faster without
 
     n = 2 if tokenizer is not None else 1
-    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.2), squeeze=False)
-    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    fig, axes = subplots(1, n, figsize=(5 * n, 3.2), squeeze=False)
     steps = step_count_histogram(records)
     axes[0][0].bar(list(steps), list(steps.values()), color="#4C72B0")
-    axes[0][0].set(title="sub-questions per record", xlabel="steps", ylabel="records")
+    axes[0][0].set(title=both("sub-questions per record", "레코드당 하위 질문 수"),
+                   xlabel=both("steps", "단계 수", " · "), ylabel=both("records", "레코드", " · "))
     axes[0][0].set_xticks(list(steps))
     if tokenizer is not None:
         lengths = [len(encode_example(r, tokenizer)["input_ids"]) for r in records]
         axes[0][1].hist(lengths, bins=30, color="#55A868")
-        axes[0][1].set(title="tokens per example (prompt + answer + EOS)", xlabel="tokens")
+        axes[0][1].set(title=both("tokens per example (prompt + answer + EOS)",
+                                  "예제당 토큰 수(프롬프트 + 답 + EOS)"),
+                       xlabel=both("tokens", "토큰", " · "))  # fmt: skip
     fig.tight_layout()
     return fig
 

@@ -22,8 +22,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from qdlib.baselines import (
     ci_cell,
     few_shot_examples,
@@ -34,6 +32,7 @@ from qdlib.baselines import (
 )
 from qdlib.data import load_records
 from qdlib.evaluate import example_markdown, write_report
+from qdlib.figures import both, subplots
 from qdlib.inference import Generation, WithoutAdapter, generate, generation_settings
 from qdlib.metrics import score
 from qdlib.model import load_tokenizer, load_with_adapter
@@ -208,8 +207,7 @@ def section_examples(
 
 def plot_scorecard(card: dict[str, dict[str, Any]], key: str = "sari") -> Any:
     """Grouped bars: one group per section, one bar per system, the 95% interval as a whisker."""
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    fig, ax = subplots(figsize=(8, 3.4))
     shown = [n for n in SYSTEMS if n != "tuned_same"]
     names = [n for n in shown if any(n in e["systems"] for e in card.values())]
     width = 0.8 / len(names)
@@ -228,7 +226,8 @@ def plot_scorecard(card: dict[str, dict[str, Any]], key: str = "sari") -> Any:
     ticks = [i + width * (len(names) - 1) / 2 for i in range(len(card))]
     labels = [f"{s.replace('_', '-')}\n(n={e['n']})" for s, e in card.items()]
     ax.set_xticks(ticks, labels)
-    ax.set(ylim=(0, 1.05), ylabel=key.replace("_", " "), title=f"{key} by section and system")
+    ax.set(ylim=(0, 1.05), ylabel=both(key.replace("_", " "), "점수", " · "),
+           title=both(f"{key} by section and system", f"구역과 시스템별 {key}"))  # fmt: skip
     ax.legend(fontsize=8, ncol=len(names))
     fig.tight_layout()
     return fig

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import torch
 from transformers import (
     DataCollatorForSeq2Seq,
@@ -41,6 +40,7 @@ from transformers import (
 from transformers.trainer_utils import sort_checkpoints
 
 from qdlib.config import Config
+from qdlib.figures import both, subplots
 from qdlib.files import (
     atomic_dir,
     atomic_write_json,
@@ -366,15 +366,18 @@ def save_adapter(model: Any, tokenizer: Any, path: Path) -> Path:
 
 def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     """Training loss (and eval loss when there is one) against the step."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    fig, ax = subplots(figsize=(7, 3.6))
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
     evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
     if train:
-        ax.plot(*zip(*train, strict=True), label="train loss", color="#4C72B0")
+        ax.plot(*zip(*train, strict=True), label=both("train loss", "학습 손실", " · "),
+                color="#4C72B0")  # fmt: skip
     if evals:
-        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss", color="#C44E52")
-    ax.set(xlabel="step", ylabel="loss (answer tokens only)", title="training loss")
+        ax.plot(*zip(*evals, strict=True), "o-", label=both("eval loss", "평가 손실", " · "),
+                color="#C44E52")  # fmt: skip
+    ax.set(xlabel=both("step", "스텝", " · "),
+           ylabel=both("loss (answer tokens only)", "손실(답 토큰만)"),
+           title=both("training loss", "학습 손실", " · "))  # fmt: skip
     handles, labels = ax.get_legend_handles_labels()
     gen = [
         (h["step"], h["gen_step_count_correct"], h["gen_format_valid"])
@@ -384,9 +387,11 @@ def plot_loss(log_history: list[dict[str, Any]]) -> Any:
     if gen:
         ax2 = ax.twinx()
         steps, counts, formats = zip(*gen, strict=True)
-        ax2.plot(steps, formats, "s--", color="#55A868", label="format valid (generated)")
-        ax2.plot(steps, counts, "^--", color="#8172B2", label="step count correct (generated)")
-        ax2.set(ylim=(0, 1.05), ylabel="share of sample")
+        ax2.plot(steps, formats, "s--", color="#55A868",
+                 label=both("format valid (generated)", "형식이 맞음(생성)", " · "))
+        ax2.plot(steps, counts, "^--", color="#8172B2",
+                 label=both("step count correct (generated)", "단계 수가 맞음(생성)", " · "))
+        ax2.set(ylim=(0, 1.05), ylabel=both("share of sample", "표본 중 비율", " · "))
         more = ax2.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     ax.legend(handles, labels, loc="center right", fontsize=8)

@@ -184,3 +184,14 @@ def course_run(tmp_path_factory) -> PlantedRun:
 def finished(run: PlantedRun) -> PlantedRun:
     assert run.returncode == 0, f"the run failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     return run
+
+
+def benchmark_script(name: str):
+    """A script of ``benchmarks/`` imported as a module (the folder is not a package)."""
+    import importlib.util
+
+    path = PROJECT_ROOT / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,11 +3,11 @@ and the bootstrap intervals that say how sure a mean is."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 import torch
+from conftest import benchmark_script
 
 from qdlib.baselines import (
     few_shot_examples,
@@ -194,11 +194,7 @@ def test_the_summary_gives_an_interval_below_100_examples_only():
 
 
 def benchmark():
-    path = PROJECT_ROOT / "benchmarks" / "real_questions.py"
-    spec = importlib.util.spec_from_file_location("real_questions", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("real_questions")
 
 
 def test_the_real_questions_benchmark_writes_its_table(tmp_path):

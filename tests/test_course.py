@@ -261,3 +261,65 @@ def test_each_lesson_ends_with_a_questionnaire_and_its_answers_collapsed(lesson)
     assert len(re.findall(r"^\d+\. ", languages(questions.source)[0], re.M)) == len(
         re.findall(r"^\d+\. ", languages(answers.source)[0], re.M)
     )
+
+
+# ---------------------------------------------------------------- pictures in both languages
+
+
+def every_picture(tokenizer) -> dict[str, object]:
+    """Each figure the course draws, from small inputs."""
+    from qdlib import evaluate, experiments, memory, pictures, prompts, scorecard, train
+
+    record = {"question": "Who is older, A or B?", "sub_questions": ["How old is A?", "#1?"]}
+    example = prompts.encode_example(record, tokenizer)
+    rates = dict.fromkeys(evaluate.RATE_KEYS, 0.5)
+    sari = {"sari": {"mean": 0.5, "ci": [0.4, 0.6], "n": 3}}
+    estimate = memory.Estimate("m", 500, 10, 10, 20, 300, 100, 400, 100, card=8192)
+    variant = {"variant": "r=4", "trainable_share": 0.01, "seconds_per_step": 1.0,
+               "loss_last": 0.5, "exact_match": 0.5}  # fmt: skip
+    return {
+        "lora_update": pictures.lora_update(),
+        "trained_tokens": pictures.trained_tokens(example, tokenizer),
+        "batch_layouts": pictures.batch_layouts([3, 5, 2]),
+        "loss_shapes": pictures.loss_shapes(),
+        "plot_lengths": prompts.plot_lengths([record], tokenizer),
+        "plot_loss": train.plot_loss([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]),
+        "plot_metrics": evaluate.plot_metrics({"base": rates, "tuned": rates}),
+        "plot_scorecard": scorecard.plot_scorecard({"real": {"n": 3, "systems": {"tuned": sari}}}),
+        "memory_chart": estimate.chart(),
+        "plot_rank_experiment": experiments.plot_rank_experiment([variant]),
+    }
+
+
+def labels(fig) -> list[str]:
+    """A figure's titles and axis labels with words in them (legends name systems and parts,
+    as the tables do)."""
+    texts = [fig._suptitle.get_text()] if fig._suptitle else []
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+    return [t for t in texts if LATIN_WORD.search(t)]
+
+
+def test_every_pictures_titles_and_axes_are_readable_in_korean(tiny_tokenizer, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from qdlib import figures
+
+    if figures.hangul_font() is None:  # the texts are what is checked: any font draws them here
+        monkeypatch.setattr(figures, "hangul_font", lambda: "DejaVu Sans")
+        monkeypatch.setattr("warnings.warn", lambda *args, **kwargs: None)  # its missing glyphs
+    with plt.rc_context():
+        english_only = {name: [t for t in labels(fig) if not HANGUL.search(t)]
+                        for name, fig in every_picture(tiny_tokenizer).items()}  # fmt: skip
+    assert {k: v for k, v in english_only.items() if v} == {}
+
+
+def test_without_a_hangul_font_the_pictures_are_in_english_alone(tiny_tokenizer, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from qdlib import figures
+
+    monkeypatch.setattr(figures, "hangul_font", lambda: None)
+    with plt.rc_context():
+        texts = [t for fig in every_picture(tiny_tokenizer).values() for t in labels(fig)]
+    assert texts and not any(HANGUL.search(t) for t in texts)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qdlib import baselines, metrics, prompts, train, weights
+from qdlib import baselines, figures, metrics, prompts, train, weights
 
-MODULES = [baselines, metrics, prompts, train, weights]  # every module with >>> examples
+MODULES = [baselines, figures, metrics, prompts, train, weights]  # every module with >>> examples
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

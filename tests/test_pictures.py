@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from qdlib import pictures
+from qdlib import figures, pictures
 from qdlib.prompts import IGNORE_INDEX, encode_example
 
 RECORD = {"question": "Which is older, A or B?", "sub_questions": ["How old is A?", "How old?"]}
@@ -101,7 +101,7 @@ def test_a_korean_font_installed_after_matplotlib_cached_its_fonts_is_found(monk
         import pytest
 
         pytest.skip("no Nanum font files on this machine")
-    stale = [f for f in font_manager.fontManager.ttflist if f.name not in pictures.HANGUL_FONTS]
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in figures.HANGUL_FONTS]
     monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
     pictures.hangul_font.cache_clear()
     try:

@@ -14,7 +14,7 @@ from qdlib.config import PROJECT_ROOT
 QDLIB = PROJECT_ROOT / "qdlib"
 # Lower never imports higher (the lessons in course order, the tools beside them).
 LAYERS = {
-    "qdlib.files": 0, "qdlib.notices": 0,
+    "qdlib.files": 0, "qdlib.notices": 0, "qdlib.figures": 0,
     "qdlib.config": 1,
     "qdlib.remote_code": 2, "qdlib.hub": 2, "qdlib.runs": 2,
     "qdlib.data": 3, "qdlib.weights": 3, "qdlib.memory": 3, "qdlib.doctor": 3,

@@ -60,13 +60,17 @@ print(f"{source.kind}: {source.detail}")
 # precision the weights are kept in (float32 on a CPU); `quantization_config` is `None` here and a
 # `BitsAndBytesConfig` on an 8 GB GPU (below). `trust_remote_code=False`: a model folder may ship
 # Python code of its own, and it runs only when your profile says so. `load_model(cfg)` is this
-# very call with the profile's values: the cell checks that both give the same weights.
+# very call with the profile's values: the cell below checks that both give the same weights,
+# by a fingerprint of every weight, with one model in memory at a time (two copies of a 7B model
+# would not fit the 24 GB card that `runpod` trains on).
 #
 # > **[한국어]** **기본 호출로 불러오기.** 이 강의가 끝난 다음 날 여러분이 쓸 `from_pretrained` 호출
 # > 두 개입니다. `dtype`은 가중치를 둘 정밀도(CPU에서는 float32), `quantization_config`는 여기서는
 # > `None`이고 8 GB GPU에서는 `BitsAndBytesConfig`(아래)입니다. `trust_remote_code=False`: 모델
 # > 폴더에 들어 있는 파이썬 코드는 프로필이 허락할 때만 실행됩니다. `load_model(cfg)`는 프로필
-# > 값으로 부르는 바로 이 호출이며, 아래 셀은 두 방법이 같은 가중치를 주는지 확인합니다.
+# > 값으로 부르는 바로 이 호출이며, 아래 셀은 두 방법이 같은 가중치를 주는지 모든 가중치의
+# > 지문(fingerprint)으로 확인합니다. 메모리에는 한 번에 모델 하나만 둡니다(7B 모델 두 벌은
+# > `runpod`가 학습하는 24 GB 카드에 들어가지 않습니다).
 
 # %%
 import torch
@@ -91,8 +95,18 @@ base_model = AutoModelForCausalLM.from_pretrained(
 
 # %%
 # NBVAL_CHECK_OUTPUT
-same = all(torch.equal(a, b) for a, b in zip(base_model.state_dict().values(),
-                                            load_model(cfg).state_dict().values()))
+import gc
+
+from qdlib.model import fingerprint
+
+# 모든 가중치의 바이트를 차례로 넣은 sha256 하나: 가중치가 똑같을 때만 같습니다
+plain = fingerprint(base_model.state_dict().values())  # one hash of every weight's bytes
+# 한 번에 모델 하나만: 7B 모델은 24 GB 카드에서 15 GB를 차지합니다
+del base_model  # one model in memory at a time: a 7B model takes 15 GB of a 24 GB card
+gc.collect()
+# 강의는 qdlib로 불러온 같은 가중치로 이어 갑니다
+base_model = load_model(cfg)  # the lesson goes on with qdlib's copy: the same weights
+same = fingerprint(base_model.state_dict().values()) == plain
 print("the same weights as load_model(cfg):", same)
 
 # %% [markdown]

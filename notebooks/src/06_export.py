@@ -114,28 +114,39 @@ print("LoRA layers left:", sum(hasattr(m, "lora_A") for m in merged.modules()))
 # `merge_adapter` makes these calls with the profile's values and saves the merged model with the
 # tokenizer. The folder is written under a temporary name and renamed when complete, so an
 # interrupted export never leaves a half model behind. Read back from its safetensors file, its
-# weights are the ones you just merged by hand.
+# weights are the ones you just merged by hand. The check keeps one model in memory at a time: a
+# fingerprint (sha256) of each tensor merged by hand, then that model is let go before
+# `merge_adapter` loads its own (two copies of a 7B model do not fit a 24 GB card).
 #
 # > **[한국어]** **저장까지: `merge_adapter`.** `merge_adapter`는 프로필 값으로 같은 호출을 하고,
 # > 병합된 모델을 토크나이저와 함께 저장합니다. 폴더는 임시 이름으로 쓴 뒤 다 쓰면 이름을 바꾸므로,
 # > 내보내기가 중간에 끊겨도 반쪽짜리 모델이 남지 않습니다. safetensors 파일에서 다시 읽은
-# > 가중치는 방금 직접 병합한 가중치와 같습니다.
+# > 가중치는 방금 직접 병합한 가중치와 같습니다. 이 확인은 메모리에 모델을 한 번에 하나만 둡니다.
+# > 손으로 병합한 텐서마다 지문(sha256)을 남기고, `merge_adapter`가 자기 모델을 불러오기 전에 그
+# > 모델을 놓아 줍니다(7B 모델 두 벌은 24 GB 카드에 들어가지 않습니다).
 
 # %%
-from qdlib.export import merge_adapter
+import gc
 
+from qdlib.export import merge_adapter
+from qdlib.model import fingerprint
+
+# 손으로 병합한 텐서마다 지문 하나
+by_hand = {k: fingerprint([t]) for k, t in merged.state_dict().items()}  # one hash per tensor
+# 그다음 모델을 놓아 주면 메모리에는 한 번에 모델 하나만 있습니다
+del base, peft_model, merged  # then let the model go: one model in memory at a time
+gc.collect()
 merged_dir = merge_adapter(cfg, adapter_dir, run / "export/merged")
 print(sorted(p.name for p in merged_dir.iterdir()))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from safetensors.torch import load_file
+from safetensors import safe_open
 
-# 쓰인 그대로의 텐서, 이름별로
-saved = load_file(merged_dir / "model.safetensors")  # the tensors as written, by name
-by_hand = merged.state_dict()
-print(len(saved), "tensors; saved = merged by hand:",
-      all(torch.equal(t, by_hand[k]) for k, t in saved.items()))
+# 쓰인 그대로의 텐서를 이름별로, 한 번에 하나씩 읽습니다
+with safe_open(merged_dir / "model.safetensors", framework="pt") as saved:  # one at a time
+    same = [fingerprint([saved.get_tensor(k)]) == by_hand[k] for k in saved.keys()]
+print(len(same), "tensors; saved = merged by hand:", all(same))
 
 # %% [markdown]
 # ## Parity: same answers, token for token, without qdlib
@@ -338,8 +349,10 @@ print(f"4-bit rounding error, merged  {(rounded - W_merged).norm():.4f}")
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 import tempfile
 
+# 병합된 폴더를 bfloat16으로 읽어 다시 저장합니다
+half_model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.bfloat16)  # read, cast
 with tempfile.TemporaryDirectory() as tmp:
-    merged.to(torch.bfloat16).save_pretrained(tmp)
+    half_model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     half = parity_with_plain_transformers(tmp, tokenizer, questions[:8], reference[:8], **settings)
 print("bfloat16:", half)
