@@ -195,7 +195,6 @@ def tokenize_splits(
 
 def plot_lengths(records: list[dict[str, Any]], tokenizer: Any | None = None) -> Any:
     """Histograms of sub-question counts and (with a tokenizer) token lengths."""
-
     n = 2 if tokenizer is not None else 1
     fig, axes = subplots(1, n, figsize=(5 * n, 3.2), squeeze=False)
     steps = step_count_histogram(records)
