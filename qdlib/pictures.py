@@ -117,9 +117,11 @@ def batch_layouts(lengths: list[int]) -> Any:
                 yticklabels=[both(f"example {i + 1}", f"예제 {i + 1}", " · ") for i in range(n)])
     axes[1].imshow((packed + 1)[None, :], cmap=colors, vmin=0, vmax=n, aspect="auto",
                    interpolation="nearest")  # fmt: skip
-    for x, p in enumerate(positions):  # each example's first and last position id
-        if p == 0 or x == total - 1 or positions[x + 1] == 0:
-            axes[1].text(x, 0, str(p), ha="center", va="center", fontsize=7)
+    for x, p in enumerate(positions):  # each example's first id (high, right of its start)
+        if p == 0:  # and its last (low, left of its end): the two never overlap
+            axes[1].text(x, -0.2, str(p), ha="left", va="center", fontsize=7)
+        elif x == total - 1 or positions[x + 1] == 0:
+            axes[1].text(x, 0.2, str(p), ha="right", va="center", fontsize=7)
     axes[1].set_title(both(f"packed: 1×{total}, no padding; position ids restart",
                            f"패킹: 1×{total}, 패딩 없음; 위치 id는 예제마다 0부터"), fontsize=9)
     axes[1].set(yticks=[], xlabel=both("position in the row", "행 안의 위치", " · "))

@@ -242,18 +242,26 @@ def test_the_converter_writes_nothing_when_a_dev_question_is_in_train(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
-def test_the_korean_test_file_is_the_first_dev_questions_translated_step_for_step():
-    """data/strategyqa_ko/dev.jsonl: the first 40 dev questions in Korean, each with the same
-    steps and the same #k references as its English original (SOURCE.md says so)."""
-    text = (DATA.parent / "strategyqa_ko/dev.jsonl").read_text(encoding="utf-8")
+@pytest.mark.parametrize(("name", "n"), [("dev.jsonl", 40), ("train.jsonl", 300)])
+def test_the_korean_files_are_the_first_questions_translated_step_for_step(name, n):
+    """data/strategyqa_ko/: the first 40 dev and the first 300 train questions in Korean, each
+    with the same steps and, in each step, the same #k references as its English original
+    (Korean word order may put them the other way round; SOURCE.md says so)."""
+    text = (DATA.parent / "strategyqa_ko" / name).read_text(encoding="utf-8")
     korean = [json.loads(line) for line in text.splitlines()]
-    english = [json.loads(line) for line in lines("dev.jsonl")][: len(korean)]
-    assert len(korean) == 40
+    english = [json.loads(line) for line in lines(name)][: len(korean)]
+    assert len(korean) == n
     hangul = re.compile(r"[\uac00-\ud7a3]")
     for ko, en in zip(korean, english, strict=True):
         assert ko["id"] == en["id"] + "-ko"
         assert len(ko["sub_questions"]) == len(en["sub_questions"]), ko["id"]
         for k, e in zip(ko["sub_questions"], en["sub_questions"], strict=True):
-            assert re.findall(r"#\d+", k) == re.findall(r"#\d+", e), (ko["id"], k, e)
+            assert sorted(re.findall(r"#\d+", k)) == sorted(re.findall(r"#\d+", e)), (k, e)
         assert all(hangul.search(t) for t in [ko["question"], *ko["sub_questions"]]), ko["id"]
-    assert load_records(DATA.parent / "strategyqa_ko/dev.jsonl").records  # valid, refs point back
+    assert load_records(DATA.parent / "strategyqa_ko" / name).records  # valid, refs point back
+
+
+def test_no_korean_training_question_is_a_translated_test_question():
+    ids = {json.loads(line)["id"] for line in lines("dev.jsonl")}
+    text = (DATA.parent / "strategyqa_ko/train.jsonl").read_text(encoding="utf-8")
+    assert not {json.loads(line)["id"].removesuffix("-ko") for line in text.splitlines()} & ids

@@ -444,6 +444,75 @@ for loss, question in sorted(scored, reverse=True)[:3]:
 # 추측입니다. 템플릿 질문은 틀을 익히고 나면 손실이 거의 없습니다.
 
 # %% [markdown] tags=["exercise"]
+# 🐕 **Medium.** Change the learning rate and watch what it does. On the same base, train two
+# fresh adapters for 10 steps on the same batches: one at the profile's rate, one at a tenth of
+# it (`peft_model.add_adapter`, `set_adapter`, and `dataclasses.replace(args, ...)` for the
+# arguments). Draw both loss curves: which one learns more in a short budget? The trained
+# adapter must come out of it untouched.
+#
+# > **[한국어]** 🐕 **보통.** 학습률을 바꾸고 무엇이 달라지는지 보세요. 같은 베이스 모델에 새
+# > 어댑터 두 개를 붙여 같은 배치로 10 스텝씩 학습합니다. 하나는 프로필의 학습률로, 하나는 그
+# > 10분의 1로 합니다(`peft_model.add_adapter`, `set_adapter`, 인자는
+# > `dataclasses.replace(args, ...)`). 두 손실 곡선을 그려 보세요. 짧은 예산에서 어느 쪽이 더 많이
+# > 배우나요? 학습해 둔 어댑터는 그대로 남아야 합니다.
+
+# %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
+import dataclasses
+import tempfile
+
+from qdlib.figures import both, subplots
+from qdlib.model import fingerprint
+
+
+# 모델의 모든 LoRA 텐서, 순서대로
+def adapter_weights():  # every LoRA tensor of the model, in order
+    return (w for name, w in peft_model.state_dict().items() if "lora_" in name)
+
+
+# 학습해 둔 어댑터의 지문: 끝에 그대로인지 확인합니다
+kept = fingerprint(adapter_weights())  # the trained adapter's: checked at the end
+steps = min(10, t.max_steps) if t.max_steps > 0 else 10
+curves = {}
+for name, lr in {"as_profiled": t.learning_rate, "a_tenth": t.learning_rate / 10}.items():
+    # 같은 시작값, 같은 배치: 학습률만 다릅니다
+    set_seed(cfg.seed)  # the same start and the same batches: only the rate differs
+    # 같은 베이스에 새 어댑터: 모델을 한 번 더 불러오지 않습니다
+    peft_model.add_adapter(name, peft_model.peft_config["default"])  # same base, no 2nd copy
+    # 이제 이 어댑터만 계산하고 학습합니다
+    peft_model.set_adapter(name)  # only this adapter computes and trains now
+    # No checkpoints, the loss at every step, written outside the run directory
+    # 체크포인트 없이, 스텝마다 손실을 기록하고, 실행 디렉터리 밖에 씁니다
+    short = dataclasses.replace(args, learning_rate=lr, max_steps=steps, logging_steps=1,
+                                save_strategy="no", eval_strategy="no",
+                                output_dir=tempfile.mkdtemp())
+    short_trainer = Trainer(model=peft_model, args=short, train_dataset=tokenized.train,
+                            data_collator=AnswerLogitsOnly(collator),
+                            compute_loss_func=answer_loss, processing_class=tokenizer)
+    short_trainer.train()
+    curves[lr] = [h["loss"] for h in short_trainer.state.log_history if "loss" in h]
+# 학습해 둔 어댑터로 돌아가고, 새 어댑터 둘은 지웁니다
+peft_model.set_adapter("default")  # back to the trained adapter, and the two new ones go
+for name in ("as_profiled", "a_tenth"):
+    peft_model.delete_adapter(name)
+print("the trained adapter untouched:", fingerprint(adapter_weights()) == kept)
+
+fig, ax = subplots(figsize=(6, 3))
+for lr, losses in curves.items():
+    ax.plot(range(1, len(losses) + 1), losses, marker=".", label=f"learning rate {lr:g}")
+ax.set(xlabel=both("step", "스텝", " · "), ylabel=both("loss", "손실", " · "),
+       title=both(f"{steps} steps from the same start", f"같은 시작에서 {steps} 스텝"))
+ax.legend()
+display(fig)
+for lr, losses in curves.items():
+    print(f"learning rate {lr:g}: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+# The first step is the same (the same start, the same batch); after it the higher rate moves
+# further each step. In a budget of a hundred steps that is what you want (the profile's comment:
+# 1e-3 learned less than 2e-3); with a long budget a rate this high can overshoot.
+# 첫 스텝은 같습니다(같은 시작값, 같은 배치). 그 뒤로 높은 학습률이 스텝마다 더 멀리 갑니다. 백
+# 스텝 남짓의 예산에서는 그게 바람직합니다(프로필 주석: 1e-3은 2e-3보다 덜 배웠습니다). 예산이 길면
+# 이만큼 높은 학습률은 지나칠 수 있습니다.
+
+# %% [markdown] tags=["exercise"]
 # 🦁 **Stretch.** Stop this notebook's kernel during training, then run it again with
 # `resume = True`: from which step does it continue, and does the loss curve join up? (Text
 # answer: it needs a run.)

@@ -276,6 +276,29 @@ display(Markdown("**SARI**\n\n" + scorecard_table(card, "sari")))
 display(Markdown("**Exact match**\n\n" + scorecard_table(card, "exact_match")))
 
 # %% [markdown]
+# Every answer above, tuned, untuned and few-shot, came from one copy of the base model in
+# memory: the cell counts the language models alive in this notebook (after a garbage
+# collection, so only what is still held counts).
+#
+# > **[한국어]** 위의 모든 답(미세조정, 미세조정 전, 퓨샷)은 메모리에 있는 베이스 모델 한 벌에서
+# > 나왔습니다. 아래 셀은 이 노트북에 살아 있는 언어 모델의 수를 셉니다(가비지 컬렉션 뒤에 세므로
+# > 아직 붙잡고 있는 것만 셉니다).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import gc
+
+from transformers import PreTrainedModel
+
+gc.collect()
+# The class name first: isinstance on a dead weak reference raises
+# 이름을 먼저 봅니다: 죽은 약한 참조(weakref)에 isinstance를 쓰면 오류가 납니다
+# 언어 모델 전체(…ForCausalLM)만 셉니다. 그 안의 층들은 세지 않습니다
+alive = [m for m in gc.get_objects()  # whole language models (…ForCausalLM), not their parts
+         if type(m).__name__.endswith("ForCausalLM") and isinstance(m, PreTrainedModel)]
+print("copies of the base model in memory:", len(alive))
+
+# %% [markdown]
 # Every report file is written at once, as one folder (`eval/`): the metrics with the scorecard
 # (`metrics.json`), every answer (`predictions.jsonl`), the report (`report.md`) and two
 # pictures.
@@ -502,12 +525,14 @@ display(Markdown(breakdown_table(metrics, "by_language")))
 
 # %% [markdown]
 # One run trains one language on a CPU. The committed Korean run (`qd run --profile cpu_ko`:
-# Gemma 3 270M, Korean templates, on 2 cores; `docs/runs/cpu_ko/`) fills the Korean row, with
-# its own scorecard: read the rule baseline's column beside the tuned model's there too.
+# Gemma 3 270M, Korean templates and 300 real questions translated into Korean, on 2 cores;
+# `docs/runs/cpu_ko/`) fills the Korean row, with its own scorecard: read the rule baseline's
+# column beside the tuned model's there too.
 #
 # > **[한국어]** CPU에서는 한 실행이 한 언어를 학습합니다. 커밋된 한국어 실행(`qd run --profile
-# > cpu_ko`: Gemma 3 270M, 한국어 템플릿, 2코어; `docs/runs/cpu_ko/`)이 한국어 행을 채웁니다. 그
-# > 실행의 성적표에서도 튜닝된 모델 옆의 규칙 기준선 열을 함께 읽으세요.
+# > cpu_ko`: Gemma 3 270M, 한국어 템플릿과 한국어로 옮긴 실제 질문 300개, 2코어;
+# > `docs/runs/cpu_ko/`)이 한국어 행을 채웁니다. 그 실행의 성적표에서도 튜닝된 모델 옆의 규칙
+# > 기준선 열을 함께 읽으세요.
 
 # %%
 from qdlib.config import PROJECT_ROOT
