@@ -31,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/qd run --profile cpu_small
 
 # The course in Korean on a CPU: Gemma 3 270M (from its packages, converted once), Korean
-# questions, about 18 minutes on 2 cores.
+# questions, about 20 minutes on 2 cores (19-23 measured).
 run-ko: $(STAMP)
 	$(BIN)/qd run --profile cpu_ko
 

@@ -85,6 +85,9 @@ class SourceSection:
     weight: float = field(default=1.0, metadata=_range(0.0, 100.0))
     max_samples: int | None = field(default=None, metadata=_range(1, MAX_COUNT))
     eval_fraction: float | None = field(default=None, metadata=_range(0.0, 0.9))  # null: data's
+    # The run's last steps, this share of training.max_steps, train on this source alone, after
+    # the mix: what the model learns last is its form (qdlib.train.finishing_order). 0: mixed.
+    finish_fraction: float = field(default=0.0, metadata=_range(0.0, 0.9))
 
 
 @dataclass
@@ -223,6 +226,20 @@ class Config:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def finish_steps(self) -> int:
+        """How many of the run's last steps train on one source alone: its ``finish_fraction``
+        of ``training.max_steps``, at least one and never all (0: the mix throughout)."""
+        share = max((src.finish_fraction for src in self.data.sources), default=0.0)
+        budget = self.training.max_steps
+        if not share or budget < 2:
+            return 0
+        return min(budget - 1, max(1, round(share * budget)))
+
+    def examples_per_step(self) -> int:
+        """Examples in one optimizer step: batch x accumulation x processes (``WORLD_SIZE``)."""
+        t = self.training
+        return t.batch_size * t.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", "1"))
 
     def resolve_path(self, path: str) -> Path:
         """A path from the config: absolute, or relative to the project root (installed: the
@@ -538,6 +555,24 @@ def _describe(tp: Any) -> str:
     return " or ".join(names)
 
 
+def _check_sources(cfg: Config) -> None:
+    """Each source names its data; at most one finishes the run, and only within a step budget."""
+    src = cfg.source
+    for i, s in enumerate(cfg.data.sources):
+        if not s.spec:
+            raise ConfigError(f"{src}: data.sources[{i}].spec must name a file or dataset.")
+    finishing = [i for i, s in enumerate(cfg.data.sources) if s.finish_fraction]
+    if len(finishing) > 1:
+        raise ConfigError(
+            f"{src}: data.sources{finishing} all set finish_fraction; one source can finish a run."
+        )
+    if finishing and cfg.training.max_steps < 0:
+        raise ConfigError(
+            f"{src}: data.sources[{finishing[0]}].finish_fraction is a share of a step budget: "
+            "set training.max_steps, or finish_fraction to 0."
+        )
+
+
 def _check_consistency(cfg: Config) -> None:
     """Rules that involve more than one key."""
     src = cfg.source
@@ -577,9 +612,7 @@ def _check_consistency(cfg: Config) -> None:
             raise ConfigError(f"{src}: data.languages items must be 'ko' or 'en'; got {lang!r}.")
     if cfg.data.languages == []:
         raise ConfigError(f"{src}: data.languages must name a language (ko, en), or be null.")
-    for i, s in enumerate(cfg.data.sources):
-        if not s.spec:
-            raise ConfigError(f"{src}: data.sources[{i}].spec must name a file or dataset.")
+    _check_sources(cfg)
     targets = cfg.lora.target_modules
     if not targets or (isinstance(targets, list) and not all(t.strip() for t in targets)):
         raise ConfigError(

@@ -35,10 +35,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def variant_config(cfg: Config, lora: dict[str, Any], steps: int) -> Config:
-    """The profile with another ``lora`` section and a fixed number of steps, saving nothing."""
+    """The profile with another ``lora`` section and a fixed number of steps, saving nothing,
+    on the mix alone (no source finishes a run this short)."""
     training = dataclasses.replace(cfg.training, max_steps=steps, logging_steps=1,
                                    save_steps=10**6, eval_steps=None)  # fmt: skip
-    return dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, **lora), training=training)
+    mixed = [dataclasses.replace(src, finish_fraction=0.0) for src in cfg.data.sources]
+    return dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, **lora), training=training,
+                               data=dataclasses.replace(cfg.data, sources=mixed))  # fmt: skip
 
 
 def train_variant(cfg: Config, tokenizer: Any, tokenized: Any) -> tuple[Any, dict[str, Any]]:

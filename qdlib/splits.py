@@ -264,6 +264,7 @@ class Splits:
             lines += [
                 f"  {m['spec']}: {m['records']} records, weight {m['weight']} -> "
                 f"train {m['train']}, eval {m['eval']}"
+                + (f", then the last {m['finish']} steps alone" if m.get("finish") else "")
                 for m in self.mix
             ]
         return "\n".join(lines)
@@ -290,7 +291,7 @@ def mix_train(
     groups = eval_groups(held_out, by)
     in_eval = {normalize_question(r["question"]) for r in held_out}
     taken: set[str] = set()
-    train, mix, leaked, repeated, dropped = [], [], 0, 0, 0
+    train, tail, mix, leaked, repeated, dropped = [], [], [], 0, 0, 0
     for i, (src, tr, ev) in enumerate(parts):
         kept = [r for r in tr if normalize_question(r["question"]) not in in_eval]
         fresh = [r for r in kept if normalize_question(r["question"]) not in taken]
@@ -300,6 +301,9 @@ def mix_train(
         taken |= {normalize_question(r["question"]) for r in apart}
         weighted = weight_records(apart, src.weight, random.Random(cfg.seed + i))
         train += weighted
+        if src.finish_fraction and apart:
+            tail = finishing_tail(apart, cfg.finish_steps() * cfg.examples_per_step(),
+                                  random.Random(cfg.seed + i))  # fmt: skip
         mix.append(
             {
                 "spec": src.spec,
@@ -308,10 +312,22 @@ def mix_train(
                 "train": len(weighted),
                 "eval": len(ev),
             }
+            | ({"finish": cfg.finish_steps()} if src.finish_fraction else {})
         )
     if len(parts) > 1:
         random.Random(cfg.seed).shuffle(train)
-    return train, mix, leaked, repeated, dropped
+    return train + tail, mix, leaked, repeated, dropped
+
+
+def finishing_tail(
+    records: list[dict[str, Any]], n: int, rng: random.Random
+) -> list[dict[str, Any]]:
+    """``n`` examples for the run's last steps (``finish_fraction``), after the mix: the source's
+    training records in seeded order, again in a new order each time they run out."""
+    tail: list[dict[str, Any]] = []
+    while len(tail) < n:
+        tail += rng.sample(records, len(records))
+    return tail[:n]
 
 
 def prepare_splits(cfg: Config) -> Splits:

@@ -84,7 +84,7 @@ def training_arguments(
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         optim=t.optimizer,
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        train_sampling_strategy=sampling_strategy(cfg),
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if t.eval_steps else "no",
@@ -106,6 +106,47 @@ def training_arguments(
         remove_unused_columns=False,
         disable_tqdm=False,
     )
+
+
+def sampling_strategy(cfg: Config) -> str:
+    """How the Trainer draws examples: in length-grouped batches (``training.group_by_length``)
+    or at random; ``sequential`` when a source finishes the run (``finish_fraction``), because
+    :func:`finishing_order` has already put the examples in the order to train them."""
+    if cfg.finish_steps():
+        return "sequential"
+    return "group_by_length" if cfg.training.group_by_length else "random"
+
+
+def finishing_order(train: Any, cfg: Config) -> Any:
+    """The training examples in the order they train when a source finishes the run
+    (``data.sources[].finish_fraction``): the mix for every step but the last ones, then
+    the finishing examples, which :func:`qdlib.splits.mix_train` put at the end. Each part is
+    drawn as the Trainer would draw it (transformers' ``LengthGroupedSampler`` with
+    ``training.group_by_length``, else a random permutation), seeded, so a resumed run takes the
+    same order. Without a finishing source, ``train`` as it is (the Trainer draws)."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    steps, per_step = cfg.finish_steps(), cfg.examples_per_step()
+    if not steps:
+        return train
+    lengths = [len(ids) for ids in train["input_ids"]]
+    start = len(train) - steps * per_step  # where the finishing examples begin
+    if start <= 0:
+        raise ValueError(f"{len(train)} training examples, all of them the last {steps} steps': "
+                         "nothing is left for the mix before them")
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    def drawn(first: int, end: int) -> list[int]:
+        if cfg.training.group_by_length:
+            order = LengthGroupedSampler(per_step, lengths=lengths[first:end], generator=generator)
+        else:
+            order = torch.randperm(end - first, generator=generator).tolist()
+        return [first + i for i in order]
+
+    mixed, needed = [], (cfg.training.max_steps - steps) * per_step
+    while len(mixed) < needed:  # a budget longer than the mix: another pass, in a new order
+        mixed += drawn(0, start)
+    return train.select(mixed[:needed] + drawn(start, len(train)))
 
 
 def data_collator(tokenizer: Any, packing: bool) -> Any:
@@ -247,7 +288,7 @@ def build_trainer(
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, output_dir, dtype),
-        train_dataset=splits.train,
+        train_dataset=finishing_order(splits.train, cfg),
         eval_dataset=splits.eval if cfg.training.eval_steps else None,
         data_collator=AnswerLogitsOnly(data_collator(tokenizer, cfg.training.packing)),
         compute_loss_func=answer_loss,  # logits at the answer only

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 
 import pytest
 
@@ -238,3 +239,76 @@ def test_every_training_record_also_in_eval_is_refused_before_a_run_is_made(tmp_
     assert not (tmp_path / "run").exists()
     with pytest.raises(DataError, match="no training record is left: 20 are eval questions"):
         splits_for("cpu_tiny", train_file=str(data), eval_file=str(data))
+
+
+# ---------------------------------------------------------------- a source that finishes the run
+
+FINISHING = [
+    {"spec": "data/strategyqa/train.jsonl", "eval_fraction": 0.0, "max_samples": 300},
+    {"spec": TEACHING, "max_samples": 200, "finish_fraction": 0.3},
+]
+
+
+def test_a_finishing_source_trains_the_last_steps_alone_in_length_groups(tiny_tokenizer):
+    """The last finish_steps x batch examples are the finishing source's (drawn from its training
+    part, never an eval question); before them, the budget's other steps take the mix; each part
+    comes in batches of similar length, as group_by_length would draw them."""
+    from qdlib.prompts import tokenize_splits
+    from qdlib.splits import prepare_splits
+    from qdlib.train import finishing_order, sampling_strategy
+
+    cfg = load_config("cpu_tiny", data={"train_file": None, "sources": FINISHING},
+                      training={"max_steps": 10, "batch_size": 4})  # fmt: skip
+    splits = prepare_splits(cfg)
+    tail, mixed = splits.train[-12:], splits.train[:-12]
+    assert all(r.get("template") for r in tail)
+    assert {r["id"] for r in tail} <= {r["id"] for r in mixed if r.get("template")}
+    assert not {r["question"] for r in tail} & {r["question"] for r in splits.eval}
+    assert "then the last 3 steps alone" in str(splits)
+    assert sampling_strategy(cfg) == "sequential"
+
+    tokenized = tokenize_splits(splits.train, splits.eval[:2], tiny_tokenizer, 256)
+    ordered = finishing_order(tokenized.train, cfg)
+    assert len(ordered) == 10 * 4  # exactly the budget: the Trainer reads it in order
+    last = [tokenized.train[len(splits.train) - 12 + i]["input_ids"] for i in range(12)]
+    assert sorted(map(tuple, ordered[-12:]["input_ids"])) == sorted(map(tuple, last))
+    head = [len(ids) for ids in ordered[:-12]["input_ids"]]
+    shuffled = random.Random(0).sample(head, len(head))
+
+    def spread(lengths: list[int]) -> int:  # longest minus shortest, summed over the batches
+        return sum(max(lengths[i:i + 4]) - min(lengths[i:i + 4]) for i in range(0, len(lengths), 4))
+
+    assert spread(head) < spread(shuffled)  # batches of similar length: little padding
+
+    again = finishing_order(tokenized.train, cfg)  # seeded: a resumed run takes the same order
+    assert again["input_ids"] == ordered["input_ids"]
+
+
+def test_without_a_finishing_source_the_trainer_draws_as_before(tiny_tokenizer):
+    from qdlib.train import finishing_order, sampling_strategy
+
+    cfg = load_config("cpu_tiny")
+    assert cfg.finish_steps() == 0
+    assert sampling_strategy(cfg) == ("group_by_length" if cfg.training.group_by_length
+                                      else "random")  # fmt: skip
+    data = {"input_ids": [[1, 2], [3]]}
+    assert finishing_order(data, cfg) is data
+
+
+def test_finish_steps_needs_a_budget_above_it_and_one_finishing_source():
+    from qdlib.config import ConfigError
+
+    sources = [dict(s, finish_fraction=0.3) for s in FINISHING]
+    with pytest.raises(ConfigError, match="one source can finish a run"):
+        load_config("cpu_tiny", data={"train_file": None, "sources": sources},
+                    training={"max_steps": 10})  # fmt: skip
+    with pytest.raises(ConfigError, match="finish_fraction is a share of a step budget"):
+        load_config("cpu_tiny", data={"train_file": None, "sources": FINISHING},
+                    training={"max_steps": -1})  # fmt: skip
+
+
+@pytest.mark.parametrize(("max_steps", "finishing"), [(80, 20), (4, 1), (2, 1), (1, 0)])
+def test_finish_fraction_is_a_share_of_the_budget_at_least_one_step_never_all(max_steps, finishing):
+    """A learner who cuts the budget (-p training.max_steps 4) keeps a finishing step or two."""
+    cfg = load_config("cpu_ko", training={"max_steps": max_steps})
+    assert cfg.finish_steps() == finishing

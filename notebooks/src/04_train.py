@@ -151,7 +151,12 @@ args = TrainingArguments(
     max_grad_norm=t.max_grad_norm,  # clip the gradient: no single batch throws the model off
     # adamw_torch. 8 GB 카드에서는 paged_adamw_8bit
     optim=t.optimizer,  # adamw_torch; paged_adamw_8bit on an 8 GB card
-    train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+    # 비슷한 길이끼리 한 배치(패딩이 적음). 한 소스가 학습을 마무리하면(finish_fraction)
+    # 순서는 아래 finishing_order가 이미 정했으므로 그대로(sequential) 읽습니다
+    # Similar lengths per batch (little padding). When a source finishes the run
+    # (finish_fraction), finishing_order below has set the order: read it as it is (sequential)
+    train_sampling_strategy=("sequential" if cfg.finish_steps()
+                             else "group_by_length" if t.group_by_length else "random"),
     logging_steps=t.logging_steps,
     logging_first_step=True,
     # 떼어 둔 답의 손실을 볼지 말지
@@ -193,6 +198,10 @@ print("the same as training_arguments(cfg):",
 # saving: the output layer turns each position's hidden state into a score for every word of the
 # vocabulary (Gemma 3: 262,144 words), and the loss needs those scores only where an answer token
 # is predicted. `AnswerLogitsOnly` tells the model those positions; `answer_loss` scores them.
+# Last, the order: a profile can let one source finish the run (`finish_fraction` on a source in
+# `data.sources`: that share of the last steps), so that what the model learns last is that
+# source's form. `finishing_order`
+# puts those examples after the mix, and the Trainer reads them in that order.
 #
 # > **[한국어]** **`Trainer`.** 어댑터를 붙인 모델(03번처럼), 인자, 데이터, 콜레이터를 넘깁니다.
 # > 패킹에는 두 가지가 중요합니다. 모델의 KV 캐시는 생성용이라, 학습 중에 켜 두면 예제별 어텐션
@@ -202,6 +211,10 @@ print("the same as training_arguments(cfg):",
 # > 멈춥니다. 절약도 하나 있습니다. 출력층은 위치마다 은닉 상태를 어휘의 모든 단어(Gemma 3는
 # > 262,144개)에 대한 점수로 바꾸는데, 손실에는 답의 토큰을 예측하는 위치의 점수만 필요합니다.
 # > `AnswerLogitsOnly`가 모델에 그 위치를 알려 주고, `answer_loss`가 그 점수로 손실을 냅니다.
+# > 마지막으로 순서입니다. 프로필은 소스 하나가 학습을 마무리하게 할 수 있습니다(`data.sources`의
+# > 소스에 `finish_fraction`: 마지막 스텝 중 그 비율). 그러면 모델이 마지막에 배우는 것이 그
+# > 소스의 형식이 됩니다.
+# > `finishing_order`가 그 예제들을 섞인 데이터 뒤에 두고, Trainer는 그 순서대로 읽습니다.
 
 # %%
 from transformers import Trainer, set_seed
@@ -213,6 +226,7 @@ from qdlib.train import (
     StopWhenFinished,
     answer_loss,
     check_packing,
+    finishing_order,
     watch_generation,
 )
 
@@ -227,7 +241,8 @@ trainer = Trainer(
     model=peft_model,
     # 위의 TrainingArguments
     args=args,  # the TrainingArguments above
-    train_dataset=tokenized.train,
+    # 한 소스가 마지막 스텝을 맡으면 그 예제가 맨 뒤에; 아니면 그대로
+    train_dataset=finishing_order(tokenized.train, cfg),  # a finishing source's examples last
     eval_dataset=tokenized.eval if cfg.training.eval_steps else None,
     # The output layer (hidden size x vocabulary, per position) only where an answer token is
     # predicted: the batch says where (logits_to_keep), answer_loss scores those logits. The loss

@@ -605,10 +605,10 @@ try_it({"base": base_model, "tuned": tuned_model}, tokenizer, question=questions
 
 # %% [markdown] tags=["exercise"]
 # 🐢 **Easy.** Which held-out questions did the tuned model decompose into the wrong number of
-# steps, and of which kind are they?
+# steps, and of which kind are they? Draw right and wrong counts for each kind.
 #
 # > **[한국어]** 🐢 **쉬움.** 튜닝된 모델이 단계 수를 틀리게 분해한 평가 질문은 무엇이고, 어떤
-# > 종류인가요?
+# > 종류인가요? 종류마다 맞은 수와 틀린 수를 그려 보세요.
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 wrong = [r for r in rows["tuned"] if not r["scores"]["step_count_correct"]]
@@ -616,6 +616,25 @@ print(f"{len(wrong)} of {len(rows['tuned'])} with the wrong number of steps")
 for r in wrong[:5]:
     print(f"- [{r['kind']}] {r['question']}: gold {len(r['gold'])}, "
           f"predicted {len(r['predicted'] or [])}")
+
+from collections import Counter
+
+from qdlib.figures import both, subplots
+
+kinds = sorted({r["kind"] for r in rows["tuned"]})
+right_by_kind = Counter(r["kind"] for r in rows["tuned"] if r["scores"]["step_count_correct"])
+wrong_by_kind = Counter(r["kind"] for r in wrong)
+fig, ax = subplots(figsize=(7, 0.5 * len(kinds) + 1.2))
+right_n = [right_by_kind[k] for k in kinds]
+ax.barh(kinds, right_n, color="tab:green",
+        label=both("right number of steps", "단계 수 맞음", " · "))
+ax.barh(kinds, [wrong_by_kind[k] for k in kinds], left=right_n, color="tab:red",
+        label=both("wrong number of steps", "단계 수 틀림", " · "))
+ax.set_xlabel(both("held-out questions", "평가 질문 수", " · "))
+ax.set_title(both("Where the tuned model miscounts, by kind", "단계 수를 틀린 곳, 종류별", " · "))
+ax.legend(loc="lower right")
+# 종류마다 막대 하나: 빨간 부분이 길수록 그 종류의 단계 계획을 덜 배운 것입니다
+display(fig)  # one bar per kind: the longer the red part, the less that kind's plan was learned
 
 # %% [markdown] tags=["exercise"]
 # 🐕 **Medium.** Decode the first eight questions again with `max_new_tokens=16`. What happens
@@ -668,33 +687,59 @@ for (section, key), systems in sorted(by_template.items()):
 # 줄고, in-template 열의 질문은 더 적고 쉬워집니다.
 
 # %% [markdown] tags=["exercise"]
-# 🦁 **Stretch.** Sample three answers for one question with the plain call (`do_sample=True`,
-# `temperature=0.8`, `num_return_sequences=3`). Do they agree? How could disagreement between
-# samples tell you which answers not to trust?
+# 🦁 **Stretch.** Sample three answers for each of eight held-out questions with the plain call
+# (`do_sample=True`, `temperature=0.8`, `num_return_sequences=3`) and draw how many different
+# answers each question gets, coloured by whether the greedy answer was exactly right. Do they
+# agree? How could disagreement between samples tell you which answers not to trust?
 #
 # > **[한국어]** 🦁 **도전.** 기본 호출(`do_sample=True`, `temperature=0.8`,
-# > `num_return_sequences=3`)로 한 질문에 대한 답을 세 개 샘플링하세요. 서로 같나요? 샘플끼리
-# > 다르다는 것으로 어떤 답을 믿지 말아야 할지 어떻게 알 수 있을까요?
+# > `num_return_sequences=3`)로 평가 질문 여덟 개에 대해 각각 답을 세 개씩 샘플링하고, 질문마다
+# > 서로 다른 답이 몇 개인지 그려 보세요. 색은 탐욕적 답이 정확히 맞았는지로 칠합니다. 서로
+# > 같나요? 샘플끼리 다르다는 것으로 어떤 답을 믿지 말아야 할지 어떻게 알 수 있을까요?
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 import torch
 
+from qdlib.prompts import render_prompt
+
 # 샘플링은 무작위입니다: 시드가 같은 결과를 되풀이하게 합니다
 torch.manual_seed(0)  # sampling is random: a seed makes it repeatable
+# 평가 질문 8개를 고르게 고릅니다
+picked = list(range(0, len(questions), max(1, len(questions) // 8)))[:8]  # 8, spread out
+# 한 배치로, 왼쪽 패딩: 모든 프롬프트가 생성이 시작되는 자리에서 끝납니다
+# One batch, left-padded: every prompt ends where generation begins
+batch = tokenizer([render_prompt(questions[i], tokenizer, cfg.data.language) for i in picked],
+                  add_special_tokens=not tokenizer.chat_template, padding=True,
+                  padding_side="left", return_tensors="pt")
 sampled = tuned_model.generate(
-    **inputs, max_new_tokens=cfg.evaluation.max_new_tokens, do_sample=True, temperature=0.8,
+    **batch, max_new_tokens=cfg.evaluation.max_new_tokens, do_sample=True, temperature=0.8,
     num_return_sequences=3, eos_token_id=tokenizer.eos_token_id,
     pad_token_id=tokenizer.pad_token_id,
 )
-answers = [tokenizer.decode(row[inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-           for row in sampled]
-for a in answers:
-    print("---\n" + a)
-print("all three agree:", len(set(answers)) == 1)
-# Where the model is sure, the samples agree (and agree with greedy). Where they disagree, the
+# 줄 순서: 질문 1의 샘플 세 개, 그다음 질문 2의 세 개, ...
+new = sampled[:, batch["input_ids"].shape[1]:]  # rows: question 1 three times, question 2, ...
+answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+by_question = [answers[3 * k:3 * k + 3] for k in range(len(picked))]
+print(questions[picked[-1]], *by_question[-1], sep="\n---\n")
+distinct = [len(set(a)) for a in by_question]
+greedy_right = [bool(rows["tuned"][i]["scores"]["exact_match"]) for i in picked]
+
+fig, ax = subplots(figsize=(7, 2.8))
+ax.bar(range(len(picked)), distinct, color=["tab:green" if g else "tab:red" for g in greedy_right])
+ax.set_xticks(range(len(picked)), [f"#{i}" for i in picked])
+ax.set_yticks([1, 2, 3])
+ax.set_xlabel(both("held-out question (green: greedy exact match, red: not)",
+                   "평가 질문 (초록: 탐욕적 답 정확 일치, 빨강: 불일치)", "\n"))
+ax.set_ylabel(both("different answers in 3 samples", "샘플 3개 중 서로 다른 답", "\n"))
+for agreed in (True, False):
+    right = [g for d, g in zip(distinct, greedy_right) if (d == 1) == agreed]
+    print(f"samples {'agree' if agreed else 'differ'}: {len(right)} questions, "
+          f"greedy exact on {sum(right)}")
+# Where the model is sure, the samples agree (and agree with greedy). Where they differ, the
 # model is unsure: sample several times and flag or vote (self-consistency, Wang et al., 2022).
 # 모델이 확신하는 곳에서는 샘플이 서로(그리고 탐욕적 디코딩과) 일치합니다. 어긋나는 곳에서는
 # 모델이 확신하지 못합니다. 여러 번 뽑아 표시하거나 투표하세요(self-consistency, Wang 외, 2022).
+display(fig)
 
 # %% [markdown] tags=["questionnaire"]
 # ## Questionnaire
