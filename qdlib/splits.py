@@ -284,7 +284,8 @@ def mix_train(
     held_out: list[dict[str, Any]],
     cfg: Config,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int, int]:
-    """Each source's training part, cleaned, weighted and mixed; the mix report; how many
+    """Each source's training part, cleaned, weighted and mixed, then the examples of the last
+    steps when a source finishes the run (:func:`finishing_tail`); the mix report; how many
     records were left out because their question is in eval, because an earlier source already
     gave it (a duplicate, not a leak), and because they share a template or an entity with eval."""
     by = cfg.data.holdout_by
