@@ -302,7 +302,12 @@ def mix_train(
         taken |= {normalize_question(r["question"]) for r in apart}
         weighted = weight_records(apart, src.weight, random.Random(cfg.seed + i))
         train += weighted
-        if src.finish_fraction and apart:
+        if src.finish_fraction:
+            if not apart:  # else the mix's last examples would be taken for the finishing ones
+                raise DataError(
+                    f"data.sources[{i}] ({src.spec}) finishes the run (finish_fraction), but none "
+                    "of its records is left for training: hold out less, or set it to 0."
+                )
             tail = finishing_tail(apart, cfg.finish_steps() * cfg.examples_per_step(),
                                   random.Random(cfg.seed + i))  # fmt: skip
         mix.append(

@@ -312,3 +312,22 @@ def test_finish_fraction_is_a_share_of_the_budget_at_least_one_step_never_all(ma
     """A learner who cuts the budget (-p training.max_steps 4) keeps a finishing step or two."""
     cfg = load_config("cpu_ko", training={"max_steps": max_steps})
     assert cfg.finish_steps() == finishing
+
+
+def test_a_finishing_source_with_nothing_left_to_train_is_refused(tmp_path):
+    from qdlib.data import DataError
+
+    rows = [{"question": f"Is A{i} older than B{i}?", "sub_questions": ["How old is A?"]}
+            for i in range(20)]  # fmt: skip
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    sources = [FINISHING[0], {"spec": str(tmp_path / "d.jsonl"), "weight": 0.0,
+                              "finish_fraction": 0.3, "eval_fraction": 0.9}]  # fmt: skip
+    cfg = load_config("cpu_tiny", data={"train_file": None, "sources": sources},
+                      training={"max_steps": 10})  # fmt: skip
+    from qdlib.splits import prepare_splits
+
+    splits = prepare_splits(cfg)  # 2 of the 20 are left: still a tail
+    assert len(splits.train) == 300 + 3 * cfg.examples_per_step()
+    (tmp_path / "d.jsonl").write_text(json.dumps(rows[0]) + "\n", "utf-8")
+    with pytest.raises(DataError, match=r"data.sources\[1\].*none of its records is left"):
+        prepare_splits(cfg)
