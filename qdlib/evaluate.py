@@ -106,15 +106,19 @@ def model_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def breakdown_table(metrics: dict[str, dict[str, Any]], by: str) -> str:
-    """Markdown: one row per group (``by_language`` or ``by_kind``), each model's main rates."""
+    """Markdown: one row per group (``by_language`` or ``by_kind``), each model's main rates; n
+    is each model's, in order, where the models answered different numbers of questions."""
     metrics = model_metrics(metrics)
     names = list(metrics)
     groups = list(metrics[names[-1]].get(by, {}))
     head = [f"{n} {k.replace('_', ' ')}" for k in BREAKDOWN_KEYS for n in names]
     lines = [f"| {by[3:]} | n | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
     for g in groups:
-        cells = [_cell(metrics[n][by][g].get(k)) for k in BREAKDOWN_KEYS for n in names]
-        lines.append(f"| {g} | {metrics[names[-1]][by][g]['n']} | " + " | ".join(cells) + " |")
+        group = {n: metrics[n][by].get(g, {}) for n in names}
+        cells = [_cell(group[n].get(k)) for k in BREAKDOWN_KEYS for n in names]
+        counts = [str(group[n].get("n", 0)) for n in names]
+        count = counts[0] if len(set(counts)) == 1 else " / ".join(counts)
+        lines.append(f"| {g} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -133,8 +137,9 @@ def report_markdown(
     """``report.md``: the table, the scorecard (when given), then the last model's best, worst
     and most changed examples."""
     names = list(rows)
-    last = names[-1]
-    order = sorted(range(len(rows[last])), key=lambda i: rows[last][i]["scores"]["sari"])
+    first, last = names[0], names[-1]
+    lines = [line for line in by_question(rows) if last in line]
+    lines.sort(key=lambda line: line[last]["scores"]["sari"])
     models = {n: metrics[n] for n in names}
     parts = ["# Evaluation report", "", compare_table(models), ""]
     if card_md:
@@ -143,36 +148,42 @@ def report_markdown(
         if metrics[last].get(by):
             parts.extend([f"## {title}", "", breakdown_table(models, by), ""])
 
-    def section(title: str, ids: list[int]) -> None:
+    def section(title: str, chosen: list[dict[str, dict[str, Any]]]) -> None:
         parts.extend([f"## {title}", ""])
-        parts.extend(example_markdown(rows[last][i], {n: rows[n][i] for n in names}) for i in ids)
+        parts.extend(example_markdown(line[last], line) for line in chosen)
 
-    section(f"Best ({last}, by SARI)", order[::-1][:3])
-    section(f"Worst ({last}, by SARI)", order[:3])
+    section(f"Best ({last}, by SARI)", lines[::-1][:3])
+    section(f"Worst ({last}, by SARI)", lines[:3])
     if len(names) > 1:
-        first = names[0]
-        gain = sorted(
-            range(len(order)),
-            key=lambda i: rows[last][i]["scores"]["sari"] - rows[first][i]["scores"]["sari"],
+        both_answered = [line for line in lines if first in line]
+        both_answered.sort(
+            key=lambda line: line[last]["scores"]["sari"] - line[first]["scores"]["sari"]
         )
-        section(f"Most changed ({first} -> {last})", gain[::-1][:3])
+        section(f"Most changed ({first} -> {last})", both_answered[::-1][:3])
     return "\n".join(parts)
+
+
+def by_question(rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+    """One ``{system: row}`` per question of the system that answered the most, in its order: a
+    system that answered fewer questions (the untuned model: ``evaluation.baseline_samples``)
+    appears only on the questions it answered."""
+    most = max(rows.values(), key=len)
+    index = {n: {r["question"]: r for r in answered} for n, answered in rows.items()}
+    return [{n: index[n][r["question"]] for n in rows if r["question"] in index[n]} for r in most]
 
 
 def prediction_lines(
     rows: dict[str, list[dict[str, Any]]], extra: dict[str, Any] | None = None
 ) -> list[str]:
-    """JSON lines, one per question of the first system's rows: the question, its gold, and each
-    system's output and scores (a system that answered fewer questions, only where it did)."""
-    names = list(rows)
+    """JSON lines, one per question (:func:`by_question`): the question, its gold, and each
+    system's output and scores where it answered."""
     lines = []
-    for i, first in enumerate(rows[names[0]]):
-        line = (extra or {}) | {k: first[k] for k in ("question", "gold", "kind", "language")}
-        for n in names:
-            if i < len(rows[n]):
-                r = rows[n][i]
-                line[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
-        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    for line in by_question(rows):
+        some = next(iter(line.values()))
+        out = (extra or {}) | {k: some[k] for k in ("question", "gold", "kind", "language")}
+        for n, r in line.items():
+            out[n] = {k: r[k] for k in ("output", "predicted", "stopped", "scores")}
+        lines.append(json.dumps(out, ensure_ascii=False) + "\n")
     return lines
 
 

@@ -71,6 +71,18 @@ def split_sections(
     return {name: records for name, records in out.items() if records}
 
 
+def baseline_records(
+    held_out: list[dict[str, Any]], train: list[dict[str, Any]], cfg: Any
+) -> list[dict[str, Any]]:
+    """The held-out records the untuned model answers, in their order: the first
+    ``evaluation.baseline_samples`` of each section (:func:`split_sections`), the questions that
+    its scorecard rows (``untuned``, ``few_shot``, ``tuned_same``) are scored on."""
+    cap = cfg.evaluation.baseline_samples
+    sections = split_sections(held_out, [], train)
+    asked = {r["question"] for records in sections.values() for r in records[:cap]}
+    return [r for r in held_out if r["question"] in asked]
+
+
 def few_shot_pool(section: str, train: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The training records a section's worked examples come from: templated ones for the
     template sections, real ones for the others (all of them when that kind is missing)."""
@@ -272,25 +284,32 @@ def evaluate_run(
     out_dir: Path,
     test: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``qd eval``: the base model and base + the run's adapter (one copy of the weights:
-    :class:`~qdlib.inference.WithoutAdapter`) on ``records``, the scorecard
+    """``qd eval``: base + the run's adapter on ``records`` and the base model on
+    :func:`baseline_records` (one copy of the weights: :class:`~qdlib.inference.WithoutAdapter`),
+    the scorecard
     with the ``test`` records (default: the profile's test file) and every baseline, written as
     one report (:func:`qdlib.evaluate.write_report`)."""
     tokenizer = load_tokenizer(cfg)
     adapter = Path(run_dir) / "adapter"
     tuned = load_with_adapter(cfg, adapter)
     models = {"tuned": tuned, "untuned": WithoutAdapter(tuned)}  # one copy of the base
-    settings = generation_settings(cfg)
-    questions = [r["question"] for r in records]
-    answers = {name: generate(m, tokenizer, questions, **settings) for name, m in models.items()}
     train_path = Path(run_dir) / "data/train.jsonl"
     train = load_records(train_path).records if train_path.exists() else []
+    asked = {"tuned": records, "untuned": baseline_records(records, train, cfg)}
+    settings = generation_settings(cfg)
+    answers = {
+        name: generate(models[name], tokenizer, [r["question"] for r in chosen], **settings)
+        for name, chosen in asked.items()
+    }
     seen = [r["question"] for r in train]
-    rows = {"base": score(records, answers["untuned"], seen),
+    rows = {"base": score(asked["untuned"], answers["untuned"], seen),
             "tuned": score(records, answers["tuned"], seen)}  # fmt: skip
     test = read_test_file(cfg) if test is None else test
     sections = split_sections(records, test, train)
-    done = {name: dict(zip(questions, gens, strict=True)) for name, gens in answers.items()}
+    done = {
+        name: {r["question"]: g for r, g in zip(asked[name], gens, strict=True)}
+        for name, gens in answers.items()
+    }
     card, card_rows = (
         build_scorecard(cfg, sections, train, models, tokenizer, done) if train else ({}, {})
     )

@@ -340,6 +340,25 @@ def test_qd_eval_loads_the_base_weights_once(trained, tmp_path, monkeypatch):
     assert [name for name in built if name.endswith("ForCausalLM")] == ["LlamaForCausalLM"]
 
 
+def test_a_model_that_answered_fewer_questions_is_joined_by_question(tmp_path):
+    """The untuned model answers a subset (evaluation.baseline_samples per section): each
+    prediction line and report example pairs the answers to one question, not to one index."""
+    rows = report_rows()
+    rows["base"] = rows["base"][1:]  # the base answered the second question only
+    write_report(tmp_path, rows)
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").open(encoding="utf-8")]
+    assert [sorted(line) for line in lines] == [
+        ["gold", "kind", "language", "question", "tuned"],
+        ["base", "gold", "kind", "language", "question", "tuned"],
+    ]
+    assert lines[1]["base"]["output"] == "1. 서울?" and lines[1]["question"] == "서울과 부산?"
+    changed = (tmp_path / "report.md").read_text(encoding="utf-8").split("## Most changed")[1]
+    assert "서울과 부산?" in changed and "Q?" not in changed
+    by_language = (tmp_path / "report.md").read_text(encoding="utf-8").split("## By language")[1]
+    assert "| en | 0 / 1 | n/a | 1.000 |" in by_language  # each model's n where they differ
+    assert "| ko | 1 |" in by_language
+
+
 def test_lesson_05_answers_untuned_from_the_tuned_models_weights():
     from qdlib.config import PROJECT_ROOT
 

@@ -11,6 +11,7 @@ from qdlib.data import normalize_question
 from qdlib.inference import Generation
 from qdlib.model import load_model
 from qdlib.scorecard import (
+    baseline_records,
     build_scorecard,
     few_shot_pool,
     plot_scorecard,
@@ -50,6 +51,22 @@ def test_sections_say_where_each_held_out_question_comes_from(mixed):
     for records in sections.values():
         assert not asked & {normalize_question(r["question"]) for r in records}
     assert len(sections["real"]) == cfg.evaluation.max_samples  # the test file, capped
+
+
+def test_the_untuned_model_answers_the_first_baseline_samples_of_each_section(mixed):
+    """Lesson 05 and `qd eval` generate the untuned answers once, for these questions, and the
+    scorecard's untuned row reads them: the same questions as its few-shot and tuned-same rows."""
+    cfg, splits = mixed
+    cfg = mixed_cfg(baseline_samples=3)
+    asked = baseline_records(splits.eval, splits.train, cfg)
+    sections = split_sections(splits.eval, [], splits.train)
+    assert [r["question"] for r in asked] == [
+        r["question"] for r in splits.eval
+        if any(r in records[:3] for records in sections.values())
+    ]  # fmt: skip
+    assert len(asked) == 3 * len(sections) < len(splits.eval)
+    everyone = mixed_cfg(baseline_samples=None)  # no cap: every question
+    assert baseline_records(splits.eval, splits.train, everyone) == splits.eval
 
 
 def test_few_shot_examples_are_of_the_sections_kind(mixed):

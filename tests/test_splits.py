@@ -307,7 +307,7 @@ def test_finish_steps_needs_a_budget_above_it_and_one_finishing_source():
                     training={"max_steps": -1})  # fmt: skip
 
 
-@pytest.mark.parametrize(("max_steps", "finishing"), [(80, 20), (4, 1), (2, 1), (1, 0)])
+@pytest.mark.parametrize(("max_steps", "finishing"), [(80, 24), (4, 1), (2, 1), (1, 0)])
 def test_finish_fraction_is_a_share_of_the_budget_at_least_one_step_never_all(max_steps, finishing):
     """A learner who cuts the budget (-p training.max_steps 4) keeps a finishing step or two."""
     cfg = load_config("cpu_ko", training={"max_steps": max_steps})

@@ -350,8 +350,9 @@ print(sorted(p.name for p in (run / "train").iterdir()))
 # StrategyQA question needs its own plan (high loss); how many of each a batch holds moves the
 # logged loss. Read the trend over many steps, not one point. On real questions a loss near zero
 # (the "lowest" printed above) would be a warning: real decompositions cannot be predicted word
-# for word, so near-zero loss on them means memorising. On templates only (`cpu_ko`) it is
-# expected: there the answer *is* the question's names in a fixed pattern.
+# for word, so near-zero loss on them means memorising. On template questions it is expected:
+# there the answer *is* the question's names in a fixed pattern (`cpu_ko` ends its run on them
+# alone, so its last logged losses are low).
 # The illustrations below (drawn, not measured) are the shapes to recognise in your own runs: too
 # high a learning rate jumps or climbs, too low barely moves, and overfitting shows when a
 # held-out loss turns back up while the training loss keeps falling (turn on
@@ -363,12 +364,12 @@ print(sorted(p.name for p in (run / "train").iterdir()))
 # > 질문에서 예측할 수 있고(손실이 낮음), StrategyQA의 실제 질문은 질문마다 자기 계획이 필요합니다
 # > (손실이 높음). 배치에 어느 쪽이 몇 개 들었는지가 기록된 손실을 움직입니다. 한 점이 아니라 여러
 # > 스텝의 흐름을 읽으세요. 실제 질문에서 손실이 0에 가깝다면(위에 출력한 "lowest") 경고입니다.
-# > 실제 분해는 글자 그대로 예측할 수 없으므로, 0에 가까운 손실은 외웠다는 뜻입니다. 템플릿만
-# > 학습하는 `cpu_ko`에서는 당연한 일입니다. 거기서는 답이 곧 정해진 틀에 질문의 이름을 넣은 것이기
-# > 때문입니다. 아래 그림(측정이 아니라 그린 예시)은 여러분의
-# > 학습에서 알아봐야 할 모양입니다. 학습률이 너무 크면 튀거나 오르고, 너무 작으면 거의 움직이지
-# > 않으며, 과적합(overfitting)은 학습 손실이 계속 떨어지는데 평가 손실이 다시 오를 때
-# > 보입니다(`training.eval_steps`를 켜면 평가 손실을 볼 수 있습니다).
+# > 실제 분해는 글자 그대로 예측할 수 없으므로, 0에 가까운 손실은 외웠다는 뜻입니다. 템플릿
+# > 질문에서는 당연한 일입니다. 거기서는 답이 곧 정해진 틀에 질문의 이름을 넣은 것이기 때문입니다
+# > (`cpu_ko`는 마지막 스텝들을 템플릿만으로 학습하므로 마지막 손실이 낮습니다). 아래 그림(측정이
+# > 아니라 그린 예시)은 여러분의 학습에서 알아봐야 할 모양입니다. 학습률이 너무 크면 튀거나
+# > 오르고, 너무 작으면 거의 움직이지 않으며, 과적합(overfitting)은 학습 손실이 계속 떨어지는데
+# > 평가 손실이 다시 오를 때 보입니다(`training.eval_steps`를 켜면 평가 손실을 볼 수 있습니다).
 
 # %%
 from qdlib.pictures import loss_shapes
@@ -446,7 +447,7 @@ if t.max_steps > 0:  # a budget in steps ends training before the epoch does
 peft_model.eval()
 scored = []
 with torch.no_grad():
-    for i in range(min(64, len(tokenized.train))):
+    for i in range(min(32, len(tokenized.train))):
         row = tokenized.train[i]
         out = peft_model(input_ids=torch.tensor([row["input_ids"]]),
                          labels=torch.tensor([row["labels"]]))
@@ -460,16 +461,16 @@ for loss, question in sorted(scored, reverse=True)[:3]:
 
 # %% [markdown] tags=["exercise"]
 # 🐕 **Medium.** Change the learning rate and watch what it does. On the same base, train two
-# fresh adapters for 10 steps on the same batches: one at the profile's rate, one at a tenth of
-# it (`peft_model.add_adapter`, `set_adapter`, and `dataclasses.replace(args, ...)` for the
-# arguments). Draw both loss curves: which one learns more in a short budget? The trained
-# adapter must come out of it untouched.
+# fresh adapters for 8 steps on the same batches (half the profile's batch, to be quick): one at
+# the profile's rate, one at a tenth of it (`peft_model.add_adapter`, `set_adapter`, and
+# `dataclasses.replace(args, ...)` for the arguments). Draw both loss curves: which one learns
+# more in a short budget? The trained adapter must come out of it untouched.
 #
 # > **[한국어]** 🐕 **보통.** 학습률을 바꾸고 무엇이 달라지는지 보세요. 같은 베이스 모델에 새
-# > 어댑터 두 개를 붙여 같은 배치로 10 스텝씩 학습합니다. 하나는 프로필의 학습률로, 하나는 그
-# > 10분의 1로 합니다(`peft_model.add_adapter`, `set_adapter`, 인자는
-# > `dataclasses.replace(args, ...)`). 두 손실 곡선을 그려 보세요. 짧은 예산에서 어느 쪽이 더 많이
-# > 배우나요? 학습해 둔 어댑터는 그대로 남아야 합니다.
+# > 어댑터 두 개를 붙여 같은 배치로 8 스텝씩 학습합니다(빨리 끝나도록 배치는 프로필의 절반).
+# > 하나는 프로필의 학습률로, 하나는 그 10분의 1로 합니다(`peft_model.add_adapter`, `set_adapter`,
+# > 인자는 `dataclasses.replace(args, ...)`). 두 손실 곡선을 그려 보세요. 짧은 예산에서 어느 쪽이
+# > 더 많이 배우나요? 학습해 둔 어댑터는 그대로 남아야 합니다.
 
 # %% tags=["solution"] jupyter={"outputs_hidden": true, "source_hidden": true}
 import dataclasses
@@ -486,7 +487,7 @@ def adapter_weights():  # every LoRA tensor of the model, in order
 
 # 학습해 둔 어댑터의 지문: 끝에 그대로인지 확인합니다
 kept = fingerprint(adapter_weights())  # the trained adapter's: checked at the end
-steps = min(10, t.max_steps) if t.max_steps > 0 else 10
+steps = min(8, t.max_steps) if t.max_steps > 0 else 8
 curves = {}
 for name, lr in {"as_profiled": t.learning_rate, "a_tenth": t.learning_rate / 10}.items():
     # 같은 시작값, 같은 배치: 학습률만 다릅니다
@@ -495,10 +496,12 @@ for name, lr in {"as_profiled": t.learning_rate, "a_tenth": t.learning_rate / 10
     peft_model.add_adapter(name, peft_model.peft_config["default"])  # same base, no 2nd copy
     # 이제 이 어댑터만 계산하고 학습합니다
     peft_model.set_adapter(name)  # only this adapter computes and trains now
-    # No checkpoints, the loss at every step, written outside the run directory
-    # 체크포인트 없이, 스텝마다 손실을 기록하고, 실행 디렉터리 밖에 씁니다
+    # Half the batch (quick), no checkpoints, the loss at every step, outside the run directory
+    # 배치는 절반(빨리), 체크포인트 없이, 스텝마다 손실을 기록하고, 실행 디렉터리 밖에 씁니다
+    half = max(1, args.per_device_train_batch_size // 2)
     short = dataclasses.replace(args, learning_rate=lr, max_steps=steps, logging_steps=1,
-                                save_strategy="no", eval_strategy="no",
+                                per_device_train_batch_size=half, save_strategy="no",
+                                eval_strategy="no",
                                 output_dir=tempfile.mkdtemp())
     short_trainer = Trainer(model=peft_model, args=short, train_dataset=tokenized.train,
                             data_collator=AnswerLogitsOnly(collator),
