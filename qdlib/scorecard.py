@@ -286,9 +286,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """``qd eval``: base + the run's adapter on ``records`` and the base model on
     :func:`baseline_records` (one copy of the weights: :class:`~qdlib.inference.WithoutAdapter`),
-    the scorecard
-    with the ``test`` records (default: the profile's test file) and every baseline, written as
-    one report (:func:`qdlib.evaluate.write_report`)."""
+    the scorecard with the ``test`` records (default: the profile's test file) and every
+    baseline, written as one report (:func:`qdlib.evaluate.write_report`)."""
     tokenizer = load_tokenizer(cfg)
     adapter = Path(run_dir) / "adapter"
     tuned = load_with_adapter(cfg, adapter)
