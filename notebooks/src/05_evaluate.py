@@ -210,7 +210,8 @@ rows = {"base": score(asked, base_outputs, seen),
         "tuned": score(eval_records, tuned_outputs, seen)}
 # 튜닝된 모델을 튜닝 전 모델과 같은 질문에서: 나란히 비교할 열
 # The tuned model on the untuned model's questions: the like-for-like column
-same = [r for r in rows["tuned"] if r["question"] in {a["question"] for a in asked}]
+asked_questions = {r["question"] for r in asked}
+same = [r for r in rows["tuned"] if r["question"] in asked_questions]
 display(Markdown(compare_table({"base": summarize(rows["base"]),
                                 "tuned, same questions": summarize(same),
                                 "tuned, all": summarize(rows["tuned"])})))
