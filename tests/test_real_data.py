@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from qdlib.data import load_records, normalize_question
+from qdlib.config import load_config
+from qdlib.data import detect_language, load_records, normalize_question
 from qdlib.sources import load_any
+from qdlib.splits import prepare_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "strategyqa"
@@ -265,3 +267,20 @@ def test_no_korean_training_question_is_a_translated_test_question():
     ids = {json.loads(line)["id"] for line in lines("dev.jsonl")}
     text = (DATA.parent / "strategyqa_ko/train.jsonl").read_text(encoding="utf-8")
     assert not {json.loads(line)["id"].removesuffix("-ko") for line in text.splitlines()} & ids
+
+
+@pytest.mark.parametrize(
+    ("profile", "languages"),
+    [("cpu_small", {"en"}), ("cpu_ko", {"ko"}), ("rtx4060", {"en", "ko"}),
+     ("runpod", {"en", "ko"})],
+)  # fmt: skip
+def test_every_course_profile_trains_on_real_questions_in_its_languages(profile, languages):
+    """#20: the course profiles train on real questions, not only on the templates, in every
+    language they teach; the GPU profiles in both. No real training question is held out where
+    its translation is trained on, so no held-out question has its translation in training."""
+    splits = prepare_splits(load_config(profile))
+    real = [r for r in splits.train if "template" not in r]
+    assert {detect_language(r["question"]) for r in real} == languages
+    assert len(real) >= 200 * len(languages)
+    if languages == {"en", "ko"}:
+        assert all("template" in r for r in splits.eval)

@@ -25,11 +25,12 @@ from qdlib.splits import prepare_splits, template_key
 
 
 def mixed_cfg(**evaluation):
-    """The GPU profiles' data step (StrategyQA + the templates, 2 templates held out whole), on
-    the tiny model's profile."""
-    gpu = load_config("rtx4060")
-    data = {"train_file": None, "sources": [vars(s) for s in gpu.data.sources],
-            "holdout_by": "template", "holdout_fraction": 0.15}  # fmt: skip
+    """The recipe search's data step (StrategyQA with 10% held out as validation, and the
+    templates, 2 of them held out whole), on the tiny model's profile."""
+    sources = [{"spec": "data/strategyqa/train.jsonl", "eval_fraction": 0.1},
+               {"spec": "data/teaching/decompose_teach.jsonl"}]  # fmt: skip
+    data = {"train_file": None, "sources": sources, "holdout_by": "template",
+            "holdout_fraction": 0.15}  # fmt: skip
     return load_config("cpu_tiny", data=data, evaluation=evaluation or None)
 
 
