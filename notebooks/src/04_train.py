@@ -524,11 +524,12 @@ display(fig)
 for lr, losses in curves.items():
     print(f"learning rate {lr:g}: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 # The first step is the same (the same start, the same batch); after it the higher rate moves
-# further each step. In a budget of a hundred steps that is what you want (the profile's comment:
-# 1e-3 learned less than 2e-3); with a long budget a rate this high can overshoot.
-# 첫 스텝은 같습니다(같은 시작값, 같은 배치). 그 뒤로 높은 학습률이 스텝마다 더 멀리 갑니다. 백
-# 스텝 남짓의 예산에서는 그게 바람직합니다(프로필 주석: 1e-3은 2e-3보다 덜 배웠습니다). 예산이 길면
-# 이만큼 높은 학습률은 지나칠 수 있습니다.
+# further each step. In a budget of a few hundred steps that is what you want (the profile's
+# comment: at batch 8, 1e-3 learned less than 2e-3); with a long budget a rate this high can
+# overshoot.
+# 첫 스텝은 같습니다(같은 시작값, 같은 배치). 그 뒤로 높은 학습률이 스텝마다 더 멀리 갑니다. 수백
+# 스텝의 예산에서는 그게 바람직합니다(프로필 주석: 배치 8에서 1e-3은 2e-3보다 덜 배웠습니다). 예산이
+# 길면 이만큼 높은 학습률은 지나칠 수 있습니다.
 
 # %% [markdown] tags=["exercise"]
 # 🦁 **Stretch.** Stop this notebook's kernel during training, then run it again with

@@ -372,15 +372,15 @@ if "real" in card:
 # %% [markdown]
 # ## Why a high in-template score is not proof
 # Read the in-template column against the rule baseline: a program that copies the nearest
-# training question's steps and swaps the names, with no model and no learning, scores as well
-# or better there. On questions of a template held out whole, and on real questions, the same
-# program falls, and so does the tuned model. The number that says how well the model
+# training question's steps and swaps the names, with no model and no learning, scores nearly as
+# well there. On questions of a template held out whole, and on real questions, the same program
+# falls, and so does the tuned model. The number that says how well the model
 # *decomposes* is the real column, next to BART-large (a 400 M model tuned on all of StrategyQA
 # train on a GPU) and the few-shot prompt.
 #
 # > **[한국어]** **in-template 점수가 높다고 증명이 되지 않는 이유.** in-template 열을 rule
 # > 기준선과 나란히 읽어 보세요. 모델도 학습도 없이 가장 가까운 학습 질문의 단계를 베끼고 이름만
-# > 바꾸는 프로그램이 거기서 같거나 더 높은 점수를 얻습니다. 틀째로 빼 둔 질문과 실제 질문에서는 그
+# > 바꾸는 프로그램이 거기서 거의 같은 점수를 얻습니다. 틀째로 빼 둔 질문과 실제 질문에서는 그
 # > 프로그램도, 튜닝된 모델도 떨어집니다. 모델이 얼마나 *분해*하는지 말해 주는 숫자는 real 열이며,
 # > BART-large(StrategyQA train 전체로 GPU에서 튜닝한 4억 매개변수 모델)와 few-shot 프롬프트 옆에서
 # > 읽어야 합니다.
@@ -394,19 +394,23 @@ for name in card:
 # %% [markdown]
 # ### What a held-out template shows
 # On questions of a template never trained, the tuned model keeps the *form* (numbered steps, the
-# usual number of them, it stops) but forces the wording of a template it did train onto the new
-# pattern: in the default run, "Which languages are spoken in both X and Y?" gets the comparison
-# template's last step, "Which of the two languages is the greatest?". The few-shot prompt, which
-# learned no pattern at all, copies the question's words into its steps, and SARI rewards that
-# (its *keep* part): the check above says whether the tuned model still beats it there. Fine-tuning
-# on templates teaches templates; a new kind of question needs training examples of its kind.
+# usual number of them, it stops) and often the first steps, but not the step that is new: in the
+# default run, "Which languages are spoken in both X and Y?" ends on "Which languages are both of
+# #2?", and "Which actors appeared in both Memento and Oldboy?" on "Which of the two movies are
+# both of #1 and #2?", the comparison template's wording forced onto a pattern it never saw. The
+# few-shot prompt, which learned no pattern at all, copies the question's words into its steps,
+# and SARI rewards that (its *keep* part): the check above says whether the tuned model still
+# beats it there. Fine-tuning on templates teaches templates; a new kind of question needs
+# training examples of its kind.
 #
 # > **[한국어]** **빼 둔 틀이 보여 주는 것.** 학습하지 않은 틀의 질문에서 튜닝된 모델은 *형식*(번호
-# > 붙은 단계, 익숙한 단계 수, 멈추기)은 지키지만, 학습한 다른 틀의 표현을 새 패턴에 억지로
-# > 씌웁니다. 기본 실행에서 "Which languages are spoken in both X and Y?"는 비교 틀의 마지막 단계인
-# > "Which of the two languages is the greatest?"를 받습니다. 어떤 패턴도 배우지 않은 few-shot
-# > 프롬프트는 질문의 단어를 단계에 옮겨 쓰고, SARI는 그것에 점수를 줍니다(*keep* 부분). 튜닝된
-# > 모델이 거기서도 여전히 이기는지는 위의 확인이 말해 줍니다. 틀로 미세 조정하면 틀을 배웁니다.
+# > 붙은 단계, 익숙한 단계 수, 멈추기)과 흔히 앞쪽 단계들은 지키지만, 새로운 단계는 지키지 못합니다.
+# > 기본 실행에서 "Which languages are spoken in both X and Y?"는 "Which languages are both of
+# > #2?"로, "Which actors appeared in both Memento and Oldboy?"는 "Which of the two movies are both
+# > of #1 and #2?"로 끝납니다. 본 적 없는 패턴에 비교 틀의 표현을 억지로 씌운 것입니다. 어떤 패턴도
+# > 배우지 않은 few-shot 프롬프트는 질문의 단어를 단계에 옮겨 쓰고, SARI는 그것에 점수를 줍니다
+# > (*keep* 부분). 튜닝된 모델이 거기서도 여전히 이기는지는 위의 확인이 말해 줍니다. 틀로 미세
+# > 조정하면 틀을 배웁니다.
 # > 새로운 종류의 질문에는 그 종류의 학습 예제가 필요합니다.
 
 # %%
