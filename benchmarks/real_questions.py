@@ -9,7 +9,8 @@ One table, one row per system, each metric with its n and a 95% bootstrap interv
 - rule baseline: the nearest StrategyQA train question's sub-questions, differing words swapped
   (no model, no learning; :func:`qdlib.baselines.rule_decompose`);
 - untuned: the profile's base model with the course's prompt;
-- few-shot: the same model with 3 worked examples from StrategyQA train before the question;
+- few-shot: the same model with 3 worked examples from StrategyQA train before the question,
+  drawn for each question;
 - tuned (with ``--run``): the run's base model with its adapter, as ``qd eval`` loads it.
 
 Every system is scored by :func:`qdlib.evaluate.score`, with StrategyQA train as the reference
@@ -57,12 +58,13 @@ ABOUT = {
 
 
 def model_systems(
-    cfg: Config, args: argparse.Namespace, questions: list[str], examples: list[dict[str, Any]]
+    cfg: Config, args: argparse.Namespace, questions: list[str], train: list[dict[str, Any]]
 ) -> dict[str, list[Generation]]:
-    """The untuned model, its few-shot prompt (``examples``) and, with ``--run``, the tuned one."""
+    """The untuned model, its few-shot prompt (3 of ``train`` per question) and, with ``--run``,
+    the tuned one."""
     tokenizer, model = load_tokenizer(cfg), load_model(cfg)
     settings = {"batch_size": cfg.evaluation.batch_size, "max_new_tokens": args.max_new_tokens}
-    shots = few_shot_prompt(examples)
+    shots = few_shot_prompt(train, questions, cfg.seed)
     out = {
         "untuned": generate(model, tokenizer, questions, **settings),
         "few-shot (3)": generate(model, tokenizer, questions, prompt=shots, **settings),
@@ -91,14 +93,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     questions = [r["question"] for r in dev]
     cfg = load_config(args.profile)
     seed = cfg.seed
-    examples = few_shot_examples(train, questions, seed)
     start = time.perf_counter()
     systems = {
         "BART-large (published)": published_generations(dev, BART),
         "rule baseline": rule_baseline(questions, train),
     }
     if not args.no_model:
-        systems |= model_systems(cfg, args, questions, examples)
+        systems |= model_systems(cfg, args, questions, train)
     reference = [r["question"] for r in train]
     summaries = {
         name: summary_with_ci(score(dev, gens, reference), seed, KEYS, ci_below=math.inf)
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": None if args.no_model else cfg.model.name,
         "run": str(args.run) if args.run else None,
         "seed": seed,
-        "few_shot_example_ids": None if args.no_model else [ex["id"] for ex in examples],
+        "few_shot_examples": None if args.no_model else [
+            [ex["id"] for ex in few_shot_examples(train, q, seed)] for q in questions
+        ],  # the ids shown before each question
         "published_bart_sari": PUBLISHED_BART_SARI,
         "seconds": round(time.perf_counter() - start, 1),
         "systems": summaries,

@@ -1,8 +1,8 @@
 """The baselines a tuned model's scores stand beside: what would a number be without fine-tuning?
 
 - **Few-shot prompt**: the same untuned model, shown 3 worked examples from the training records
-  before the question: what to try before fine-tuning (:func:`few_shot_examples`,
-  :func:`few_shot_prompt`, passed to :func:`qdlib.evaluate.generate`).
+  before the question, drawn anew for each question: what to try before fine-tuning
+  (:func:`few_shot_examples`, :func:`few_shot_prompt`, passed to :func:`qdlib.inference.generate`).
 - **Rule baseline**: no model, no learning: the most similar training question's sub-questions,
   with the words that differ swapped in (:func:`rule_decompose`). Template filling, by hand.
 - **Published predictions**: another system's decompositions, read from a file and joined by id
@@ -20,7 +20,6 @@ import re
 import unicodedata
 from collections.abc import Callable
 from difflib import SequenceMatcher
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,35 +40,48 @@ def as_generations(decompositions: list[list[str]]) -> list[Generation]:
 
 
 def few_shot_examples(
-    train: list[dict[str, Any]], evaluated: list[str], seed: int, k: int = N_SHOTS
+    train: list[dict[str, Any]], question: str, seed: int, k: int = N_SHOTS
 ) -> list[dict[str, Any]]:
-    """``k`` worked examples drawn from the training records by ``seed``.
+    """The ``k`` worked examples shown before ``question``: drawn from the training records by
+    ``seed`` and the question itself, so each question has its own draw, the same on every run.
 
-    One fixed set for the whole evaluation: every prompt starts the same way (reproducible, and a
-    prefix cache can reuse it). An example whose question is one of the ``evaluated`` questions
-    (compared normalized) is refused: it would show the model the answer.
+    Why not one set of three for every question: which three a learner happens to pick moves
+    the score more than the questions do. On cpu_small's held-out templates, eight fixed draws
+    scored SARI 0.25 to 0.64 (mean 0.41); drawn per question, the mean is the learner's expected
+    score, and the bootstrap interval over questions also covers the draw
+    (``benchmarks/results/recipe_search.md``).
     """
     if len(train) < k:
         raise DataError(
             f"the few-shot prompt needs {k} training records as worked examples; the training "
             f"pool has {len(train)}. Give a larger training file."
         )
-    examples = random.Random(seed).sample(list(train), k)
+    return random.Random(f"{seed}:{normalize_question(question)}").sample(list(train), k)
+
+
+def few_shot_prompt(
+    train: list[dict[str, Any]], evaluated: list[str], seed: int
+) -> Callable[[str, Any, str], list[int]]:
+    """The prompt builder to pass to :func:`qdlib.inference.generate` (``prompt=``): each
+    question after its own worked examples (:func:`few_shot_examples`).
+
+    A training record whose question is one of the ``evaluated`` questions (compared normalized)
+    is refused: a draw could show the model the answer.
+    """
     held_out = {normalize_question(q) for q in evaluated}
-    for ex in examples:
-        if normalize_question(ex["question"]) in held_out:
+    for record in train:
+        if normalize_question(record["question"]) in held_out:
             raise DataError(
-                f"few-shot example {shown(ex['question'])} is also an evaluated question: the "
-                "prompt would hold its answer. Draw the examples from training records only "
+                f"few-shot example {shown(record['question'])} is also an evaluated question: "
+                "the prompt could hold its answer. Draw the examples from training records only "
                 "(qdlib.splits.prepare_splits keeps evaluated questions out of train)."
             )
-    return examples
+    few_shot_examples(train, "", seed)  # too small a pool fails here, before any generation
 
+    def prompt(question: str, tokenizer: Any, language: str = "auto") -> list[int]:
+        return prompt_ids(question, tokenizer, language, few_shot_examples(train, question, seed))
 
-def few_shot_prompt(examples: list[dict[str, Any]]) -> Callable[[str, Any, str], list[int]]:
-    """The prompt builder to pass to :func:`qdlib.evaluate.generate` (``prompt=``):
-    :func:`qdlib.data.prompt_ids` with the worked examples."""
-    return partial(prompt_ids, examples=examples)
+    return prompt
 
 
 # ---------------------------------------------------------------- rule baseline

@@ -7,7 +7,8 @@ tuned model and by its **baselines** (:data:`SYSTEMS`):
 
 - ``untuned``: the same base model without the adapter, the course's prompt;
 - ``few_shot``: the untuned model with 3 worked examples of the same kind from the training
-  records before the question (:mod:`qdlib.baselines`): what to try before fine-tuning;
+  records before the question, drawn for each question (:mod:`qdlib.baselines`): what to try
+  before fine-tuning;
 - ``rule``: no model, no learning: the nearest training question's steps, names swapped;
 - ``published``: another system's predictions for the test file (BART-large on StrategyQA dev).
 
@@ -24,7 +25,6 @@ from typing import Any
 
 from qdlib.baselines import (
     ci_cell,
-    few_shot_examples,
     few_shot_prompt,
     published_generations,
     rule_baseline,
@@ -118,12 +118,12 @@ def answer_section(
             return [known[q] for q in asked]
         return generate(models[system], tokenizer, asked, **settings)
 
-    shots = few_shot_examples(few_shot_pool(section, train), questions, cfg.seed)
+    shots = few_shot_prompt(few_shot_pool(section, train), questions, cfg.seed)
     answers = {
         "tuned": model_answers("tuned", questions),
         "untuned": model_answers("untuned", few),
         "few_shot": generate(
-            models["untuned"], tokenizer, few, prompt=few_shot_prompt(shots), **settings
+            models["untuned"], tokenizer, few, prompt=shots, **settings
         ),
         "rule": rule_baseline(questions, train),
     }

@@ -241,7 +241,9 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 # And each section is answered by the tuned model and its **baselines**:
 # - **untuned**: the same base model, the same prompt, no adapter;
 # - **few shot**: the untuned model with 3 worked examples of the same kind before the
-#   question (`qdlib.baselines.few_shot_examples`): what to try *before* fine-tuning;
+#   question (`qdlib.baselines.few_shot_examples`): what to try *before* fine-tuning. The three
+#   are drawn anew for each question: which three a learner happens to pick moves the score more
+#   than the questions do, and one set for all would make the baseline one lucky (or unlucky) draw;
 # - **rule**: no model at all: the most similar training question's steps with the differing
 #   words swapped in (`qdlib.baselines.rule_decompose`);
 # - **published**: the StrategyQA authors' BART-large predictions (`evaluation.test_predictions`),
@@ -270,7 +272,9 @@ print("tuned beats base on SARI:", tuned["sari"] > base["sari"])
 # > 각 구역을 튜닝된 모델과 **기준선(baseline)**들이 풉니다.
 # > - **untuned**: 같은 베이스 모델, 같은 프롬프트, 어댑터 없음;
 # > - **few shot**: 같은 종류의 풀이 예제 3개를 질문 앞에 보여 준 튜닝 전 모델
-# >   (`qdlib.baselines.few_shot_examples`). 미세 조정 *전에* 먼저 해 볼 일입니다;
+# >   (`qdlib.baselines.few_shot_examples`). 미세 조정 *전에* 먼저 해 볼 일입니다. 예제 세 개는
+# >   질문마다 새로 뽑습니다. 어떤 세 개를 고르느냐가 질문보다 점수를 더 크게 움직이므로, 모든
+# >   질문에 한 벌을 쓰면 기준선이 운 좋은(또는 나쁜) 한 번의 뽑기가 됩니다;
 # > - **rule**: 모델 없이, 가장 비슷한 학습 질문의 단계에 다른 단어를 바꿔 넣은 것
 # >   (`qdlib.baselines.rule_decompose`);
 # > - **published**: StrategyQA 저자들이 공개한 BART-large 예측(`evaluation.test_predictions`)을
