@@ -51,11 +51,6 @@ def few_shot_examples(
     score, and the bootstrap interval over questions also covers the draw
     (``benchmarks/results/recipe_search.md``).
     """
-    if len(train) < k:
-        raise DataError(
-            f"the few-shot prompt needs {k} training records as worked examples; the training "
-            f"pool has {len(train)}. Give a larger training file."
-        )
     return random.Random(f"{seed}:{normalize_question(question)}").sample(list(train), k)
 
 
@@ -65,9 +60,14 @@ def few_shot_prompt(
     """The prompt builder to pass to :func:`qdlib.inference.generate` (``prompt=``): each
     question after its own worked examples (:func:`few_shot_examples`).
 
-    A training record whose question is one of the ``evaluated`` questions (compared normalized)
-    is refused: a draw could show the model the answer.
+    A training pool of fewer than :data:`N_SHOTS` records is refused, and so is one that holds
+    an ``evaluated`` question (compared normalized): a draw could show the model the answer.
     """
+    if len(train) < N_SHOTS:
+        raise DataError(
+            f"the few-shot prompt needs {N_SHOTS} training records as worked examples; the "
+            f"training pool has {len(train)}. Give a larger training file."
+        )
     held_out = {normalize_question(q) for q in evaluated}
     for record in train:
         if normalize_question(record["question"]) in held_out:
@@ -76,7 +76,6 @@ def few_shot_prompt(
                 "the prompt could hold its answer. Draw the examples from training records only "
                 "(qdlib.splits.prepare_splits keeps evaluated questions out of train)."
             )
-    few_shot_examples(train, "", seed)  # too small a pool fails here, before any generation
 
     def prompt(question: str, tokenizer: Any, language: str = "auto") -> list[int]:
         return prompt_ids(question, tokenizer, language, few_shot_examples(train, question, seed))
