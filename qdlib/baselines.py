@@ -60,25 +60,21 @@ def few_shot_prompt(
     """The prompt builder to pass to :func:`qdlib.inference.generate` (``prompt=``): each
     question after its own worked examples (:func:`few_shot_examples`).
 
-    A training pool of fewer than :data:`N_SHOTS` records is refused, and so is one that holds
-    an ``evaluated`` question (compared normalized): a draw could show the model the answer.
+    No ``evaluated`` question (compared normalized) is ever shown: it would hold its own answer.
+    The course's splits keep them out of training already; a file evaluated with ``qd eval
+    --split`` may share questions with training, and those are left out of the draw.
     """
-    if len(train) < N_SHOTS:
-        raise DataError(
-            f"the few-shot prompt needs {N_SHOTS} training records as worked examples; the "
-            f"training pool has {len(train)}. Give a larger training file."
-        )
     held_out = {normalize_question(q) for q in evaluated}
-    for record in train:
-        if normalize_question(record["question"]) in held_out:
-            raise DataError(
-                f"few-shot example {shown(record['question'])} is also an evaluated question: "
-                "the prompt could hold its answer. Draw the examples from training records only "
-                "(qdlib.splits.prepare_splits keeps evaluated questions out of train)."
-            )
+    pool = [r for r in train if normalize_question(r["question"]) not in held_out]
+    if len(pool) < N_SHOTS:
+        raise DataError(
+            f"the few-shot prompt needs {N_SHOTS} training records as worked examples that are "
+            f"not evaluated questions; the training pool has {len(pool)} (of {len(train)}). "
+            "Give a larger training file."
+        )
 
     def prompt(question: str, tokenizer: Any, language: str = "auto") -> list[int]:
-        return prompt_ids(question, tokenizer, language, few_shot_examples(train, question, seed))
+        return prompt_ids(question, tokenizer, language, few_shot_examples(pool, question, seed))
 
     return prompt
 

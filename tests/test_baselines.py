@@ -72,17 +72,24 @@ def test_each_question_has_its_own_draw_and_the_same_one_on_every_run(teaching):
     assert few_shot_examples(teaching.train, evaluated[0].upper(), seed=42) == draws[0]
 
 
-def test_a_pool_that_holds_an_evaluated_question_is_refused(teaching):
-    pool = teaching.train[:5]
-    leaked = pool[4]["question"].upper().rstrip("?") + " ?"  # the same question, normalized
-    assert normalize_question(leaked) == normalize_question(pool[4]["question"])
-    with pytest.raises(DataError, match="also an evaluated question"):
-        few_shot_prompt(pool, [leaked], seed=0)
+def test_an_evaluated_question_in_the_pool_is_never_shown(teaching, tiny_tokenizer):
+    """`qd eval --split FILE` may evaluate trained questions: they stay out of the draw."""
+    pool = teaching.train[:4]
+    evaluated = [pool[1]["question"].upper().rstrip("?") + " ?"]  # the same question, normalized
+    assert normalize_question(evaluated[0]) == normalize_question(pool[1]["question"])
+    prompt = few_shot_prompt(pool, evaluated, seed=0)
+    for question in questions(teaching.eval)[:10]:
+        text = tiny_tokenizer.decode(prompt(question, tiny_tokenizer, "auto"))
+        assert pool[1]["question"] not in text
+        assert all(pool[i]["question"] in text for i in (0, 2, 3))  # the other three, each time
 
 
 def test_a_training_pool_of_fewer_than_three_is_refused(teaching):
     with pytest.raises(DataError, match=r"needs 3 training records.*has 2"):
         few_shot_prompt(teaching.train[:2], [], seed=0)
+    pool = teaching.train[:3]  # three, but one of them is evaluated
+    with pytest.raises(DataError, match=r"not evaluated questions; the training pool has 2 \(of"):
+        few_shot_prompt(pool, [pool[0]["question"]], seed=0)
 
 
 def test_generate_decodes_from_the_few_shot_prompt(teaching, tiny_cfg, tiny_tokenizer):
