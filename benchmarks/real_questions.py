@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from qdlib.baselines import (
+    FewShotPrompt,
     ci_table,
-    few_shot_examples,
     few_shot_prompt,
     published_generations,
     rule_baseline,
@@ -58,13 +58,11 @@ ABOUT = {
 
 
 def model_systems(
-    cfg: Config, args: argparse.Namespace, questions: list[str], train: list[dict[str, Any]]
+    cfg: Config, args: argparse.Namespace, questions: list[str], shots: FewShotPrompt
 ) -> dict[str, list[Generation]]:
-    """The untuned model, its few-shot prompt (3 of ``train`` per question) and, with ``--run``,
-    the tuned one."""
+    """The untuned model, its few-shot prompt (``shots``) and, with ``--run``, the tuned one."""
     tokenizer, model = load_tokenizer(cfg), load_model(cfg)
     settings = {"batch_size": cfg.evaluation.batch_size, "max_new_tokens": args.max_new_tokens}
-    shots = few_shot_prompt(train, questions, cfg.seed)
     out = {
         "untuned": generate(model, tokenizer, questions, **settings),
         "few-shot (3)": generate(model, tokenizer, questions, prompt=shots, **settings),
@@ -93,13 +91,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     questions = [r["question"] for r in dev]
     cfg = load_config(args.profile)
     seed = cfg.seed
+    shots = few_shot_prompt(train, questions, seed)
     start = time.perf_counter()
     systems = {
         "BART-large (published)": published_generations(dev, BART),
         "rule baseline": rule_baseline(questions, train),
     }
     if not args.no_model:
-        systems |= model_systems(cfg, args, questions, train)
+        systems |= model_systems(cfg, args, questions, shots)
     reference = [r["question"] for r in train]
     summaries = {
         name: summary_with_ci(score(dev, gens, reference), seed, KEYS, ci_below=math.inf)
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "run": str(args.run) if args.run else None,
         "seed": seed,
         "few_shot_examples": None if args.no_model else [
-            [ex["id"] for ex in few_shot_examples(train, q, seed)] for q in questions
+            [ex["id"] for ex in shots.examples(q)] for q in questions
         ],  # the ids shown before each question
         "published_bart_sari": PUBLISHED_BART_SARI,
         "seconds": round(time.perf_counter() - start, 1),

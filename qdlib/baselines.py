@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from collections.abc import Callable
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,28 @@ def few_shot_examples(
     score, and the bootstrap interval over questions also covers the draw
     (``benchmarks/results/recipe_search.md``).
     """
-    return random.Random(f"{seed}:{normalize_question(question)}").sample(list(train), k)
+    return random.Random(f"{seed}:{normalize_question(question)}").sample(train, k)
 
 
-def few_shot_prompt(
-    train: list[dict[str, Any]], evaluated: list[str], seed: int
-) -> Callable[[str, Any, str], list[int]]:
+@dataclass(frozen=True)
+class FewShotPrompt:
     """The prompt builder to pass to :func:`qdlib.inference.generate` (``prompt=``): each
-    question after its own worked examples (:func:`few_shot_examples`).
+    question after its own worked examples, drawn from ``pool`` (:func:`few_shot_examples`).
+    Build it with :func:`few_shot_prompt`, which keeps evaluated questions out of the pool."""
+
+    pool: list[dict[str, Any]]
+    seed: int
+
+    def examples(self, question: str) -> list[dict[str, Any]]:
+        """The worked examples shown before ``question``."""
+        return few_shot_examples(self.pool, question, self.seed)
+
+    def __call__(self, question: str, tokenizer: Any, language: str = "auto") -> list[int]:
+        return prompt_ids(question, tokenizer, language, self.examples(question))
+
+
+def few_shot_prompt(train: list[dict[str, Any]], evaluated: list[str], seed: int) -> FewShotPrompt:
+    """A :class:`FewShotPrompt` drawing from the ``train`` records.
 
     No ``evaluated`` question (compared normalized) is ever shown: it would hold its own answer.
     The course's splits keep them out of training already; a file evaluated with ``qd eval
@@ -72,11 +86,7 @@ def few_shot_prompt(
             f"not evaluated questions; the training pool has {len(pool)} (of {len(train)}). "
             "Give a larger training file."
         )
-
-    def prompt(question: str, tokenizer: Any, language: str = "auto") -> list[int]:
-        return prompt_ids(question, tokenizer, language, few_shot_examples(pool, question, seed))
-
-    return prompt
+    return FewShotPrompt(pool, seed)
 
 
 # ---------------------------------------------------------------- rule baseline

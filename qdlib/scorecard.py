@@ -122,9 +122,7 @@ def answer_section(
     answers = {
         "tuned": model_answers("tuned", questions),
         "untuned": model_answers("untuned", few),
-        "few_shot": generate(
-            models["untuned"], tokenizer, few, prompt=shots, **settings
-        ),
+        "few_shot": generate(models["untuned"], tokenizer, few, prompt=shots, **settings),
         "rule": rule_baseline(questions, train),
     }
     if published is not None:
