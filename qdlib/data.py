@@ -324,7 +324,10 @@ def dedup(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
 def split_records(
     records: list[dict[str, Any]], eval_fraction: float, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Shuffle with ``seed`` and hold out ``eval_fraction`` (same seed, same split)."""
+    """Shuffle with ``seed`` and hold out ``eval_fraction`` (same seed, same split).
+
+    ``datasets``' ``train_test_split`` does this much, but not the grouped holdout beside it
+    (``qdlib.splits.split_by``: whole templates or entities), so both stay on plain records."""
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     n_eval = round(len(records) * eval_fraction)

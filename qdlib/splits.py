@@ -273,7 +273,11 @@ class Splits:
 def weight_records(
     records: list[dict[str, Any]], weight: float, rng: random.Random
 ) -> list[dict[str, Any]]:
-    """Down- or up-sample: weight 0.5 keeps a seeded half, 2.5 repeats all twice plus a half."""
+    """Down- or up-sample: weight 0.5 keeps a seeded half, 2.5 repeats all twice plus a half.
+
+    Not ``datasets.interleave_datasets``: it draws each example's source at random, so a weight
+    would be a probability, not a count, and ``Dataset.from_list`` gives every record the first
+    record's keys (a StrategyQA record after a template one would lose its ``id``)."""
     whole = int(weight)
     part = rng.sample(records, round((weight - whole) * len(records)))
     return records * whole + part
